@@ -1,0 +1,50 @@
+"""Defence programmes: military end users with NdFeB and SmCo needs and deep stocks.
+
+A programme consumes what its stock allows; the rest is shortfall (output the programme cannot deliver).
+When US programmes' cover falls below ``stockpile_release_trigger_days`` the US government releases
+magnets from the National Defense Stockpile, pro rata to need, until the stockpile is empty.
+"""
+
+from __future__ import annotations
+
+import mesa
+import numpy as np
+
+from model.network import NDFEB, SMCO
+
+
+class DefenseProgramme(mesa.Agent):
+    def __init__(self, model: mesa.Model, node: int, region: str, name: str):
+        super().__init__(model)
+        self.node = node
+        self.region = region
+        self.name = name
+
+
+def consume(net, nodes: np.ndarray) -> tuple[float, np.ndarray]:
+    """Programmes use what they need or what they have. Returns (need t, used t by material)."""
+    cols = np.array([NDFEB, SMCO])
+    need = net.need[np.ix_(nodes, cols)]
+    stock = net.stock[np.ix_(nodes, cols)]
+    used = np.minimum(stock, need)
+    net.stock[np.ix_(nodes, cols)] = stock - used
+    out = np.zeros(net.stock.shape[1])
+    out[cols] = used.sum(axis=0)
+    return float(need.sum()), out
+
+
+def release_stockpile(net, nodes: np.ndarray, stockpile: np.ndarray, trigger_days: float) -> None:
+    """Release national-stockpile magnets (``stockpile``: t by material, drawn down in place) to
+    programmes whose cover is below ``trigger_days``, pro rata to their gap."""
+    if nodes.size == 0 or stockpile.sum() <= 0:
+        return
+    for m in (NDFEB, SMCO):
+        if stockpile[m] <= 0:
+            continue
+        gap = np.maximum(net.need[nodes, m] * trigger_days - net.stock[nodes, m], 0.0)
+        total = gap.sum()
+        if total <= 0:
+            continue
+        give = gap * min(1.0, stockpile[m] / total)
+        net.stock[nodes, m] += give
+        stockpile[m] -= float(give.sum())

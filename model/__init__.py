@@ -1,0 +1,1 @@
+"""rareshock: the world, its rules and the machinery that runs it."""

@@ -1,0 +1,458 @@
+"""Typed scenario configuration: TOML in, validated :class:`ScenarioConfig` out.
+
+Every parameter has a default here; ``docs/parameters.md`` gives its meaning, unit and source (or marks
+it as an assumption). Scenario files under ``experiments/scenarios/`` override defaults and list dated
+policy events. ``--set dotted.path=value`` overrides any field from the command line.
+
+Bad input raises :class:`ConfigError`, whose message is one line naming the field path, the value given
+and what is allowed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import difflib
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+REGIONS = ("CN", "US", "JP", "EU", "IN", "ROW")
+MATERIALS = ("ndpr_oxide", "dytb_oxide", "sm_oxide", "ndfeb", "smco")
+# What an export-control event can cover: oxides/metals by element group, and magnets by grade.
+CONTROLLABLE = ("dytb_oxide", "sm_oxide", "ndpr_oxide", "ndfeb_heavy", "ndfeb_light", "smco")
+
+NonNeg = Annotated[float, Field(ge=0)]
+Pos = Annotated[float, Field(gt=0)]
+Share = Annotated[float, Field(ge=0, le=1)]
+Days = Annotated[int, Field(ge=0, le=3650)]
+
+
+class ConfigError(Exception):
+    """A config or override problem; ``str(err)`` is one line for the user."""
+
+
+def _ex_cn_keys(v: dict) -> dict:
+    bad = sorted(set(v) - set(REGIONS[1:]))
+    if bad:
+        raise ValueError(f"unknown region {bad[0]!r}; allowed: {', '.join(REGIONS[1:])}")
+    return v
+
+
+def _all_ex_cn_keys(v: dict) -> dict:
+    _ex_cn_keys(v)
+    missing = [r for r in REGIONS[1:] if r not in v]
+    if missing:
+        raise ValueError(f"missing region {missing[0]!r}; give all of: {', '.join(REGIONS[1:])}")
+    return v
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+# --------------------------------------------------------------------------------------------------
+# Populations
+# --------------------------------------------------------------------------------------------------
+class RegionalPlants(_Strict):
+    """Automaker assembly plants of one region."""
+
+    plants: Annotated[int, Field(ge=0, le=2000)]
+    vehicles_per_year: NonNeg
+    bev_share: Share
+    hev_share: Share
+    cn_supply_share: Share
+    buffer_days_mean: Pos
+    buffer_days_cv: Annotated[float, Field(ge=0, le=2)] = 0.35
+
+    @model_validator(mode="after")
+    def _powertrains(self) -> "RegionalPlants":
+        if self.bev_share + self.hev_share > 1:
+            raise ValueError("bev_share + hev_share must be at most 1")
+        return self
+
+
+def _plants(n, vpy, bev, hev, cn, buf) -> RegionalPlants:
+    return RegionalPlants(plants=n, vehicles_per_year=vpy, bev_share=bev, hev_share=hev,
+                          cn_supply_share=cn, buffer_days_mean=buf)
+
+
+class Automakers(_Strict):
+    magnet_kg_ice: NonNeg = 0.25
+    magnet_kg_hev: NonNeg = 1.0
+    magnet_kg_bev: NonNeg = 1.6
+    restart_cover_days: Pos = 3.0
+    switch_share_per_day: Annotated[float, Field(ge=0, le=0.1)] = 0.002
+    switch_max_share: Share = 0.3
+    switch_trigger_days: Pos = 21.0
+    US: RegionalPlants = _plants(40, 10.2e6, 0.08, 0.12, 0.85, 21.0)
+    EU: RegionalPlants = _plants(60, 11.5e6, 0.15, 0.30, 0.85, 24.5)
+    JP: RegionalPlants = _plants(30, 8.2e6, 0.02, 0.45, 0.5, 60.0)
+    IN: RegionalPlants = _plants(20, 5.5e6, 0.03, 0.05, 0.9, 35.0)
+    CN: RegionalPlants = _plants(30, 30e6, 0.30, 0.20, 1.0, 21.0)
+    ROW: RegionalPlants = _plants(20, 12e6, 0.05, 0.10, 0.85, 24.5)
+
+
+class DefenseRegion(_Strict):
+    programmes: Annotated[int, Field(ge=0, le=500)]
+    magnets_t_per_year: NonNeg
+    smco_share: Share
+    cn_supply_share: Share
+    buffer_days_mean: Pos
+
+
+class Defense(_Strict):
+    US: DefenseRegion = DefenseRegion(programmes=12, magnets_t_per_year=3500, smco_share=0.3,
+                                      cn_supply_share=0.7, buffer_days_mean=90)
+    EU: DefenseRegion = DefenseRegion(programmes=4, magnets_t_per_year=1000, smco_share=0.3,
+                                      cn_supply_share=0.6, buffer_days_mean=90)
+    JP: DefenseRegion = DefenseRegion(programmes=3, magnets_t_per_year=500, smco_share=0.3,
+                                      cn_supply_share=0.5, buffer_days_mean=120)
+    us_national_stockpile_t: NonNeg = 50.0
+    stockpile_release_trigger_days: Pos = 30.0
+
+
+class OtherDemand(_Strict):
+    """Non-auto, non-defence magnet users (wind, industrial motors, electronics) by region."""
+
+    cn_magnet_exports_t_per_year: NonNeg = 58152.0
+    export_share: dict[str, Share] = {"US": 0.128, "EU": 0.25, "JP": 0.08, "IN": 0.07, "ROW": 0.472}
+    heavy_grade_share: Share = 0.5
+    cn_supply_share: Share = 0.9
+    buffer_days_mean: Pos = 30.0
+    smco_t_per_year: dict[str, NonNeg] = {"US": 150.0, "EU": 150.0, "JP": 100.0, "IN": 30.0, "ROW": 70.0}
+    cn_domestic_t_per_year: NonNeg = 120000.0
+    cn_domestic_smco_t_per_year: NonNeg = 1500.0
+
+    @field_validator("export_share")
+    @classmethod
+    def _shares(cls, v: dict[str, float]) -> dict[str, float]:
+        _ex_cn_keys(v)
+        if abs(sum(v.values()) - 1.0) > 1e-6:
+            raise ValueError(f"shares must sum to 1 (got {sum(v.values()):.4f})")
+        return v
+
+    _regions = field_validator("smco_t_per_year")(_ex_cn_keys)
+
+
+class MagnetMakers(_Strict):
+    """Magnet makers per region: count, NdFeB and SmCo capacity (t/yr)."""
+
+    cn_makers: Annotated[int, Field(ge=1, le=500)] = 40
+    cn_ndfeb_capacity_t_per_year: Pos = 300000.0
+    cn_smco_capacity_t_per_year: Pos = 6000.0
+    ndfeb_capacity_t_per_year: dict[str, NonNeg] = {"JP": 10000.0, "EU": 1000.0, "US": 1000.0}
+    smco_capacity_t_per_year: dict[str, NonNeg] = {"JP": 400.0, "EU": 600.0, "US": 700.0}
+    makers_per_region: dict[str, Annotated[int, Field(ge=1, le=50)]] = {"JP": 4, "EU": 2, "US": 3}
+    ndpr_per_t_ndfeb: Share = 0.31
+    dytb_per_t_ndfeb: Share = 0.02
+    sm_per_t_smco: Share = 0.30
+    target_stock_days: Pos = 30.0
+    input_cover_days_cn: Pos = 30.0
+    input_cover_days_ex_cn: Pos = 120.0
+    ex_cn_dytb_cn_share: Share = 0.95
+    ex_cn_ndpr_cn_share: Share = 0.5
+
+    _regions = field_validator("ndfeb_capacity_t_per_year", "smco_capacity_t_per_year", "makers_per_region")(_ex_cn_keys)
+
+
+class Separators(_Strict):
+    """Upstream separation capacity (t oxide/yr) by region and element group."""
+
+    cn_separators: Annotated[int, Field(ge=1, le=100)] = 6
+    cn_ndpr_t_per_year: Pos = 110000.0
+    cn_dytb_t_per_year: Pos = 6000.0
+    cn_sm_t_per_year: Pos = 4000.0
+    ex_cn_ndpr_t_per_year: dict[str, NonNeg] = {"ROW": 10500.0, "US": 1300.0}
+    ex_cn_dytb_t_per_year: dict[str, NonNeg] = {"ROW": 0.0}
+    target_stock_days: Pos = 30.0
+
+    _regions = field_validator("ex_cn_ndpr_t_per_year", "ex_cn_dytb_t_per_year")(_ex_cn_keys)
+
+
+class Shipping(_Strict):
+    sea_days: dict[str, Annotated[int, Field(ge=1, le=90)]] = {"US": 32, "EU": 38, "JP": 7, "IN": 20, "ROW": 18}
+    air_days: Annotated[int, Field(ge=1, le=30)] = 4
+    domestic_days: Annotated[int, Field(ge=1, le=30)] = 3
+    ex_cn_days: Annotated[int, Field(ge=1, le=90)] = 21
+    air_freight: bool = True
+    air_trigger_cover_days: NonNeg = 10.0
+
+    _regions = field_validator("sea_days")(_all_ex_cn_keys)
+
+
+class CnLicensing(_Strict):
+    reviewers: Annotated[int, Field(ge=1, le=100000)] = 60
+    provincial_offices: Annotated[int, Field(ge=0, le=31)] = 4
+    effort_reviewer_days: Pos = 5.0
+    statutory_working_days: Annotated[int, Field(ge=1, le=365)] = 45
+    doc_check_working_days: Annotated[int, Field(ge=0, le=60)] = 5
+    p_incomplete: Share = 0.3
+    prep_days_min: Days = 5
+    prep_days_max: Days = 20
+    resubmit_days: Days = 10
+    reapply_days: Days = 30
+    renew_cover_days: Pos = 75.0
+    licence_volume_days: Pos = 90.0
+    validity_days: Annotated[int, Field(ge=1, le=1096)] = 365
+    p_approve_civil: Share = 0.85
+    p_approve_military: Share = 0.0
+    destination_factor: dict[str, Annotated[float, Field(ge=0, le=1)]] = {
+        "US": 0.9, "EU": 1.0, "JP": 1.0, "IN": 0.9, "ROW": 1.0}
+    customs_days: Annotated[int, Field(ge=0, le=60)] = 7
+    hire_backlog_per_reviewer: Pos = 5.0
+    hire_per_month: Annotated[float, Field(ge=0, le=10000)] = 5.0
+    training_days: Days = 60
+    max_reviewers: Annotated[int, Field(ge=1, le=100000)] = 200
+
+    _regions = field_validator("destination_factor")(_ex_cn_keys)
+
+
+class Licensing(_Strict):
+    cn: CnLicensing = CnLicensing()
+
+
+class Prices(_Strict):
+    dy_oxide_usd_kg: Pos = 250.0
+    ndfeb_usd_kg: Pos = 48.7
+    elasticity_dy: Pos = 0.35
+    elasticity_ndfeb: Pos = 0.5
+    adjust_days: Pos = 20.0
+    max_multiple: Pos = 10.0
+
+
+class ChipFirm(_Strict):
+    kind: Literal["designer", "toolmaker"]
+    china_revenue_usd_per_year: NonNeg
+    controlled_share: Share = 0.0
+    inventory_at_risk_usd: NonNeg = 0.0
+
+
+class Chips(_Strict):
+    firms: dict[str, ChipFirm] = {
+        "nvidia": ChipFirm(kind="designer", china_revenue_usd_per_year=17e9, controlled_share=1.0,
+                           inventory_at_risk_usd=4.5e9),
+        "amd": ChipFirm(kind="designer", china_revenue_usd_per_year=6.2e9, controlled_share=0.13,
+                        inventory_at_risk_usd=0.8e9),
+        "applied_materials": ChipFirm(kind="toolmaker", china_revenue_usd_per_year=12e9),
+        "lam_research": ChipFirm(kind="toolmaker", china_revenue_usd_per_year=7e9),
+        "kla": ChipFirm(kind="toolmaker", china_revenue_usd_per_year=4e9),
+    }
+    cn_buyers: Annotated[int, Field(ge=1, le=100)] = 2
+
+
+class Scenario(_Strict):
+    name: Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.-]+$")]
+    description: str = ""
+    start: dt.date
+    end: dt.date
+    seed: Annotated[int, Field(ge=0, le=2**63 - 1)] = 0
+
+    @model_validator(mode="after")
+    def _dates(self) -> "Scenario":
+        if self.end < self.start:
+            raise ValueError("end must not be before start")
+        if (self.end - self.start).days > 366 * 30:
+            raise ValueError("horizon longer than 30 years")
+        return self
+
+
+# --------------------------------------------------------------------------------------------------
+# Events: dated policy changes, each a typed record (new episodes need no code)
+# --------------------------------------------------------------------------------------------------
+class _Event(_Strict):
+    date: dt.date
+    source: str = ""
+    note: str = ""
+
+
+class CnExportControls(_Event):
+    """China requires a licence to export the listed items (to all destinations)."""
+
+    kind: Literal["cn_export_controls"]
+    items: list[Literal[CONTROLLABLE]] = Field(min_length=1)  # type: ignore[valid-type]
+
+
+class CnLiftControls(_Event):
+    kind: Literal["cn_lift_controls"]
+    items: list[Literal[CONTROLLABLE]] = Field(min_length=1)  # type: ignore[valid-type]
+
+
+class CnLicensingStance(_Event):
+    """Changes to how MOFCOM and the interagency review decide (unset fields stay as they are)."""
+
+    kind: Literal["cn_licensing_stance"]
+    p_approve_civil: Share | None = None
+    p_approve_military: Share | None = None
+    p_incomplete: Share | None = None
+    statutory_working_days: Annotated[int, Field(ge=1, le=365)] | None = None
+    customs_days: Annotated[int, Field(ge=0, le=60)] | None = None
+    licence_volume_days: Pos | None = None
+    validity_days: Annotated[int, Field(ge=1, le=1096)] | None = None
+    destination_factor: dict[str, Annotated[float, Field(ge=0, le=1)]] | None = None
+
+
+class CnFastTrack(_Event):
+    """Temporary licences for suppliers of named end-user groups (e.g. major US automakers)."""
+
+    kind: Literal["cn_fast_track"]
+    destinations: list[Literal["US", "JP", "EU", "IN", "ROW"]] = Field(min_length=1)
+    end_use: Literal["auto", "industrial", "all_civil"] = "auto"
+    review_working_days: Annotated[int, Field(ge=1, le=365)]
+    validity_days: Annotated[int, Field(ge=1, le=1096)]
+
+
+class CnHireReviewers(_Event):
+    kind: Literal["cn_hire_reviewers"]
+    reviewers: Annotated[int, Field(ge=1, le=100000)]
+
+
+class UsChipLicenceRequirement(_Event):
+    kind: Literal["us_chip_licence_requirement"]
+    firms: list[str] = Field(min_length=1)
+
+
+class UsChipLicencesGranted(_Event):
+    kind: Literal["us_chip_licences_granted"]
+    firms: list[str] = Field(min_length=1)
+    remit_share: Share = 0.0
+
+
+class UsDefenseSourcingRule(_Event):
+    """US defence programmes may no longer use Chinese magnets (e.g. the 2027 DFARS rule)."""
+
+    kind: Literal["us_defense_sourcing_rule"]
+
+
+class Marker(_Event):
+    """An event with no model effect, kept for the record and the figures (e.g. a summit)."""
+
+    kind: Literal["marker"]
+    label: str
+
+
+Event = Annotated[
+    CnExportControls | CnLiftControls | CnLicensingStance | CnFastTrack | CnHireReviewers
+    | UsChipLicenceRequirement | UsChipLicencesGranted | UsDefenseSourcingRule | Marker,
+    Field(discriminator="kind"),
+]
+
+
+class ScenarioConfig(_Strict):
+    scenario: Scenario
+    automakers: Automakers = Automakers()
+    defense: Defense = Defense()
+    other_demand: OtherDemand = OtherDemand()
+    magnet_makers: MagnetMakers = MagnetMakers()
+    separators: Separators = Separators()
+    shipping: Shipping = Shipping()
+    licensing: Licensing = Licensing()
+    prices: Prices = Prices()
+    chips: Chips = Chips()
+    events: list[Event] = []
+
+    @model_validator(mode="after")
+    def _events_in_order(self) -> "ScenarioConfig":
+        firms = set(self.chips.firms)
+        for i, ev in enumerate(self.events):
+            if i and ev.date < self.events[i - 1].date:
+                raise ValueError(f"events[{i}].date: events must be in date order")
+            for f in getattr(ev, "firms", []) or []:
+                if f not in firms:
+                    raise ValueError(f"events[{i}].firms: unknown firm {f!r}; allowed: {', '.join(sorted(firms))}")
+        return self
+
+
+# --------------------------------------------------------------------------------------------------
+# Loading, overrides and one-line errors
+# --------------------------------------------------------------------------------------------------
+def _fields_at(model_cls: type[BaseModel] | None, loc: tuple) -> list[str]:
+    """Names allowed at ``loc`` (for a "did you mean"), walking pydantic model fields."""
+    cls = model_cls
+    for part in loc:
+        if cls is None or not isinstance(part, str) or part not in cls.model_fields:
+            return []
+        ann = cls.model_fields[part].annotation
+        cls = ann if isinstance(ann, type) and issubclass(ann, BaseModel) else None
+    return sorted(cls.model_fields) if cls is not None else []
+
+
+def _format_error(err: ValidationError, data: dict) -> str:
+    e = err.errors(include_url=False)[0]
+    loc = tuple(p for p in e["loc"] if not (isinstance(p, str) and p in _EVENT_KINDS))
+    path = ".".join(f"[{p}]" if isinstance(p, int) else str(p) for p in loc).replace(".[", "[")
+    msg = e["msg"].removeprefix("Value error, ")
+    if e["type"] == "extra_forbidden":
+        allowed = _fields_at(ScenarioConfig, loc[:-1])
+        near = difflib.get_close_matches(str(loc[-1]), allowed, n=1)
+        hint = f"; did you mean {near[0]!r}?" if near else ""
+        return f"{path}: unknown field{hint} allowed: {', '.join(allowed) or '(none)'}"
+    if e["type"] == "missing":
+        return f"{path}: required field is missing"
+    given = e.get("input")
+    given_s = "" if isinstance(given, dict | list) else f" (got {given!r})"
+    return f"{path or 'config'}: {msg}{given_s}"
+
+
+_EVENT_KINDS = {a.__args__[0] for a in (CnExportControls, CnLiftControls, CnLicensingStance, CnFastTrack,
+                                          CnHireReviewers, UsChipLicenceRequirement, UsChipLicencesGranted,
+                                          UsDefenseSourcingRule, Marker)
+                for a in [a.model_fields["kind"].annotation]}
+
+
+def _parse_value(text: str) -> Any:
+    """Parse an override value as a TOML value; bare words are strings."""
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def apply_override(data: dict, assignment: str) -> None:
+    """Apply ``a.b.c=value`` to nested ``data`` in place (creating tables as needed)."""
+    if "=" not in assignment:
+        raise ConfigError(f"--set {assignment!r}: expected path=value, e.g. licensing.cn.reviewers=120")
+    path, _, raw = assignment.partition("=")
+    keys = [k.strip() for k in path.strip().split(".")]
+    if not all(keys):
+        raise ConfigError(f"--set {assignment!r}: empty path segment")
+    node = data
+    for i, key in enumerate(keys[:-1]):
+        if isinstance(node, list):
+            if not key.isdigit() or int(key) >= len(node):
+                raise ConfigError(f"--set {path}: {key!r} is not an index of a list of {len(node)}")
+            node = node[int(key)]
+            continue
+        nxt = node.setdefault(key, {})
+        if not isinstance(nxt, dict | list):
+            raise ConfigError(f"--set {path}: {'.'.join(keys[:i + 1])} is a value, not a table")
+        node = nxt
+    if isinstance(node, list):
+        raise ConfigError(f"--set {path}: cannot replace a list element wholesale")
+    node[keys[-1]] = _parse_value(raw.strip())
+
+
+def validate(data: dict) -> ScenarioConfig:
+    try:
+        return ScenarioConfig.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(_format_error(err, data)) from None
+
+
+def load_scenario(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> ScenarioConfig:
+    """Read a scenario TOML, apply ``--set`` overrides and validate it."""
+    p = Path(path)
+    try:
+        data = tomllib.loads(p.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a directory, expected a .toml file") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not UTF-8 text") from None
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(f"{path}: invalid TOML: {err}") from None
+    for item in overrides:
+        apply_override(data, item)
+    return validate(data)

@@ -1,0 +1,519 @@
+"""The rareshock model: the world, its actors and the order of one simulated day.
+
+``RareShockModel.step`` is the one place that says what happens in a day, in this order:
+policy → licence decisions → production → allocation and shipping → arrivals and consumption
+(idling, orders, switching, applications) → prices → chips → record.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+
+import mesa
+import numpy as np
+
+from agents import automaker, defense, industry, magnet_maker
+from agents.automaker import AutomakerPlant, PlantFleet
+from agents.chips import ChineseChipBuyer, ChipFirm
+from agents.defense import DefenseProgramme
+from agents.government import Government
+from agents.industry import IndustrialBuyer
+from agents.licensing import InteragencyReview, MofcomOffice, Stance
+from agents.magnet_maker import MagnetMaker
+from agents.separator import Separator
+from model.calendar import working_day_index
+from model.config import CONTROLLABLE, REGIONS, ConfigError, ScenarioConfig
+from model.network import (
+    CN, DEFENSE, DYTB, INDUSTRY, ITEM_DYTB, ITEM_NDFEB_HEAVY, ITEM_NDFEB_LIGHT, ITEM_NDPR, ITEM_SM, ITEM_SMCO,
+    MAKER, NDFEB, NDPR, PIPE_DAYS, PLANT, SEPARATOR, SM, SMCO, M, Network, NodeSpec,
+)
+
+R = len(REGIONS)
+MAT_NAMES = ("ndpr_oxide", "dytb_oxide", "sm_oxide", "ndfeb", "smco")
+_ITEM_OF_MATERIAL = {NDPR: ITEM_NDPR, DYTB: ITEM_DYTB, SM: ITEM_SM, SMCO: ITEM_SMCO}
+EXPORT_REGIONS = ("US", "EU", "JP", "IN", "ROW")
+PLANT_REGIONS = ("US", "EU", "JP", "IN", "CN", "ROW")
+
+COLUMNS = (
+    ["cn_magnet_exports_t"] + [f"cn_magnet_exports_to_{r.lower()}_t" for r in EXPORT_REGIONS]
+    + ["cn_dytb_oxide_exports_t",
+       "price_dy_oxide_cn_usd_kg", "price_dy_oxide_ex_cn_usd_kg", "price_ndfeb_cn_usd_kg", "price_ndfeb_ex_cn_usd_kg",
+       "cn_licences_submitted_cum", "cn_licences_approved_cum", "cn_licences_denied_cum",
+       "cn_licences_returned_cum", "cn_licences_pending", "cn_reviewers"]
+    + [f"auto_plants_idle_{r.lower()}" for r in PLANT_REGIONS]
+    + [f"vehicles_produced_{r.lower()}" for r in PLANT_REGIONS]
+    + ["us_auto_buffer_days_median", "defense_output_share", "us_defense_output_share",
+       "us_national_stockpile_t", "industry_output_share_ex_cn", "ex_cn_makers_dytb_cover_days",
+       "us_chip_revenue_lost_usd_cum", "us_chip_write_off_usd_cum", "cn_chip_domestic_substitution_usd_cum"]
+    + [f"{k}_{m}_t" for m in MAT_NAMES for k in ("produced", "consumed", "stock", "transit")]
+)
+COL = {c: i for i, c in enumerate(COLUMNS)}
+
+
+def _lognormal(rng: np.random.Generator, mean: float, cv: float, n: int) -> np.ndarray:
+    """Draws with the given mean and coefficient of variation."""
+    if cv <= 0:
+        return np.full(n, mean)
+    s2 = math.log(1 + cv * cv)
+    return rng.lognormal(math.log(mean) - s2 / 2, math.sqrt(s2), n)
+
+
+def _sizes(rng: np.random.Generator, n: int) -> np.ndarray:
+    """Relative sizes of n units (shares summing to 1), moderately unequal."""
+    w = rng.gamma(4.0, 1.0, n)
+    return w / w.sum()
+
+
+class _Assigner:
+    """Assigns buyers' needs to suppliers by spare capacity (largest needs first), splitting needs
+    larger than half a typical supplier's capacity across several suppliers."""
+
+    def __init__(self, nodes: list[int], capacity: list[float]):
+        self.nodes = nodes
+        self.cap = np.array(capacity, dtype=float)
+        self.load = np.zeros(len(nodes))
+
+    def assign(self, need: float) -> list[tuple[int, float]]:
+        if need <= 0 or not self.nodes:
+            return []
+        chunk = max(0.5 * float(self.cap.mean()), 1e-9)
+        k = min(len(self.nodes), max(1, math.ceil(need / chunk)))
+        spare = self.cap - self.load
+        picks = np.argsort(-spare, kind="stable")[:k]
+        part = need / k
+        self.load[picks] += part
+        return [(self.nodes[i], 1.0 / k) for i in picks]
+
+
+class RareShockModel(mesa.Model):
+    """Rare earths, magnets and chips under export controls, one day per step.
+
+    Args:
+        config: a validated :class:`model.config.ScenarioConfig`.
+        rng: seed (int or ``SeedSequence``) for the model's random number generator.
+    """
+
+    def __init__(self, config: ScenarioConfig, rng=None):
+        super().__init__(rng=rng)
+        self.cfg = config
+        sc = config.scenario
+        self.start = sc.start
+        self.n_days = (sc.end - sc.start).days + 1
+        self.working, self.wd_clock = working_day_index(sc.start, self.n_days)
+        self.day = 0
+        self.first_control_day: int | None = None
+        self.controls = np.zeros(len(CONTROLLABLE), dtype=bool)
+        self._build_world()
+        self._build_institutions()
+        self.rec = np.zeros((self.n_days, len(COLUMNS)))
+        self.running = True
+
+    # ================================================================== building the world
+    def _build_world(self) -> None:
+        cfg, rng = self.cfg, self.rng
+        specs: list[NodeSpec] = []
+        mm, sp, am = cfg.magnet_makers, cfg.separators, cfg.automakers
+
+        def add(spec: NodeSpec) -> int:
+            specs.append(spec)
+            return len(specs) - 1
+
+        # --- upstream separators: (node, region, name)
+        seps: list[tuple[int, str, str]] = []
+        for i, w in enumerate(_sizes(rng, sp.cn_separators)):
+            cap = {NDPR: sp.cn_ndpr_t_per_year * w / 365, DYTB: sp.cn_dytb_t_per_year * w / 365,
+                   SM: sp.cn_sm_t_per_year * w / 365}
+            seps.append((add(NodeSpec(SEPARATOR, CN, 0.0, capacity=cap, end_use=3)), "CN", f"cn_separator_{i}"))
+        for reg in sorted(set(sp.ex_cn_ndpr_t_per_year) | set(sp.ex_cn_dytb_t_per_year)):
+            cap = {NDPR: sp.ex_cn_ndpr_t_per_year.get(reg, 0) / 365, DYTB: sp.ex_cn_dytb_t_per_year.get(reg, 0) / 365}
+            if sum(cap.values()) > 0:
+                seps.append((add(NodeSpec(SEPARATOR, REGIONS.index(reg), 0.0, capacity=cap, end_use=3)), reg,
+                             f"{reg.lower()}_separator"))
+
+        # --- magnet makers: (node, region, product)
+        makers: list[tuple[int, str, str]] = []
+        for i, w in enumerate(_sizes(rng, mm.cn_makers)):
+            makers.append((add(NodeSpec(MAKER, CN, mm.input_cover_days_cn, end_use=3,
+                                        capacity={NDFEB: mm.cn_ndfeb_capacity_t_per_year * w / 365})), "CN", "ndfeb"))
+        n_cn_smco = max(1, mm.cn_makers // 10)
+        for _ in range(n_cn_smco):
+            makers.append((add(NodeSpec(MAKER, CN, mm.input_cover_days_cn, end_use=3,
+                                        capacity={SMCO: mm.cn_smco_capacity_t_per_year / n_cn_smco / 365})), "CN", "smco"))
+        for reg in sorted(set(mm.ndfeb_capacity_t_per_year) | set(mm.smco_capacity_t_per_year)):
+            if reg == "CN" or reg not in REGIONS:
+                raise ConfigError(f"magnet_makers: region {reg!r} not allowed; allowed: US, JP, EU, IN, ROW")
+            k = mm.makers_per_region.get(reg, 1)
+            cap = mm.ndfeb_capacity_t_per_year.get(reg, 0.0)
+            if cap > 0:
+                for _ in range(k):
+                    makers.append((add(NodeSpec(MAKER, REGIONS.index(reg), mm.input_cover_days_ex_cn, end_use=3,
+                                                capacity={NDFEB: cap / k / 365})), reg, "ndfeb"))
+            cap = mm.smco_capacity_t_per_year.get(reg, 0.0)
+            if cap > 0:
+                makers.append((add(NodeSpec(MAKER, REGIONS.index(reg), mm.input_cover_days_ex_cn, end_use=3,
+                                            capacity={SMCO: cap / 365})), reg, "smco"))
+
+        # --- end users
+        plants: list[tuple[int, str, float, float]] = []     # node, region, vehicles/day, kg/vehicle
+        for reg in PLANT_REGIONS:
+            rp = getattr(am, reg)
+            if rp.plants == 0:
+                continue
+            kg = (1 - rp.bev_share - rp.hev_share) * am.magnet_kg_ice + rp.hev_share * am.magnet_kg_hev \
+                + rp.bev_share * am.magnet_kg_bev
+            vpd = rp.vehicles_per_year / 365 * _sizes(rng, rp.plants)
+            cover = _lognormal(rng, rp.buffer_days_mean, rp.buffer_days_cv, rp.plants)
+            for v, c in zip(vpd, cover):
+                node = add(NodeSpec(PLANT, REGIONS.index(reg), float(c), need={NDFEB: v * kg / 1000}, end_use=0))
+                plants.append((node, reg, float(v), kg))
+        progs: list[tuple[int, str]] = []
+        for reg in ("US", "EU", "JP"):
+            dr = getattr(cfg.defense, reg)
+            if dr.programmes == 0:
+                continue
+            w = _sizes(rng, dr.programmes) * dr.magnets_t_per_year / 365
+            cover = _lognormal(rng, dr.buffer_days_mean, 0.35, dr.programmes)
+            for x, c in zip(w, cover):
+                node = add(NodeSpec(DEFENSE, REGIONS.index(reg), float(c), military=True, end_use=2,
+                                    need={NDFEB: x * (1 - dr.smco_share), SMCO: x * dr.smco_share}))
+                progs.append((node, reg))
+
+        # other users: the rest of each region's Chinese imports (2024 exports by destination)
+        od = cfg.other_demand
+        cn_share_of = {}
+        industry_nodes: list[tuple[int, str, str]] = []
+        for reg in EXPORT_REGIONS:
+            r = REGIONS.index(reg)
+            imports = od.cn_magnet_exports_t_per_year * od.export_share.get(reg, 0.0) / 365
+            auto = sum(specs[n].need[NDFEB] for n, rg, _, _ in plants if rg == reg) * getattr(am, reg).cn_supply_share
+            dfn = 0.0
+            if reg in ("US", "EU", "JP"):
+                dr = getattr(cfg.defense, reg)
+                dfn = dr.magnets_t_per_year / 365 * dr.cn_supply_share
+            smco = od.smco_t_per_year.get(reg, 0.0) / 365
+            rest = imports - auto - dfn - smco * od.cn_supply_share
+            if rest < 0:
+                raise ConfigError(
+                    f"other_demand.export_share.{reg}: China's exports to {reg} ({imports * 365:.0f} t/yr) are "
+                    f"smaller than its automakers' and defence programmes' Chinese supply "
+                    f"({(auto + dfn + smco * od.cn_supply_share) * 365:.0f} t/yr); raise the share or lower those")
+            total = rest / od.cn_supply_share if od.cn_supply_share > 0 else 0.0
+            for grade, need in (("heavy", {NDFEB: total * od.heavy_grade_share}),
+                                ("light", {NDFEB: total * (1 - od.heavy_grade_share)}), ("smco", {SMCO: smco})):
+                if sum(need.values()) > 0:
+                    node = add(NodeSpec(INDUSTRY, r, od.buffer_days_mean, need=need, heavy_grade=grade != "light",
+                                        end_use=1))
+                    industry_nodes.append((node, reg, grade))
+        for grade, need in (("heavy", {NDFEB: od.cn_domestic_t_per_year * od.heavy_grade_share / 365}),
+                            ("light", {NDFEB: od.cn_domestic_t_per_year * (1 - od.heavy_grade_share) / 365}),
+                            ("smco", {SMCO: od.cn_domestic_smco_t_per_year / 365})):
+            if sum(need.values()) > 0:
+                node = add(NodeSpec(INDUSTRY, CN, od.buffer_days_mean, need=need, heavy_grade=grade != "light",
+                                    end_use=1))
+                industry_nodes.append((node, "CN", grade))
+
+        for n, rg, _, _ in plants:
+            cn_share_of[n] = getattr(am, rg).cn_supply_share
+        for n, rg in progs:
+            cn_share_of[n] = getattr(cfg.defense, rg).cn_supply_share
+        for n, rg, _ in industry_nodes:
+            cn_share_of[n] = od.cn_supply_share
+
+        # --- network arrays
+        recipe = np.zeros((M, M))
+        recipe[NDFEB, NDPR] = mm.ndpr_per_t_ndfeb
+        recipe[NDFEB, DYTB] = mm.dytb_per_t_ndfeb
+        recipe[SMCO, SM] = mm.sm_per_t_smco
+        tsd = np.array([mm.target_stock_days if s.kind == MAKER else sp.target_stock_days if s.kind == SEPARATOR
+                        else 0.0 for s in specs])
+        net = Network(specs, recipe, tsd)
+
+        # --- supply relationships: end users first, then makers' inputs from the loads they carry
+        sh = cfg.shipping
+
+        def lead(s: int, b: int) -> int:
+            rs, rb = specs[s].region, specs[b].region
+            if rs == rb:
+                return sh.domestic_days
+            if rs == CN:
+                return sh.sea_days[REGIONS[rb]]
+            return sh.ex_cn_days
+
+        def item(m: int, b: int) -> int:
+            if m == NDFEB:
+                return ITEM_NDFEB_HEAVY if specs[b].heavy_grade else ITEM_NDFEB_LIGHT
+            return _ITEM_OF_MATERIAL[m]
+
+        def pool(kind: int, m: int, cn: bool) -> _Assigner:
+            ns = [i for i, s in enumerate(specs) if s.kind == kind and m in s.capacity and (s.region == CN) == cn
+                  and s.capacity[m] > 0]
+            return _Assigner(ns, [specs[i].capacity[m] for i in ns])
+
+        edges: list[tuple[int, int, int, float]] = []
+        pair_cn, pair_x = [], []
+        pools = {(m, cn): pool(MAKER, m, cn) for m in (NDFEB, SMCO) for cn in (True, False)}
+        end_users = [n for n, *_ in plants] + [n for n, _ in progs] + [n for n, *_ in industry_nodes]
+        order = sorted(((specs[b].need[m], b, m) for b in end_users for m in specs[b].need), reverse=True)
+        for need, b, m in order:
+            cs = 1.0 if specs[b].region == CN else cn_share_of[b]
+            x_pool = pools[(m, False)]
+            if not x_pool.nodes:
+                cs = 1.0
+            first_cn = len(edges)
+            for s, w in pools[(m, True)].assign(need * cs):
+                edges.append((s, b, m, cs * w))
+            if cs < 1.0:
+                first_x = len(edges)
+                for s, w in x_pool.assign(need * (1 - cs)):
+                    edges.append((s, b, m, (1 - cs) * w))
+                pair_cn.append(first_cn)
+                pair_x.append(first_x)
+        # makers' input needs follow the demand assigned to them
+        for (m, cn), p in pools.items():
+            for s, load, cap in zip(p.nodes, p.load, p.cap):
+                if load > cap * (1 + 1e-9):
+                    where = "CN" if cn else REGIONS[specs[s].region]
+                    raise ConfigError(
+                        f"magnet_makers: baseline demand on {where} {MAT_NAMES[m]} makers exceeds their capacity "
+                        f"({load * 365:.0f} > {cap * 365:.0f} t/yr); raise the capacity or lower demand")
+                net.need[s] = load * recipe[m]
+        sep_pools = {(m, cn): pool(SEPARATOR, m, cn) for m in (NDPR, DYTB, SM) for cn in (True, False)}
+        cn_in_share = {NDPR: mm.ex_cn_ndpr_cn_share, DYTB: mm.ex_cn_dytb_cn_share, SM: 1.0}
+        for s_node, reg, _ in makers:
+            for m in (NDPR, DYTB, SM):
+                need = net.need[s_node, m]
+                if need <= 0:
+                    continue
+                cs = 1.0 if reg == "CN" or not sep_pools[(m, False)].nodes else cn_in_share[m]
+                for s, w in sep_pools[(m, True)].assign(need * cs):
+                    edges.append((s, s_node, m, cs * w))
+                if cs < 1.0:
+                    for s, w in sep_pools[(m, False)].assign(need * (1 - cs)):
+                        edges.append((s, s_node, m, (1 - cs) * w))
+        for (m, cn), p in sep_pools.items():
+            for s, load, cap in zip(p.nodes, p.load, p.cap):
+                if load > cap * (1 + 1e-9):
+                    raise ConfigError(
+                        f"separators: baseline demand for {MAT_NAMES[m]} on {'CN' if cn else 'ex-CN'} separators "
+                        f"exceeds capacity ({load * 365:.0f} > {cap * 365:.0f} t/yr)")
+
+        sup, buy, mat, share = (list(c) for c in zip(*edges))
+        net.set_edges(sup, buy, mat, share, [lead(s, b) for s, b, _, _ in edges],
+                      [item(m, b) for _, b, m, _ in edges])
+        net.end_need = net.need.copy()
+        net.share0 = net.share.copy()
+        net.prod_rate = np.zeros((net.n, M))
+        for (m, _), p in pools.items():
+            net.prod_rate[p.nodes, m] = p.load
+        for (m, _), p in sep_pools.items():
+            net.prod_rate[p.nodes, m] = p.load
+        net.fill_steady_state(0)
+        self.net = net
+        self.pair_cn = np.array(pair_cn, dtype=np.int64)
+        self.pair_x = np.array(pair_x, dtype=np.int64)
+        self.producers = np.flatnonzero((net.kind == SEPARATOR) | (net.kind == MAKER))
+
+        # --- Mesa agents, one per actor
+        self.separators = [Separator(self, n, reg, name) for n, reg, name in seps]
+        self.magnet_makers = [MagnetMaker(self, n, reg, prod) for n, reg, prod in makers]
+        self.plant_agents = [AutomakerPlant(self, n, reg, v, kg) for n, reg, v, kg in plants]
+        self.programmes = [DefenseProgramme(self, n, reg, f"{reg.lower()}_programme_{i}")
+                           for i, (n, reg) in enumerate(progs)]
+        self.industry = [IndustrialBuyer(self, n, reg, g) for n, reg, g in industry_nodes]
+        pn = np.array([n for n, *_ in plants], dtype=np.int64)
+        self.plants = PlantFleet(pn, np.array([v for _, _, v, _ in plants]),
+                                 np.array([REGIONS.index(r) for _, r, _, _ in plants]), am.restart_cover_days)
+        self.plant_region_masks = {r: self.plants.region == REGIONS.index(r) for r in PLANT_REGIONS}
+        self.vpd_by_region = np.bincount(self.plants.region, self.plants.vpd, minlength=R)
+        self.def_nodes = np.array([n for n, _ in progs], dtype=np.int64)
+        self.us_def_nodes = np.array([n for n, r in progs if r == "US"], dtype=np.int64)
+        self.other_def_nodes = np.array([n for n, r in progs if r != "US"], dtype=np.int64)
+        ind = [(n, NDFEB if g != "smco" else SMCO) for n, reg, g in industry_nodes if reg != "CN"]
+        self.ind_nodes = np.array([n for n, _ in ind], dtype=np.int64)
+        self.ind_mats = np.array([m for _, m in ind], dtype=np.int64)
+        cn_ind = [(n, NDFEB if g != "smco" else SMCO) for n, reg, g in industry_nodes if reg == "CN"]
+        self.cn_ind_nodes = np.array([n for n, _ in cn_ind], dtype=np.int64)
+        self.cn_ind_mats = np.array([m for _, m in cn_ind], dtype=np.int64)
+        self.stockpile = np.zeros(M)   # US National Defense Stockpile magnets, t by material
+        self.stockpile[NDFEB] = cfg.defense.us_national_stockpile_t * (1 - cfg.defense.US.smco_share)
+        self.stockpile[SMCO] = cfg.defense.us_national_stockpile_t * cfg.defense.US.smco_share
+
+        # masks for recording and prices
+        e_mag = (net.mat == NDFEB) | (net.mat == SMCO)
+        self.export_mag = net.cn_export & e_mag
+        self.export_dytb = net.cn_export & (net.mat == DYTB)
+        exn = net.region != CN
+        self.ex_cn_end_ndfeb = np.flatnonzero(exn & (net.kind >= PLANT) & (net.end_need[:, NDFEB] > 0))
+        self.ex_cn_makers_dytb = np.flatnonzero(exn & (net.kind == MAKER) & (net.need[:, DYTB] > 0))
+        self.cn_ndfeb_makers = np.flatnonzero((net.region == CN) & (net.cap[:, NDFEB] > 0))
+        self.cn_dytb_seps = np.flatnonzero((net.region == CN) & (net.cap[:, DYTB] > 0))
+        self.base_cn_ndfeb_sales = float(net.out_rate[self.cn_ndfeb_makers, NDFEB].sum())
+        self.base_cn_dytb_sales = float(net.out_rate[self.cn_dytb_seps, DYTB].sum())
+        pr = cfg.prices
+        self.price = np.array([pr.dy_oxide_usd_kg, pr.dy_oxide_usd_kg, pr.ndfeb_usd_kg, pr.ndfeb_usd_kg])
+        self.price0 = self.price.copy()
+        self.cum_produced = np.zeros(M)
+        self.cum_consumed = np.zeros(M)
+        self.initial_material = net.stock.sum(axis=0) + net.transit_by_material() + self.stockpile
+
+    def _build_institutions(self) -> None:
+        cfg, net = self.cfg, self.net
+        lc = cfg.licensing.cn
+        n_off = 1 + lc.provincial_offices
+        base = lc.reviewers // n_off
+        self.offices = [MofcomOffice(self, "central", lc.reviewers - base * lc.provincial_offices)]
+        self.offices += [MofcomOffice(self, "provincial", base) for _ in range(lc.provincial_offices)]
+        stance = Stance(lc.p_approve_civil, lc.p_approve_military, lc.p_incomplete, lc.statutory_working_days,
+                        lc.customs_days, lc.licence_volume_days, lc.validity_days,
+                        np.array([lc.destination_factor.get(r, 1.0) for r in REGIONS]))
+        self.review = InteragencyReview(self, lc, stance, net.e)
+        self.chip_firms = [ChipFirm(self, name, f.kind, f.china_revenue_usd_per_year, f.controlled_share,
+                                    f.inventory_at_risk_usd) for name, f in cfg.chips.firms.items()]
+        self.chip_buyers = [ChineseChipBuyer(self, f"cn_chip_buyer_{i}", 1.0 / cfg.chips.cn_buyers)
+                            for i in range(cfg.chips.cn_buyers)]
+        dated = [((ev.date - self.start).days, ev) for ev in cfg.events]
+        self.governments = [
+            Government(self, "CN", [(d, ev) for d, ev in dated if ev.kind.startswith("cn_")]),
+            Government(self, "US", [(d, ev) for d, ev in dated if not ev.kind.startswith("cn_")]),
+        ]
+
+    # ================================================================== policy hooks used by governments
+    def refresh_controls(self) -> None:
+        """Recompute which relationships need a Chinese licence and the customs friction on them."""
+        net, lc = self.net, self.cfg.licensing.cn
+        was = net.controlled
+        net.controlled = net.cn_export & self.controls[net.item]
+        new = net.controlled & ~was
+        if new.any():   # exporters need time to assemble the documents for a first application
+            net.ready_day[new] = self.day + self.rng.integers(lc.prep_days_min, max(lc.prep_days_min, lc.prep_days_max) + 1,
+                                                              int(new.sum()))
+        net.extra_lead = np.where(net.controlled, self.review.stance.customs_days, 0)
+
+    def ban_cn_defense_supply(self, region: str) -> None:
+        """Move the region's defence programmes' Chinese share to their non-Chinese suppliers."""
+        net = self.net
+        r = REGIONS.index(region)
+        sel = (net.region[net.buy[self.pair_cn]] == r) & net.military[net.buy[self.pair_cn]]
+        cn_e, x_e = self.pair_cn[sel], self.pair_x[sel]
+        net.share[x_e] += net.share[cn_e]
+        net.share[cn_e] = 0.0
+        net.share0[cn_e] = 0.0
+
+    # ================================================================== one day
+    def step(self) -> None:
+        net, day, rng = self.net, self.day, self.rng
+        working, wd = bool(self.working[day]), int(self.wd_clock[day])
+        cfg = self.cfg
+
+        # 1. policy: governments apply the day's events
+        for g in self.governments:
+            g.act(day)
+
+        # 2. licence decisions (Chinese working days), expiry of licences
+        if working:
+            self.review.staff(self.offices, day)
+            self.review.review(net, self.offices, day, wd, rng)
+        expired = (net.licence_exp < day) & (net.licence_left > 0)
+        if expired.any():
+            net.licence_left[expired] = 0.0
+
+        # 3. production: separators and magnet makers
+        shippable = net.shippable()
+        ship_demand = np.bincount(net.sup_flat, shippable, minlength=net.n * M).reshape(net.n, M)
+        made, used_in = magnet_maker.produce(net, self.producers, ship_demand, 1.0 / 30.0)
+
+        # 4. allocation under scarcity and shipping (air when the buyer is short)
+        ship = net.allocate(shippable)
+        buyer_cover = net.stock.ravel()[net.buy_flat] / np.maximum(net.need.ravel()[net.buy_flat], 1e-12)
+        sea = net.lead_sea + net.extra_lead
+        if cfg.shipping.air_freight:
+            air = (buyer_cover < cfg.shipping.air_trigger_cover_days) & (net.lead_sea > cfg.shipping.air_days)
+            lead = np.where(air, net.extra_lead + cfg.shipping.air_days, sea)
+        else:
+            lead = sea
+        net.send(ship, lead, day)
+        out = np.bincount(net.sup_flat, ship, minlength=net.n * M).reshape(net.n, M)
+        net.out_rate[self.producers] += (out[self.producers] - net.out_rate[self.producers]) / 30.0
+
+        # 5. arrivals and consumption: plants idle or run, programmes and industry use what they have
+        net.receive(day)
+        running, plant_used = self.plants.run(net)
+        us_need, us_used = defense.consume(net, self.us_def_nodes)
+        other_need, other_used = defense.consume(net, self.other_def_nodes)
+        ind_need = float(net.need[self.ind_nodes, self.ind_mats].sum())
+        ind_used = industry.consume(net, self.ind_nodes, self.ind_mats)
+        end_used = us_used + other_used + ind_used + industry.consume(net, self.cn_ind_nodes, self.cn_ind_mats)
+        end_used[NDFEB] += plant_used
+        defense.release_stockpile(net, self.us_def_nodes, self.stockpile, cfg.defense.stockpile_release_trigger_days)
+        rate = net.rate()
+        net.place_orders(rate)
+        automaker.switch_suppliers(net, self.pair_cn, self.pair_x, rate, cfg.automakers)
+        if working:
+            self.review.file_applications(net, rate, day, wd, rng)
+
+        # 6. prices
+        self._update_prices()
+
+        # 7. chips
+        blocked = sum(f.trade_day() for f in self.chip_firms)
+        if blocked:
+            for b in self.chip_buyers:
+                b.substitute(blocked)
+
+        # 8. record
+        self._record(day, ship, running, made, used_in + end_used,
+                     (us_need, us_used.sum(), other_need, other_used.sum()), (ind_need, ind_used.sum()))
+        self.day += 1
+        if self.day >= self.n_days:
+            self.running = False
+
+    # ================================================================== prices and records
+    def _update_prices(self) -> None:
+        """Prices move toward the level their side of the border's scarcity implies: ex-China, users'
+        stock relative to target (less cover, higher price); in China, sellers' sales relative to
+        2024 (trapped supply, lower price). Partial adjustment over ``adjust_days``."""
+        net, pr = self.net, self.cfg.prices
+        ex_nd = self.ex_cn_end_ndfeb
+        cover_nd = net.stock[ex_nd, NDFEB].sum() / max(float((net.end_need[ex_nd, NDFEB] * net.cover_days[ex_nd]).sum()), 1e-12)
+        mk = self.ex_cn_makers_dytb
+        cover_dy = net.stock[mk, DYTB].sum() / max(float((net.need[mk, DYTB] * net.cover_days[mk]).sum()), 1e-12) \
+            if mk.size else 1.0
+        sales_nd = net.out_rate[self.cn_ndfeb_makers, NDFEB].sum() / max(self.base_cn_ndfeb_sales, 1e-12)
+        sales_dy = net.out_rate[self.cn_dytb_seps, DYTB].sum() / max(self.base_cn_dytb_sales, 1e-12)
+        lo, hi = 1.0 / pr.max_multiple, pr.max_multiple
+        target = self.price0 * np.clip([
+            max(sales_dy, 1e-9) ** (1 / pr.elasticity_dy), max(cover_dy, 1e-9) ** (-1 / pr.elasticity_dy),
+            max(sales_nd, 1e-9) ** (1 / pr.elasticity_ndfeb), max(cover_nd, 1e-9) ** (-1 / pr.elasticity_ndfeb),
+        ], lo, hi)
+        self.price += (target - self.price) / pr.adjust_days
+        self._cover_dy = cover_dy
+
+    def _record(self, day, ship, running, made, consumed, defense_flows, industry_flows) -> None:
+        net, q = self.net, self.review.queue
+        c = q.counts
+        exp = np.bincount(net.dest, np.where(self.export_mag, ship, 0.0), minlength=R)
+        idle = np.bincount(self.plants.region, ~running, minlength=R)
+        veh = np.bincount(self.plants.region, np.where(running, self.plants.vpd, 0.0), minlength=R)
+        us_need, us_used, other_need, other_used = defense_flows
+        ind_need, ind_used = industry_flows
+        self.cum_produced += made
+        us_cover = net.stock[self.plants.nodes[self.plant_region_masks["US"]], NDFEB] / np.maximum(
+            net.need[self.plants.nodes[self.plant_region_masks["US"]], NDFEB], 1e-12)
+        self.cum_consumed += consumed
+        stock = net.stock.sum(axis=0) + self.stockpile
+        transit = net.transit_by_material()
+        firms = self.chip_firms
+        row = [exp.sum(), *(exp[REGIONS.index(r)] for r in EXPORT_REGIONS),
+               float(ship[self.export_dytb].sum()), *self.price,
+               c.submitted, c.approved, c.denied, c.returned, q.pending, sum(o.reviewers for o in self.offices),
+               *(idle[REGIONS.index(r)] for r in PLANT_REGIONS), *(veh[REGIONS.index(r)] for r in PLANT_REGIONS),
+               float(np.median(us_cover)) if us_cover.size else 0.0,
+               (us_used + other_used) / max(us_need + other_need, 1e-12), us_used / max(us_need, 1e-12),
+               float(self.stockpile.sum()), ind_used / max(ind_need, 1e-12),
+               self._cover_dy * (net.cover_days[self.ex_cn_makers_dytb].mean() if self.ex_cn_makers_dytb.size else 0.0),
+               sum(f.revenue_lost for f in firms), sum(f.write_off for f in firms),
+               sum(b.domestic_substitution_usd for b in self.chip_buyers)]
+        for m in range(M):
+            row += [made[m], consumed[m], stock[m], transit[m]]
+        self.rec[day] = row

@@ -1,0 +1,90 @@
+"""Running one scenario: build the model, step it to the end, turn its records into results."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from model.config import REGIONS, ScenarioConfig
+from model.model import COLUMNS, PLANT_REGIONS, RareShockModel
+
+
+@dataclass
+class RunResult:
+    summary: dict
+    timeseries: pd.DataFrame
+    config: dict
+    seed: int
+
+
+def run_model(cfg: ScenarioConfig, seed: int | None = None) -> RareShockModel:
+    """Build and run the model to its end date; returns the finished model."""
+    seed = cfg.scenario.seed if seed is None else seed
+    model = RareShockModel(cfg, rng=seed)
+    for _ in range(model.n_days):
+        model.step()
+    return model
+
+
+def timeseries(model: RareShockModel) -> pd.DataFrame:
+    df = pd.DataFrame(model.rec, columns=list(COLUMNS))
+    for c in df.columns:
+        if c.startswith(("auto_plants_idle_", "cn_licences_", "cn_reviewers")):
+            df[c] = df[c].astype(np.int64)
+    df.insert(0, "date", pd.date_range(model.start, periods=model.n_days, freq="D"))
+    return df
+
+
+def _first_day(mask: np.ndarray, origin: int | None) -> int | None:
+    if origin is None:
+        return None
+    hit = np.flatnonzero(mask[origin:])
+    return int(hit[0]) if hit.size else None
+
+
+def summarise(model: RareShockModel) -> dict:
+    """The outcome metrics of one run (names fixed: users and checks rely on them)."""
+    rec, col = model.rec, {c: i for i, c in enumerate(COLUMNS)}
+    origin = model.first_control_day
+    idle = {r: rec[:, col[f"auto_plants_idle_{r.lower()}"]] for r in PLANT_REGIONS}
+    vpd = model.vpd_by_region
+    lost = {r: float(vpd[REGIONS.index(r)] * model.n_days - rec[:, col[f"vehicles_produced_{r.lower()}"]].sum())
+            for r in PLANT_REGIONS}
+    c = model.review.queue.counts
+    decided = c.approved + c.denied
+    start = 0 if origin is None else origin
+    def_share = rec[start:, col["defense_output_share"]]
+    return {
+        "scenario": model.cfg.scenario.name,
+        "first_control_date": None if origin is None else str(model.start + dt.timedelta(days=origin)),
+        "first_us_auto_shutdown_day": _first_day(idle["US"] > 0, origin),
+        "first_auto_shutdown_day_by_region": {r: _first_day(idle[r] > 0, origin) for r in PLANT_REGIONS},
+        "us_auto_idle_plant_days": int(idle["US"].sum()),
+        "auto_idle_plant_days_by_region": {r: int(idle[r].sum()) for r in PLANT_REGIONS},
+        "lost_vehicles_by_region": {r: round(v, 1) for r, v in lost.items()},
+        "defense_shortfall_share": float(1.0 - def_share.mean()) if def_share.size else 0.0,
+        "us_defense_shortfall_share": float(1.0 - rec[start:, col["us_defense_output_share"]].mean())
+        if def_share.size else 0.0,
+        "cn_licences": {
+            "submitted": c.submitted, "approved": c.approved, "denied": c.denied,
+            "returned": c.returned, "pending_end": model.review.queue.pending,
+            "mean_wait_working_days": round(c.wait_sum_wd / decided, 2) if decided else None,
+            "approved_military": c.approved_military,
+            "first_approval_day": None if c.first_approval_day is None or origin is None
+            else c.first_approval_day - origin,
+        },
+        "cn_reviewers_end": int(rec[-1, col["cn_reviewers"]]),
+        "price_dy_oxide_ex_cn_peak_usd_kg": round(float(rec[:, col["price_dy_oxide_ex_cn_usd_kg"]].max()), 2),
+        "price_ndfeb_ex_cn_peak_usd_kg": round(float(rec[:, col["price_ndfeb_ex_cn_usd_kg"]].max()), 2),
+        "us_chip_revenue_lost_usd": float(rec[-1, col["us_chip_revenue_lost_usd_cum"]]),
+        "us_chip_write_off_usd": float(rec[-1, col["us_chip_write_off_usd_cum"]]),
+    }
+
+
+def run_scenario(cfg: ScenarioConfig, seed: int | None = None) -> RunResult:
+    seed = cfg.scenario.seed if seed is None else seed
+    model = run_model(cfg, seed)
+    return RunResult(summarise(model), timeseries(model), cfg.model_dump(mode="json"), seed)
