@@ -1,6 +1,7 @@
 """Defence programmes: military end users with NdFeB and SmCo needs and deep stocks.
 
-A programme consumes what its stock allows; the rest is shortfall (output the programme cannot deliver).
+A programme consumes what its stock allows (:meth:`model.network.Network.consume`); the rest is shortfall
+(output the programme cannot deliver).
 When US programmes' cover falls below ``stockpile_release_trigger_days`` the US government releases
 magnets from the National Defense Stockpile, pro rata to need, until the stockpile is empty.
 """
@@ -19,18 +20,6 @@ class DefenseProgramme(mesa.Agent):
         self.node = node
         self.region = region
         self.name = name
-
-
-def consume(net, nodes: np.ndarray) -> tuple[float, np.ndarray]:
-    """Programmes use what they need or what they have. Returns (need t, used t by material)."""
-    cols = np.array([NDFEB, SMCO])
-    need = net.need[np.ix_(nodes, cols)]
-    stock = net.stock[np.ix_(nodes, cols)]
-    used = np.minimum(stock, need)
-    net.stock[np.ix_(nodes, cols)] = stock - used
-    out = np.zeros(net.stock.shape[1])
-    out[cols] = used.sum(axis=0)
-    return float(need.sum()), out
 
 
 def release_stockpile(net, nodes: np.ndarray, stockpile: np.ndarray, trigger_days: float) -> None:

@@ -20,21 +20,45 @@ class MagnetMaker(mesa.Agent):
         self.product = product
 
 
-def produce(net, producers: np.ndarray, shippable_by_node: np.ndarray, smooth: float) -> tuple[np.ndarray, np.ndarray]:
-    """Production of all producers (separators and makers) for one day. Returns (t made, t of inputs
-    used) by material, and updates stocks and the producers' input need (what they order)."""
-    cap = net.cap[producers]
-    stock = net.stock[producers]
-    want = np.clip(net.out_rate[producers] * net.target_stock_days[producers, None]
-                   + shippable_by_node[producers] - stock, 0.0, cap)
-    need_in = want @ net.recipe                              # inputs the plan would use
-    with np.errstate(divide="ignore", invalid="ignore"):
-        frac = np.where(need_in > 0, stock / need_in, np.inf).min(axis=1)
-    frac = np.minimum(frac, 1.0)
-    made = want * frac[:, None]
-    used = made @ net.recipe
-    net.stock[producers] = stock - used + made
-    # input orders follow smoothed production
-    net.prod_rate[producers] += (made - net.prod_rate[producers]) * smooth
-    net.need[producers] = net.prod_rate[producers] @ net.recipe
-    return made.sum(axis=0), used.sum(axis=0)
+class Production:
+    """Index arrays for one vectorised production step over every (producer, output material) pair.
+
+    Each output needs at most two inputs (NdFeB: NdPr and Dy/Tb; SmCo: Sm; oxides: none)."""
+
+    def __init__(self, net, producers: np.ndarray):
+        from model.network import M
+        pn, pm = np.nonzero(net.cap[producers] > 0)
+        self.node = producers[pn]
+        self.mat = pm
+        self.flat = self.node * M + pm
+        self.cap = net.cap[self.node, pm]
+        self.tsd = net.target_stock_days[self.node]
+        ins = [np.flatnonzero(net.recipe[m]) for m in pm]
+        pad = [list(i) + [-1] * (2 - len(i)) for i in ins]
+        in_mat = np.array(pad, dtype=np.int64).reshape(-1, 2)
+        self.coef = np.where(in_mat >= 0, net.recipe[pm[:, None], np.maximum(in_mat, 0)], 0.0)
+        self.in_flat = self.node[:, None] * M + np.maximum(in_mat, 0)
+        self.has_in = self.coef > 0
+        self.in_idx = self.in_flat[self.has_in]          # unique: one output per maker
+        self.in_mat = np.maximum(in_mat, 0)
+        self.M = M
+
+    def run(self, net, shippable_flat: np.ndarray, smooth: float) -> tuple[np.ndarray, np.ndarray]:
+        """One day's production. Returns (t made, t of inputs used) by material and updates stocks and
+        the producers' input need (what they order)."""
+        stock = net.stock.ravel()
+        rate = net.out_rate.ravel()[self.flat]
+        want = np.clip(rate * self.tsd + shippable_flat[self.flat] - stock[self.flat], 0.0, self.cap)
+        need_in = want[:, None] * self.coef
+        with np.errstate(divide="ignore", invalid="ignore"):
+            frac = np.where(self.has_in, stock[self.in_flat] / need_in, np.inf).min(axis=1)
+        made = want * np.minimum(frac, 1.0)
+        used = made[:, None] * self.coef
+        stock[self.in_idx] -= used[self.has_in]
+        stock[self.flat] += made
+        prod = net.prod_rate.ravel()
+        prod[self.flat] += (made - prod[self.flat]) * smooth
+        need = net.need.ravel()
+        need[self.in_idx] = (prod[self.flat][:, None] * self.coef)[self.has_in]
+        return (np.bincount(self.mat, made, minlength=self.M),
+                np.bincount(self.in_mat.ravel(), used.ravel(), minlength=self.M))

@@ -49,6 +49,8 @@ COLUMNS = (
     + [f"{k}_{m}_t" for m in MAT_NAMES for k in ("produced", "consumed", "stock", "transit")]
 )
 COL = {c: i for i, c in enumerate(COLUMNS)}
+_N_HEAD = len(COLUMNS) - 4 * len(MAT_NAMES)
+assert [REGIONS[i] for i in (1, 3, 2, 4, 0, 5)] == ["US", "EU", "JP", "IN", "CN", "ROW"]
 
 
 def _lognormal(rng: np.random.Generator, mean: float, cv: float, n: int) -> np.ndarray:
@@ -313,6 +315,7 @@ class RareShockModel(mesa.Model):
         self.pair_cn = np.array(pair_cn, dtype=np.int64)
         self.pair_x = np.array(pair_x, dtype=np.int64)
         self.producers = np.flatnonzero((net.kind == SEPARATOR) | (net.kind == MAKER))
+        self.production = magnet_maker.Production(net, self.producers)
 
         # --- Mesa agents, one per actor
         self.separators = [Separator(self, n, reg, name) for n, reg, name in seps]
@@ -329,12 +332,20 @@ class RareShockModel(mesa.Model):
         self.def_nodes = np.array([n for n, _ in progs], dtype=np.int64)
         self.us_def_nodes = np.array([n for n, r in progs if r == "US"], dtype=np.int64)
         self.other_def_nodes = np.array([n for n, r in progs if r != "US"], dtype=np.int64)
-        ind = [(n, NDFEB if g != "smco" else SMCO) for n, reg, g in industry_nodes if reg != "CN"]
-        self.ind_nodes = np.array([n for n, _ in ind], dtype=np.int64)
-        self.ind_mats = np.array([m for _, m in ind], dtype=np.int64)
-        cn_ind = [(n, NDFEB if g != "smco" else SMCO) for n, reg, g in industry_nodes if reg == "CN"]
-        self.cn_ind_nodes = np.array([n for n, _ in cn_ind], dtype=np.int64)
-        self.cn_ind_mats = np.array([m for _, m in cn_ind], dtype=np.int64)
+        # programmes and industrial users: (node, material) pairs that consume, with their group
+        groups = [(self.us_def_nodes, 0), (self.other_def_nodes, 1),
+                  (np.array([n for n, reg, _ in industry_nodes if reg != "CN"], dtype=np.int64), 2),
+                  (np.array([n for n, reg, _ in industry_nodes if reg == "CN"], dtype=np.int64), 3)]
+        flat, grp = [], []
+        for nodes, g in groups:
+            for n in nodes:
+                for m in np.flatnonzero(net.end_need[n] > 0):
+                    flat.append(n * M + m)
+                    grp.append(g)
+        self.cons_flat = np.array(flat, dtype=np.int64)
+        self.cons_group = np.array(grp, dtype=np.int64)
+        self.cons_mat = self.cons_flat % M
+        self.cons_need = np.bincount(self.cons_group, net.end_need.ravel()[self.cons_flat], minlength=4)
         self.stockpile = np.zeros(M)   # US National Defense Stockpile magnets, t by material
         self.stockpile[NDFEB] = cfg.defense.us_national_stockpile_t * (1 - cfg.defense.US.smco_share)
         self.stockpile[SMCO] = cfg.defense.us_national_stockpile_t * cfg.defense.US.smco_share
@@ -345,7 +356,13 @@ class RareShockModel(mesa.Model):
         self.export_dytb = net.cn_export & (net.mat == DYTB)
         exn = net.region != CN
         self.ex_cn_end_ndfeb = np.flatnonzero(exn & (net.kind >= PLANT) & (net.end_need[:, NDFEB] > 0))
+        self.ex_cn_ndfeb_target = float((net.end_need[self.ex_cn_end_ndfeb, NDFEB]
+                                         * net.cover_days[self.ex_cn_end_ndfeb]).sum())
+        self.us_plant_nodes = self.plants.nodes[self.plant_region_masks["US"]]
         self.ex_cn_makers_dytb = np.flatnonzero(exn & (net.kind == MAKER) & (net.need[:, DYTB] > 0))
+        self.export_dytb = self.export_dytb.astype(float)
+        self.export_mag = self.export_mag.astype(float)
+        self.ex_cn_dytb_cover_days = float(net.cover_days[self.ex_cn_makers_dytb].mean()) if self.ex_cn_makers_dytb.size else 0.0
         self.cn_ndfeb_makers = np.flatnonzero((net.region == CN) & (net.cap[:, NDFEB] > 0))
         self.cn_dytb_seps = np.flatnonzero((net.region == CN) & (net.cap[:, DYTB] > 0))
         self.base_cn_ndfeb_sales = float(net.out_rate[self.cn_ndfeb_makers, NDFEB].sum())
@@ -383,7 +400,7 @@ class RareShockModel(mesa.Model):
         """Recompute which relationships need a Chinese licence and the customs friction on them."""
         net, lc = self.net, self.cfg.licensing.cn
         was = net.controlled
-        net.controlled = net.cn_export & self.controls[net.item]
+        net.set_controlled(net.cn_export & self.controls[net.item])
         new = net.controlled & ~was
         if new.any():   # exporters need time to assemble the documents for a first application
             net.ready_day[new] = self.day + self.rng.integers(lc.prep_days_min, max(lc.prep_days_min, lc.prep_days_max) + 1,
@@ -420,30 +437,30 @@ class RareShockModel(mesa.Model):
 
         # 3. production: separators and magnet makers
         shippable = net.shippable()
-        ship_demand = np.bincount(net.sup_flat, shippable, minlength=net.n * M).reshape(net.n, M)
-        made, used_in = magnet_maker.produce(net, self.producers, ship_demand, 1.0 / 30.0)
+        ship_demand = np.bincount(net.sup_flat, shippable, minlength=net.n * M)
+        made, used_in = self.production.run(net, ship_demand, 1.0 / 30.0)
 
         # 4. allocation under scarcity and shipping (air when the buyer is short)
         ship = net.allocate(shippable)
-        buyer_cover = net.stock.ravel()[net.buy_flat] / np.maximum(net.need.ravel()[net.buy_flat], 1e-12)
         sea = net.lead_sea + net.extra_lead
         if cfg.shipping.air_freight:
-            air = (buyer_cover < cfg.shipping.air_trigger_cover_days) & (net.lead_sea > cfg.shipping.air_days)
+            cover = net.stock.ravel()[net.buy_flat] < cfg.shipping.air_trigger_cover_days * net.need.ravel()[net.buy_flat]
+            air = cover & (net.lead_sea > cfg.shipping.air_days)
             lead = np.where(air, net.extra_lead + cfg.shipping.air_days, sea)
         else:
             lead = sea
         net.send(ship, lead, day)
-        out = np.bincount(net.sup_flat, ship, minlength=net.n * M).reshape(net.n, M)
-        net.out_rate[self.producers] += (out[self.producers] - net.out_rate[self.producers]) / 30.0
+        out = np.bincount(net.sup_flat, ship, minlength=net.n * M)
+        rate_out = net.out_rate.ravel()
+        pf = self.production.flat
+        rate_out[pf] += (out[pf] - rate_out[pf]) / 30.0
 
         # 5. arrivals and consumption: plants idle or run, programmes and industry use what they have
         net.receive(day)
         running, plant_used = self.plants.run(net)
-        us_need, us_used = defense.consume(net, self.us_def_nodes)
-        other_need, other_used = defense.consume(net, self.other_def_nodes)
-        ind_need = float(net.need[self.ind_nodes, self.ind_mats].sum())
-        ind_used = industry.consume(net, self.ind_nodes, self.ind_mats)
-        end_used = us_used + other_used + ind_used + industry.consume(net, self.cn_ind_nodes, self.cn_ind_mats)
+        used = net.consume(self.cons_flat)
+        used_by_group = np.bincount(self.cons_group, used, minlength=4)
+        end_used = np.bincount(self.cons_mat, used, minlength=M)
         end_used[NDFEB] += plant_used
         defense.release_stockpile(net, self.us_def_nodes, self.stockpile, cfg.defense.stockpile_release_trigger_days)
         rate = net.rate()
@@ -456,14 +473,15 @@ class RareShockModel(mesa.Model):
         self._update_prices()
 
         # 7. chips
-        blocked = sum(f.trade_day() for f in self.chip_firms)
+        blocked = 0.0
+        for f in self.chip_firms:
+            blocked += f.trade_day()
         if blocked:
             for b in self.chip_buyers:
                 b.substitute(blocked)
 
         # 8. record
-        self._record(day, ship, running, made, used_in + end_used,
-                     (us_need, us_used.sum(), other_need, other_used.sum()), (ind_need, ind_used.sum()))
+        self._record(day, ship, running, made, used_in + end_used, used_by_group)
         self.day += 1
         if self.day >= self.n_days:
             self.running = False
@@ -475,45 +493,47 @@ class RareShockModel(mesa.Model):
         2024 (trapped supply, lower price). Partial adjustment over ``adjust_days``."""
         net, pr = self.net, self.cfg.prices
         ex_nd = self.ex_cn_end_ndfeb
-        cover_nd = net.stock[ex_nd, NDFEB].sum() / max(float((net.end_need[ex_nd, NDFEB] * net.cover_days[ex_nd]).sum()), 1e-12)
+        cover_nd = net.stock[ex_nd, NDFEB].sum() / max(self.ex_cn_ndfeb_target, 1e-12)
         mk = self.ex_cn_makers_dytb
-        cover_dy = net.stock[mk, DYTB].sum() / max(float((net.need[mk, DYTB] * net.cover_days[mk]).sum()), 1e-12) \
+        cover_dy = net.stock[mk, DYTB].sum() / max(float(net.need[mk, DYTB] @ net.cover_days[mk]), 1e-12) \
             if mk.size else 1.0
         sales_nd = net.out_rate[self.cn_ndfeb_makers, NDFEB].sum() / max(self.base_cn_ndfeb_sales, 1e-12)
         sales_dy = net.out_rate[self.cn_dytb_seps, DYTB].sum() / max(self.base_cn_dytb_sales, 1e-12)
         lo, hi = 1.0 / pr.max_multiple, pr.max_multiple
-        target = self.price0 * np.clip([
-            max(sales_dy, 1e-9) ** (1 / pr.elasticity_dy), max(cover_dy, 1e-9) ** (-1 / pr.elasticity_dy),
-            max(sales_nd, 1e-9) ** (1 / pr.elasticity_ndfeb), max(cover_nd, 1e-9) ** (-1 / pr.elasticity_ndfeb),
-        ], lo, hi)
-        self.price += (target - self.price) / pr.adjust_days
+        signal = (max(sales_dy, 1e-9) ** (1 / pr.elasticity_dy), max(cover_dy, 1e-9) ** (-1 / pr.elasticity_dy),
+                  max(sales_nd, 1e-9) ** (1 / pr.elasticity_ndfeb), max(cover_nd, 1e-9) ** (-1 / pr.elasticity_ndfeb))
+        for i in range(4):
+            target = self.price0[i] * min(max(signal[i], lo), hi)
+            self.price[i] += (target - self.price[i]) / pr.adjust_days
         self._cover_dy = cover_dy
 
-    def _record(self, day, ship, running, made, consumed, defense_flows, industry_flows) -> None:
+    def _record(self, day, ship, running, made, consumed, used_by_group) -> None:
         net, q = self.net, self.review.queue
         c = q.counts
-        exp = np.bincount(net.dest, np.where(self.export_mag, ship, 0.0), minlength=R)
+        exp = np.bincount(net.dest, ship * self.export_mag, minlength=R)
         idle = np.bincount(self.plants.region, ~running, minlength=R)
-        veh = np.bincount(self.plants.region, np.where(running, self.plants.vpd, 0.0), minlength=R)
-        us_need, us_used, other_need, other_used = defense_flows
-        ind_need, ind_used = industry_flows
+        veh = np.bincount(self.plants.region, running * self.plants.vpd, minlength=R)
+        need = self.cons_need
         self.cum_produced += made
-        us_cover = net.stock[self.plants.nodes[self.plant_region_masks["US"]], NDFEB] / np.maximum(
-            net.need[self.plants.nodes[self.plant_region_masks["US"]], NDFEB], 1e-12)
         self.cum_consumed += consumed
+        us = self.us_plant_nodes
         stock = net.stock.sum(axis=0) + self.stockpile
-        transit = net.transit_by_material()
-        firms = self.chip_firms
-        row = [exp.sum(), *(exp[REGIONS.index(r)] for r in EXPORT_REGIONS),
-               float(ship[self.export_dytb].sum()), *self.price,
-               c.submitted, c.approved, c.denied, c.returned, q.pending, sum(o.reviewers for o in self.offices),
-               *(idle[REGIONS.index(r)] for r in PLANT_REGIONS), *(veh[REGIONS.index(r)] for r in PLANT_REGIONS),
-               float(np.median(us_cover)) if us_cover.size else 0.0,
-               (us_used + other_used) / max(us_need + other_need, 1e-12), us_used / max(us_need, 1e-12),
-               float(self.stockpile.sum()), ind_used / max(ind_need, 1e-12),
-               self._cover_dy * (net.cover_days[self.ex_cn_makers_dytb].mean() if self.ex_cn_makers_dytb.size else 0.0),
-               sum(f.revenue_lost for f in firms), sum(f.write_off for f in firms),
-               sum(b.domestic_substitution_usd for b in self.chip_buyers)]
-        for m in range(M):
-            row += [made[m], consumed[m], stock[m], transit[m]]
-        self.rec[day] = row
+        transit = np.bincount(net.mat, net.transit, minlength=M)
+        revenue_lost = write_off = 0.0
+        for f in self.chip_firms:
+            revenue_lost += f.revenue_lost
+            write_off += f.write_off
+        row = self.rec[day]
+        row[:_N_HEAD] = (
+            exp.sum(), exp[1], exp[3], exp[2], exp[4], exp[5], ship @ self.export_dytb, *self.price,
+            c.submitted, c.approved, c.denied, c.returned, q.pending, self.reviewer_count(),
+            idle[1], idle[3], idle[2], idle[4], idle[0], idle[5], veh[1], veh[3], veh[2], veh[4], veh[0], veh[5],
+            net.stock[us, NDFEB].sum() / max(net.need[us, NDFEB].sum(), 1e-12),
+            (used_by_group[0] + used_by_group[1]) / max(need[0] + need[1], 1e-12),
+            used_by_group[0] / max(need[0], 1e-12), self.stockpile.sum(), used_by_group[2] / max(need[2], 1e-12),
+            self._cover_dy * self.ex_cn_dytb_cover_days, revenue_lost, write_off,
+            sum(b.domestic_substitution_usd for b in self.chip_buyers))
+        row[_N_HEAD:] = np.stack([made, consumed, stock, transit], axis=1).ravel()
+
+    def reviewer_count(self) -> int:
+        return sum(o.reviewers for o in self.offices)

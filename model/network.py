@@ -86,7 +86,7 @@ class Network:
         self.dest = self.region[self.buy].astype(np.int64)
         self.backlog = np.zeros(e)
         self.transit = np.zeros(e)
-        self.controlled = np.zeros(e, dtype=bool)   # needs a Chinese export licence now
+        self.set_controlled(np.zeros(e, dtype=bool))   # needs a Chinese export licence now
         self.licence_left = np.zeros(e)
         self.licence_exp = np.full(e, -1, dtype=np.int64)
         self.app_open = np.zeros(e, dtype=bool)
@@ -126,16 +126,30 @@ class Network:
         self.backlog += order
         return order
 
+    @property
+    def any_controlled(self) -> bool:
+        return self._any_controlled
+
+    def set_controlled(self, controlled: np.ndarray) -> None:
+        self.controlled = controlled
+        self._any_controlled = bool(controlled.any())
+
     def shippable(self) -> np.ndarray:
         """Backlog that may leave: all of it, or for licensed edges up to the licensed volume."""
+        if not self._any_controlled:
+            return self.backlog.copy()
         return np.where(self.controlled, np.minimum(self.backlog, self.licence_left), self.backlog)
 
     def allocate(self, shippable: np.ndarray) -> np.ndarray:
         """Suppliers fill shippable backlog from finished stock: domestic buyers first, then the rest
         pro rata (licensed exports and contracts)."""
         stock = self.stock.ravel()
-        ship = np.zeros(self.e)
         nm = self.n * M
+        demand = np.bincount(self.sup_flat, shippable, minlength=nm)
+        if (demand <= stock).all():          # no supplier is short: everyone gets what may ship
+            stock -= demand
+            return shippable.copy()
+        ship = np.zeros(self.e)
         for tier in (self.domestic, ~self.domestic):
             want = np.where(tier, shippable, 0.0)
             demand = np.bincount(self.sup_flat, want, minlength=nm)
@@ -153,8 +167,9 @@ class Network:
         self.transit += ship
         self.backlog -= ship
         np.maximum(self.backlog, 0.0, out=self.backlog)
-        self.licence_left -= np.where(self.controlled, ship, 0.0)
-        np.maximum(self.licence_left, 0.0, out=self.licence_left)
+        if self.any_controlled:
+            self.licence_left -= np.where(self.controlled, ship, 0.0)
+            np.maximum(self.licence_left, 0.0, out=self.licence_left)
 
     def receive(self, day: int) -> np.ndarray:
         slot = day % self.pipe.shape[0]
@@ -163,6 +178,13 @@ class Network:
         self.transit -= arr
         self.stock.ravel()[:] += np.bincount(self.buy_flat, arr, minlength=self.n * M)
         return arr
+
+    def consume(self, flat: np.ndarray) -> np.ndarray:
+        """End users at ``flat`` (node*M + material) use what they need or what they have."""
+        stock = self.stock.ravel()
+        used = np.minimum(stock[flat], self.need.ravel()[flat])
+        stock[flat] -= used
+        return used
 
     def transit_by_material(self) -> np.ndarray:
         return np.bincount(self.mat, self.transit, minlength=M)

@@ -1,0 +1,168 @@
+"""The ``rareshock`` command line.
+
+``rareshock run CONFIG [--seed N] [--out DIR] [--set path=value ...]`` runs one scenario and writes
+``summary.json``, ``timeseries.parquet``, ``figures/`` and ``manifest.json`` to DIR (atomically).
+
+Exit codes: 0 success; 1 the run failed unexpectedly; 2 bad command line or bad config. Every error is one
+line on stderr, ``rareshock: error: ...``, with no traceback (set ``RARESHOCK_DEBUG=1`` to see one), and
+nothing is written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import re
+import sys
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+PROG = "rareshock"
+SEED_MAX = 2**63 - 1
+DEFAULT_RUNS_DIR = Path("results") / "runs"
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are a single line (no usage block), exit code 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{PROG}: error: {_one_line(message)} (see '{self.prog} --help')\n")
+
+
+def _one_line(text: str) -> str:
+    """Collapse a message onto one line."""
+    return re.sub(r"\s*\n\s*", " ", str(text)).strip()
+
+
+def _fail(message: str, code: int) -> int:
+    print(f"{PROG}: error: {_one_line(message)}", file=sys.stderr)
+    return code
+
+
+def _seed(text: str) -> int:
+    """argparse type: a non-negative integer seed."""
+    try:
+        value = int(text, 10)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {value}")
+    if value > SEED_MAX:
+        raise argparse.ArgumentTypeError(f"must be at most {SEED_MAX}, got {value}")
+    return value
+
+
+# --------------------------------------------------------------------------------------------------
+# run
+# --------------------------------------------------------------------------------------------------
+def _add_run(sub: Any) -> None:
+    p = sub.add_parser("run", help="run one scenario and write its result files",
+                       description="Run one scenario and write summary.json, timeseries.parquet, figures/ "
+                                   "and manifest.json to the output directory.")
+    p.add_argument("config", metavar="CONFIG", help="scenario file (TOML), e.g. experiments/scenarios/april_2025_shock.toml")
+    p.add_argument("--seed", type=_seed, metavar="N", help="random seed (default: scenario.seed from the config)")
+    p.add_argument("--out", type=Path, metavar="DIR",
+                   help=f"output directory (default: {DEFAULT_RUNS_DIR}/<scenario name>-seed<seed>)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="PATH=VALUE",
+                   help="override a config field, e.g. --set licensing.cn.reviewers=120 (repeatable)")
+    p.set_defaults(handler=_cmd_run)
+
+
+def _fmt(value: Any) -> str:
+    """A number or small dict for the headline."""
+    if value is None:
+        return "n/a"
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.3g}"
+    if isinstance(value, dict):
+        return " ".join(f"{k}={_fmt(v)}" for k, v in value.items()) or "n/a"
+    return str(value)
+
+
+def headline(summary: dict, name: str, seed: int, out: Path) -> str:
+    """A few lines summarising a run for the terminal."""
+    lic = summary.get("cn_licences") or {}
+    pending = lic.get("pending_end", lic.get("pending"))
+    share = summary.get("defense_shortfall_share")
+    lines = [
+        f"{name} (seed {seed})",
+        f"  first US auto shutdown: day {_fmt(summary.get('first_us_auto_shutdown_day'))} after the first control"
+        if summary.get("first_us_auto_shutdown_day") is not None else "  first US auto shutdown: none",
+        f"  US idle plant-days:     {_fmt(summary.get('us_auto_idle_plant_days'))}",
+        f"  lost vehicles:          {_fmt(summary.get('lost_vehicles_by_region'))}",
+        f"  defense shortfall:      {'n/a' if share is None else f'{100 * share:.1f}%'}",
+        f"  CN licences:            submitted {_fmt(lic.get('submitted'))}, approved {_fmt(lic.get('approved'))}, "
+        f"denied {_fmt(lic.get('denied'))}, pending {_fmt(pending)}, "
+        f"mean wait {_fmt(lic.get('mean_wait_working_days'))} working days",
+        f"  results:                {out}",
+    ]
+    return "\n".join(lines)
+
+
+def _cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
+    from model.config import ConfigError, load_scenario
+    from model.outputs import OutputDirError, build_manifest, check_out_dir, write_run
+    from model.simulation import run_scenario
+
+    started_at = dt.datetime.now(dt.UTC)
+    t0 = time.perf_counter()
+    try:
+        cfg = load_scenario(args.config, args.overrides)
+    except ConfigError as err:
+        return _fail(str(err), 2)
+    seed = cfg.scenario.seed if args.seed is None else args.seed
+    out = args.out if args.out is not None else DEFAULT_RUNS_DIR / f"{cfg.scenario.name}-seed{seed}"
+    try:
+        check_out_dir(out)
+    except OutputDirError as err:
+        return _fail(f"--out {err}", 2)
+    try:
+        result = run_scenario(cfg, seed=seed)
+    except ConfigError as err:  # a semantic problem only the model can see
+        return _fail(str(err), 2)
+    manifest = build_manifest(result.config, result.seed, started_at, time.perf_counter() - t0, [PROG, *argv])
+    write_run(result, out, manifest)
+    print(headline(result.summary, cfg.scenario.name, result.seed, out))
+    return 0
+
+
+# --------------------------------------------------------------------------------------------------
+# Entry point
+# --------------------------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    """The ``rareshock`` parser; each subcommand sets ``handler(args, argv) -> exit code``."""
+    parser = _Parser(prog=PROG, description="Agent-based model of the 2025 US-China standoff over rare earths, "
+                                            "magnets and semiconductors.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    _add_run(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:  # --help (0) or a usage error (2), already printed
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
+    handler: Callable[[argparse.Namespace, list[str]], int] = args.handler
+    try:
+        return handler(args, argv)
+    except KeyboardInterrupt:
+        return _fail("interrupted", 130)
+    except Exception as err:  # noqa: BLE001 - the one place that turns failures into an exit code
+        if os.environ.get("RARESHOCK_DEBUG") == "1":
+            traceback.print_exc()
+        return _fail(f"{type(err).__name__}: {err}", 1)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
