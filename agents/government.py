@@ -78,6 +78,8 @@ class Government(mesa.Agent):
         hit = sel[q.edge]
         q.due_wd[hit] = np.minimum(q.due_wd[hit], q.submit_wd[hit] + ev.review_working_days)
         q.validity[hit] = ev.validity_days
+        e = q.edge[hit]
+        q.tonnage[hit] = np.maximum(q.tonnage[hit], net.backlog[e] + net.rate()[e] * ev.validity_days)
 
     def _cn_hire_reviewers(self, ev) -> None:
         m = self.model

@@ -121,6 +121,7 @@ class InteragencyReview(mesa.Agent):
         self.fast_review_wd = np.zeros(n_edges, dtype=np.int64)
         self.fast_validity = np.zeros(n_edges, dtype=np.int64)
         self.hired = 0.0   # fractional hires carried between working days
+        self.first_approval = np.full((6, 4), -1, dtype=np.int64)   # day, by destination and end use
 
     # ----------------------------------------------------------------- exporters file applications
     def file_applications(self, net, rate: np.ndarray, day: int, wd: int, rng: np.random.Generator) -> None:
@@ -139,7 +140,8 @@ class InteragencyReview(mesa.Agent):
         self.queue.append(
             edge=idx, submit_wd=np.full(idx.size, wd), due_wd=wd + clock,
             effort=np.full(idx.size, float(p.effort_reviewer_days)), stage=np.zeros(idx.size, np.int8),
-            military=mil, dest=net.dest[idx], tonnage=net.backlog[idx] + rate[idx] * st.licence_volume_days,
+            military=mil, dest=net.dest[idx],
+            tonnage=net.backlog[idx] + rate[idx] * np.where(fast, self.fast_validity[idx], st.licence_volume_days),
             validity=np.where(fast, self.fast_validity[idx], st.validity_days),
         )
         net.app_open[idx] = True
@@ -195,8 +197,12 @@ class InteragencyReview(mesa.Agent):
             c.approved_military += int(q.military[dec[ok]].sum())
             c.denied += int((~ok).sum())
             c.wait_sum_wd += float((wd - q.submit_wd[dec]).sum())
-            if ok.any() and c.first_approval_day is None:
-                c.first_approval_day = day
+            if ok.any():
+                if c.first_approval_day is None:
+                    c.first_approval_day = day
+                d, u = net.dest[e_ok], net.end_use[net.buy[e_ok]]
+                new = self.first_approval[d, u] < 0
+                self.first_approval[d[new], u[new]] = day
             keep = np.ones(q.pending, dtype=bool)
             keep[dec] = False
             q.drop(keep)

@@ -63,7 +63,8 @@ def _add_run(sub: Any) -> None:
     p = sub.add_parser("run", help="run one scenario and write its result files",
                        description="Run one scenario and write summary.json, timeseries.parquet, figures/ "
                                    "and manifest.json to the output directory.")
-    p.add_argument("config", metavar="CONFIG", help="scenario file (TOML), e.g. experiments/scenarios/april_2025_shock.toml")
+    p.add_argument("config", metavar="CONFIG",
+                   help="scenario file (TOML), e.g. experiments/scenarios/april_2025_shock.toml")
     p.add_argument("--seed", type=_seed, metavar="N", help="random seed (default: scenario.seed from the config)")
     p.add_argument("--out", type=Path, metavar="DIR",
                    help=f"output directory (default: {DEFAULT_RUNS_DIR}/<scenario name>-seed<seed>)")

@@ -183,7 +183,7 @@ class Shipping(_Strict):
 
 
 class CnLicensing(_Strict):
-    reviewers: Annotated[int, Field(ge=1, le=100000)] = 60
+    reviewers: Annotated[int, Field(ge=1, le=100000)] = 15
     provincial_offices: Annotated[int, Field(ge=0, le=31)] = 4
     effort_reviewer_days: Pos = 5.0
     statutory_working_days: Annotated[int, Field(ge=1, le=365)] = 45
@@ -433,6 +433,22 @@ def apply_override(data: dict, assignment: str) -> None:
     node[keys[-1]] = _parse_value(raw.strip())
 
 
+def _merge(base: dict, top: dict) -> dict:
+    """Tables in ``top`` merge into ``base`` recursively; values and arrays replace."""
+    out = dict(base)
+    for k, v in top.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def defaults() -> dict:
+    """Every section's default values (what a scenario file's tables are merged into)."""
+    probe = ScenarioConfig(scenario=Scenario(name="defaults", start=dt.date(2025, 1, 1), end=dt.date(2025, 1, 1)))
+    d = probe.model_dump(mode="json")
+    del d["scenario"], d["events"]
+    return d
+
+
 def validate(data: dict) -> ScenarioConfig:
     try:
         return ScenarioConfig.model_validate(data)
@@ -453,6 +469,9 @@ def load_scenario(path: str | Path, overrides: list[str] | tuple[str, ...] = ())
         raise ConfigError(f"{path}: not UTF-8 text") from None
     except tomllib.TOMLDecodeError as err:
         raise ConfigError(f"{path}: invalid TOML: {err}") from None
+    if not isinstance(data.get("scenario"), dict):
+        raise ConfigError(f"{path}: missing [scenario] table (name, start, end, seed)")
+    data = _merge(defaults(), data)
     for item in overrides:
         apply_override(data, item)
     return validate(data)

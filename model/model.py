@@ -43,7 +43,7 @@ COLUMNS = (
        "cn_licences_returned_cum", "cn_licences_pending", "cn_reviewers"]
     + [f"auto_plants_idle_{r.lower()}" for r in PLANT_REGIONS]
     + [f"vehicles_produced_{r.lower()}" for r in PLANT_REGIONS]
-    + ["us_auto_buffer_days_median", "defense_output_share", "us_defense_output_share",
+    + ["us_auto_buffer_days", "defense_output_share", "us_defense_output_share",
        "us_national_stockpile_t", "industry_output_share_ex_cn", "ex_cn_makers_dytb_cover_days",
        "us_chip_revenue_lost_usd_cum", "us_chip_write_off_usd_cum", "cn_chip_domestic_substitution_usd_cum"]
     + [f"{k}_{m}_t" for m in MAT_NAMES for k in ("produced", "consumed", "stock", "transit")]
@@ -356,8 +356,9 @@ class RareShockModel(mesa.Model):
         self.export_dytb = net.cn_export & (net.mat == DYTB)
         exn = net.region != CN
         self.ex_cn_end_ndfeb = np.flatnonzero(exn & (net.kind >= PLANT) & (net.end_need[:, NDFEB] > 0))
+        # stock users hold after a normal day's use: the reference for ex-China scarcity
         self.ex_cn_ndfeb_target = float((net.end_need[self.ex_cn_end_ndfeb, NDFEB]
-                                         * net.cover_days[self.ex_cn_end_ndfeb]).sum())
+                                         * (net.cover_days[self.ex_cn_end_ndfeb] - 1)).sum())
         self.us_plant_nodes = self.plants.nodes[self.plant_region_masks["US"]]
         self.ex_cn_makers_dytb = np.flatnonzero(exn & (net.kind == MAKER) & (net.need[:, DYTB] > 0))
         self.export_dytb = self.export_dytb.astype(float)
@@ -495,7 +496,7 @@ class RareShockModel(mesa.Model):
         ex_nd = self.ex_cn_end_ndfeb
         cover_nd = net.stock[ex_nd, NDFEB].sum() / max(self.ex_cn_ndfeb_target, 1e-12)
         mk = self.ex_cn_makers_dytb
-        cover_dy = net.stock[mk, DYTB].sum() / max(float(net.need[mk, DYTB] @ net.cover_days[mk]), 1e-12) \
+        cover_dy = net.stock[mk, DYTB].sum() / max(float(net.need[mk, DYTB] @ (net.cover_days[mk] - 1)), 1e-12) \
             if mk.size else 1.0
         sales_nd = net.out_rate[self.cn_ndfeb_makers, NDFEB].sum() / max(self.base_cn_ndfeb_sales, 1e-12)
         sales_dy = net.out_rate[self.cn_dytb_seps, DYTB].sum() / max(self.base_cn_dytb_sales, 1e-12)

@@ -102,17 +102,20 @@ class Network:
         return self.need.ravel()[self.buy_flat] * self.share
 
     def fill_steady_state(self, day: int) -> None:
-        """Stocks at target and the transit pipeline full, as in a long-running steady state."""
+        """The state at the start of ``day`` in a long-running steady state: each end user holds
+        ``cover_days - 1`` days of need (it receives one day and uses one day), the pipeline holds the
+        arrivals due on ``day`` .. ``day + lead - 1``, yesterday's orders wait to ship, and producers hold
+        ``target_stock_days`` of their shipments."""
         rate = self.rate()
-        self.stock[:] = self.need * self.cover_days[:, None]
+        self.stock[:] = self.need * np.maximum(self.cover_days - 1.0, 0.0)[:, None]
         self.pipe[:] = 0.0
         h = self.pipe.shape[0]
         for lead in np.unique(self.lead_sea):
             cols = np.flatnonzero(self.lead_sea == lead)
-            for j in range(1, lead + 1):
+            for j in range(lead):
                 self.pipe[(day + j) % h, cols] += rate[cols]
         self.transit[:] = rate * self.lead_sea
-        self.backlog[:] = rate          # today's orders, shipped today
+        self.backlog[:] = rate
         flow = np.bincount(self.sup_flat, rate, minlength=self.n * M).reshape(self.n, M)
         self.out_rate[:] = flow
         self.stock += flow * self.target_stock_days[:, None]

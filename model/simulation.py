@@ -54,6 +54,12 @@ def summarise(model: RareShockModel) -> dict:
     lost = {r: float(vpd[REGIONS.index(r)] * model.n_days - rec[:, col[f"vehicles_produced_{r.lower()}"]].sum())
             for r in PLANT_REGIONS}
     c = model.review.queue.counts
+    us_auto = int(model.review.first_approval[REGIONS.index("US"), 0])
+    if us_auto >= 0:
+        running = np.flatnonzero(idle["US"][us_auto:] == 0)
+        restart_lag = int(running[0]) if running.size else None
+    else:
+        restart_lag = None
     decided = c.approved + c.denied
     start = 0 if origin is None else origin
     def_share = rec[start:, col["defense_output_share"]]
@@ -76,6 +82,8 @@ def summarise(model: RareShockModel) -> dict:
             "first_approval_day": None if c.first_approval_day is None or origin is None
             else c.first_approval_day - origin,
         },
+        "first_us_auto_licence_day": None if us_auto < 0 or origin is None else us_auto - origin,
+        "us_auto_restart_lag_days": restart_lag,
         "cn_reviewers_end": int(rec[-1, col["cn_reviewers"]]),
         "price_dy_oxide_ex_cn_peak_usd_kg": round(float(rec[:, col["price_dy_oxide_ex_cn_usd_kg"]].max()), 2),
         "price_ndfeb_ex_cn_peak_usd_kg": round(float(rec[:, col["price_ndfeb_ex_cn_usd_kg"]].max()), 2),
