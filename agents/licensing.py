@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 import mesa
 import numpy as np
 
-DOC_CHECK, REVIEW = 0, 1
+DOC_CHECK, REVIEW, CLOSED = 0, 1, 2
 
 
 @dataclass
@@ -53,7 +53,7 @@ class QueueCounts:
     first_submission_day: int | None = None
 
 
-_FIELDS = ("edge", "submit_wd", "due_wd", "effort", "stage", "military", "dest", "tonnage", "validity")
+_FIELDS = ("edge", "submit_wd", "doc_wd", "due_wd", "effort", "stage", "military", "dest", "tonnage", "validity")
 
 
 @dataclass
@@ -62,6 +62,7 @@ class LicenceQueue:
 
     edge: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     submit_wd: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    doc_wd: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     due_wd: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     effort: np.ndarray = field(default_factory=lambda: np.zeros(0))
     stage: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int8))
@@ -138,7 +139,8 @@ class InteragencyReview(mesa.Agent):
         fast = self.fast[idx]
         clock = np.where(fast, self.fast_review_wd[idx], st.statutory_working_days)
         self.queue.append(
-            edge=idx, submit_wd=np.full(idx.size, wd), due_wd=wd + clock,
+            edge=idx, submit_wd=np.full(idx.size, wd), doc_wd=np.full(idx.size, wd + p.doc_check_working_days),
+            due_wd=wd + clock,
             effort=np.full(idx.size, float(p.effort_reviewer_days)), stage=np.zeros(idx.size, np.int8),
             military=mil, dest=net.dest[idx],
             tonnage=net.backlog[idx] + rate[idx] * np.where(fast, self.fast_validity[idx], st.licence_volume_days),
@@ -156,56 +158,59 @@ class InteragencyReview(mesa.Agent):
         if q.pending == 0:
             return
         # 1. document check: incomplete files go back to the exporter
-        check = np.flatnonzero((q.stage == DOC_CHECK) & (wd >= q.submit_wd + p.doc_check_working_days))
+        stage = q.stage
+        check = np.flatnonzero((stage == DOC_CHECK) & (q.doc_wd <= wd))
+        closed = False
         if check.size:
             bad = rng.random(check.size) < st.p_incomplete
             ret = check[bad]
-            e = q.edge[ret]
-            net.app_open[e] = False
-            net.ready_day[e] = day + p.resubmit_days
-            c.returned += int(ret.size)
-            q.stage[check[~bad]] = REVIEW
+            stage[check] = REVIEW
             if ret.size:
-                keep = np.ones(q.pending, dtype=bool)
-                keep[ret] = False
-                q.drop(keep)
+                e = q.edge[ret]
+                net.app_open[e] = False
+                net.ready_day[e] = day + p.resubmit_days
+                c.returned += int(ret.size)
+                stage[ret] = CLOSED
+                closed = True
         # 2. reviewer work, first filed first served, from the offices' pooled capacity
-        rev = np.flatnonzero((q.stage == REVIEW) & (q.effort > 0))
+        in_review = stage == REVIEW
+        rev = np.flatnonzero(in_review & (q.effort > 0))
         budget = float(sum(o.reviewers for o in offices))
         if rev.size and budget > 0:
             cs = np.cumsum(q.effort[rev])
-            done = cs <= budget
-            q.effort[rev[done]] = 0.0
-            k = int(done.sum())
+            k = int(np.searchsorted(cs, budget, side="right"))      # applications finished today
+            q.effort[rev[:k]] = 0.0
             if k < rev.size:
-                used = cs[k - 1] if k else 0.0
-                q.effort[rev[k]] -= budget - used
+                q.effort[rev[k]] -= budget - (cs[k - 1] if k else 0.0)
         # 3. decisions once the work is done and the consultation clock has run
-        dec = np.flatnonzero((q.stage == REVIEW) & (q.effort <= 0) & (wd >= q.due_wd))
+        dec = np.flatnonzero(in_review & (q.effort <= 0) & (q.due_wd <= wd))
         if dec.size:
-            p_ok = np.where(q.military[dec], st.p_approve_military,
-                            st.p_approve_civil * st.destination_factor[q.dest[dec]])
+            mil = q.military[dec]
+            p_ok = np.where(mil, st.p_approve_military, st.p_approve_civil * st.destination_factor[q.dest[dec]])
             ok = rng.random(dec.size) < p_ok
-            e_ok, e_no = q.edge[dec[ok]], q.edge[dec[~ok]]
+            edges = q.edge[dec]
+            e_ok, e_no = edges[ok], edges[~ok]
             net.licence_left[e_ok] += q.tonnage[dec[ok]]
             net.licence_exp[e_ok] = day + q.validity[dec[ok]]
-            net.app_open[q.edge[dec]] = False
-            mil_no = q.military[dec[~ok]]
+            net.app_open[edges] = False
+            mil_no = mil[~ok]
             net.blocked[e_no[mil_no]] = True            # exporters stop filing for refused military users
             net.ready_day[e_no[~mil_no]] = day + p.reapply_days
-            c.approved += int(ok.sum())
-            c.approved_military += int(q.military[dec[ok]].sum())
-            c.denied += int((~ok).sum())
-            c.wait_sum_wd += float((wd - q.submit_wd[dec]).sum())
-            if ok.any():
+            n_ok = int(ok.sum())
+            c.approved += n_ok
+            c.approved_military += int(mil[ok].sum())
+            c.denied += int(dec.size - n_ok)
+            c.wait_sum_wd += float(wd * dec.size - q.submit_wd[dec].sum())
+            if n_ok:
                 if c.first_approval_day is None:
                     c.first_approval_day = day
                 d, u = net.dest[e_ok], net.end_use[net.buy[e_ok]]
                 new = self.first_approval[d, u] < 0
                 self.first_approval[d[new], u[new]] = day
-            keep = np.ones(q.pending, dtype=bool)
-            keep[dec] = False
-            q.drop(keep)
+            stage[dec] = CLOSED
+            closed = True
+        if closed:
+            q.drop(stage != CLOSED)
 
     # ----------------------------------------------------------------- staffing
     def staff(self, offices: list[MofcomOffice], day: int) -> None:

@@ -50,8 +50,7 @@ class Production:
         rate = net.out_rate.ravel()[self.flat]
         want = np.clip(rate * self.tsd + shippable_flat[self.flat] - stock[self.flat], 0.0, self.cap)
         need_in = want[:, None] * self.coef
-        with np.errstate(divide="ignore", invalid="ignore"):
-            frac = np.where(need_in > 0, stock[self.in_flat] / need_in, np.inf).min(axis=1)
+        frac = np.divide(stock[self.in_flat], need_in, out=np.ones_like(need_in), where=need_in > 0).min(axis=1)
         made = want * np.minimum(frac, 1.0)
         used = made[:, None] * self.coef
         stock[self.in_idx] -= used[self.has_in]

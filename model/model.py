@@ -50,7 +50,9 @@ COLUMNS = (
 )
 COL = {c: i for i, c in enumerate(COLUMNS)}
 _N_HEAD = len(COLUMNS) - 4 * len(MAT_NAMES)
-assert [REGIONS[i] for i in (1, 3, 2, 4, 0, 5)] == ["US", "EU", "JP", "IN", "CN", "ROW"]
+_EXPORT_ORDER = np.array([REGIONS.index(r) for r in EXPORT_REGIONS])
+_PLANT_ORDER = np.array([REGIONS.index(r) for r in PLANT_REGIONS])
+assert COLUMNS[29] == "us_auto_buffer_days" and COLUMNS[11] == "cn_licences_submitted_cum"
 
 
 def _lognormal(rng: np.random.Generator, mean: float, cv: float, n: int) -> np.ndarray:
@@ -359,20 +361,25 @@ class RareShockModel(mesa.Model):
         # stock users hold after a normal day's use: the reference for ex-China scarcity
         self.ex_cn_ndfeb_target = float((net.end_need[self.ex_cn_end_ndfeb, NDFEB]
                                          * (net.cover_days[self.ex_cn_end_ndfeb] - 1)).sum())
-        self.us_plant_nodes = self.plants.nodes[self.plant_region_masks["US"]]
+        us_plants = self.plants.nodes[self.plant_region_masks["US"]]
+        self.us_plant_flat = us_plants * M + NDFEB
+        self.us_plant_need = max(float(net.end_need[us_plants, NDFEB].sum()), 1e-12)
         self.ex_cn_makers_dytb = np.flatnonzero(exn & (net.kind == MAKER) & (net.need[:, DYTB] > 0))
         self.export_dytb = self.export_dytb.astype(float)
         self.export_mag = self.export_mag.astype(float)
         self.ex_cn_dytb_cover_days = float(net.cover_days[self.ex_cn_makers_dytb].mean()) if self.ex_cn_makers_dytb.size else 0.0
         self.cn_ndfeb_makers = np.flatnonzero((net.region == CN) & (net.cap[:, NDFEB] > 0))
         self.cn_dytb_seps = np.flatnonzero((net.region == CN) & (net.cap[:, DYTB] > 0))
+        self._p_ex_nd = self.ex_cn_end_ndfeb * M + NDFEB
+        self._p_mk = self.ex_cn_makers_dytb * M + DYTB
+        self._p_mk_cover = net.cover_days[self.ex_cn_makers_dytb] - 1
+        self._p_cn_nd = self.cn_ndfeb_makers * M + NDFEB
+        self._p_cn_dy = self.cn_dytb_seps * M + DYTB
         self.base_cn_ndfeb_sales = float(net.out_rate[self.cn_ndfeb_makers, NDFEB].sum())
         self.base_cn_dytb_sales = float(net.out_rate[self.cn_dytb_seps, DYTB].sum())
         pr = cfg.prices
         self.price = np.array([pr.dy_oxide_usd_kg, pr.dy_oxide_usd_kg, pr.ndfeb_usd_kg, pr.ndfeb_usd_kg])
         self.price0 = self.price.copy()
-        self.cum_produced = np.zeros(M)
-        self.cum_consumed = np.zeros(M)
         self.initial_material = net.stock.sum(axis=0) + net.transit_by_material() + self.stockpile
 
     def _build_institutions(self) -> None:
@@ -493,13 +500,12 @@ class RareShockModel(mesa.Model):
         stock relative to target (less cover, higher price); in China, sellers' sales relative to
         2024 (trapped supply, lower price). Partial adjustment over ``adjust_days``."""
         net, pr = self.net, self.cfg.prices
-        ex_nd = self.ex_cn_end_ndfeb
-        cover_nd = net.stock[ex_nd, NDFEB].sum() / max(self.ex_cn_ndfeb_target, 1e-12)
-        mk = self.ex_cn_makers_dytb
-        cover_dy = net.stock[mk, DYTB].sum() / max(float(net.need[mk, DYTB] @ (net.cover_days[mk] - 1)), 1e-12) \
-            if mk.size else 1.0
-        sales_nd = net.out_rate[self.cn_ndfeb_makers, NDFEB].sum() / max(self.base_cn_ndfeb_sales, 1e-12)
-        sales_dy = net.out_rate[self.cn_dytb_seps, DYTB].sum() / max(self.base_cn_dytb_sales, 1e-12)
+        stock, need, out = net.stock.ravel(), net.need.ravel(), net.out_rate.ravel()
+        cover_nd = stock[self._p_ex_nd].sum() / max(self.ex_cn_ndfeb_target, 1e-12)
+        cover_dy = stock[self._p_mk].sum() / max(float(need[self._p_mk] @ self._p_mk_cover), 1e-12) \
+            if self._p_mk.size else 1.0
+        sales_nd = out[self._p_cn_nd].sum() / max(self.base_cn_ndfeb_sales, 1e-12)
+        sales_dy = out[self._p_cn_dy].sum() / max(self.base_cn_dytb_sales, 1e-12)
         lo, hi = 1.0 / pr.max_multiple, pr.max_multiple
         signal = (max(sales_dy, 1e-9) ** (1 / pr.elasticity_dy), max(cover_dy, 1e-9) ** (-1 / pr.elasticity_dy),
                   max(sales_nd, 1e-9) ** (1 / pr.elasticity_ndfeb), max(cover_nd, 1e-9) ** (-1 / pr.elasticity_ndfeb))
@@ -515,26 +521,30 @@ class RareShockModel(mesa.Model):
         idle = np.bincount(self.plants.region, ~running, minlength=R)
         veh = np.bincount(self.plants.region, running * self.plants.vpd, minlength=R)
         need = self.cons_need
-        self.cum_produced += made
-        self.cum_consumed += consumed
-        us = self.us_plant_nodes
-        stock = net.stock.sum(axis=0) + self.stockpile
-        transit = np.bincount(net.mat, net.transit, minlength=M)
-        revenue_lost = write_off = 0.0
+        revenue_lost = write_off = substituted = 0.0
         for f in self.chip_firms:
             revenue_lost += f.revenue_lost
             write_off += f.write_off
+        for b in self.chip_buyers:
+            substituted += b.domestic_substitution_usd
         row = self.rec[day]
-        row[:_N_HEAD] = (
-            exp.sum(), exp[1], exp[3], exp[2], exp[4], exp[5], ship @ self.export_dytb, *self.price,
-            c.submitted, c.approved, c.denied, c.returned, q.pending, self.reviewer_count(),
-            idle[1], idle[3], idle[2], idle[4], idle[0], idle[5], veh[1], veh[3], veh[2], veh[4], veh[0], veh[5],
-            net.stock[us, NDFEB].sum() / max(net.need[us, NDFEB].sum(), 1e-12),
+        row[0] = exp.sum()
+        row[1:6] = exp[_EXPORT_ORDER]
+        row[6] = ship @ self.export_dytb
+        row[7:11] = self.price
+        row[11:17] = (c.submitted, c.approved, c.denied, c.returned, q.pending, self.reviewer_count())
+        row[17:23] = idle[_PLANT_ORDER]
+        row[23:29] = veh[_PLANT_ORDER]
+        row[29:_N_HEAD] = (
+            net.stock.ravel()[self.us_plant_flat].sum() / self.us_plant_need,
             (used_by_group[0] + used_by_group[1]) / max(need[0] + need[1], 1e-12),
             used_by_group[0] / max(need[0], 1e-12), self.stockpile.sum(), used_by_group[2] / max(need[2], 1e-12),
-            self._cover_dy * self.ex_cn_dytb_cover_days, revenue_lost, write_off,
-            sum(b.domestic_substitution_usd for b in self.chip_buyers))
-        row[_N_HEAD:] = np.stack([made, consumed, stock, transit], axis=1).ravel()
+            self._cover_dy * self.ex_cn_dytb_cover_days, revenue_lost, write_off, substituted)
+        tail = row[_N_HEAD:]
+        tail[0::4] = made
+        tail[1::4] = consumed
+        tail[2::4] = net.stock.sum(axis=0) + self.stockpile
+        tail[3::4] = np.bincount(net.mat, net.transit, minlength=M)
 
     def reviewer_count(self) -> int:
         return sum(o.reviewers for o in self.offices)

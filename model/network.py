@@ -83,6 +83,7 @@ class Network:
         self.buy_flat = self.buy * M + self.mat
         self.cn_export = (self.region[self.sup] == CN) & (self.region[self.buy] != CN)
         self.domestic = self.region[self.sup] == self.region[self.buy]
+        self.tier_flat = self.sup_flat * 2 + (~self.domestic)      # allocation priority: domestic first
         self.dest = self.region[self.buy].astype(np.int64)
         self.backlog = np.zeros(e)
         self.transit = np.zeros(e)
@@ -147,26 +148,23 @@ class Network:
         """Suppliers fill shippable backlog from finished stock: domestic buyers first, then the rest
         pro rata (licensed exports and contracts)."""
         stock = self.stock.ravel()
-        nm = self.n * M
-        demand = np.bincount(self.sup_flat, shippable, minlength=nm)
-        if (demand <= stock).all():          # no supplier is short: everyone gets what may ship
-            stock -= demand
+        demand = np.bincount(self.tier_flat, shippable, minlength=2 * stock.size)
+        d0, d1 = demand[0::2], demand[1::2]
+        total = d0 + d1
+        if (total <= stock).all():           # no supplier is short: everyone gets what may ship
+            stock -= total
             return shippable.copy()
-        ship = np.zeros(self.e)
-        for tier in (self.domestic, ~self.domestic):
-            want = np.where(tier, shippable, 0.0)
-            demand = np.bincount(self.sup_flat, want, minlength=nm)
-            with np.errstate(divide="ignore", invalid="ignore"):
-                ratio = np.where(demand > 0, np.minimum(1.0, stock / demand), 0.0)
-            q = want * ratio[self.sup_flat]
-            stock -= np.bincount(self.sup_flat, q, minlength=nm)
-            ship += q
-        np.maximum(stock, 0.0, out=stock)   # guard against -1e-17 rounding
-        return ship
+        ratio = np.zeros(2 * stock.size)
+        r0 = np.minimum(np.divide(stock, d0, out=np.ones_like(stock), where=d0 > 0), 1.0)
+        left = stock - d0 * r0
+        r1 = np.minimum(np.divide(left, d1, out=np.ones_like(stock), where=d1 > 0), 1.0)
+        ratio[0::2], ratio[1::2] = r0, r1
+        np.maximum(left - d1 * r1, 0.0, out=stock)   # the max guards against -1e-17 rounding
+        return shippable * ratio[self.tier_flat]
 
     def send(self, ship: np.ndarray, lead: np.ndarray, day: int) -> None:
         h = self.pipe.shape[0]
-        self.pipe[(day + lead) % h, self.cols] += ship
+        self.pipe.ravel()[((day + lead) % h) * self.e + self.cols] += ship
         self.transit += ship
         self.backlog -= ship
         np.maximum(self.backlog, 0.0, out=self.backlog)
