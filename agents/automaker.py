@@ -3,8 +3,8 @@
 A plant builds ``vehicles_per_day`` and needs NdFeB magnets for each vehicle (kg by powertrain). Its
 magnet buffer (days of cover) stands for the plant's own stock and its tier-1 supply network. The plant
 runs a day only if the buffer holds that day's magnets; once idle it restarts when the buffer is back to
-``restart_cover_days``. While its Chinese supply is stalled it moves orders to its non-Chinese supplier,
-slowly (qualification and redesign take time) and only up to ``switch_max_share``.
+``restart_cover_days``. How it moves orders away from stalled Chinese suppliers is in
+:mod:`agents.sourcing` (shared by every magnet buyer).
 """
 
 from __future__ import annotations
@@ -54,16 +54,3 @@ class PlantFleet:
         used = np.where(self.idle, 0.0, need)
         net.stock[self.nodes, NDFEB] = stock - used
         return ~self.idle, float(used.sum())
-
-
-def switch_suppliers(net, pair_cn: np.ndarray, pair_x: np.ndarray, rate: np.ndarray, params) -> None:
-    """Buyers whose Chinese supply is stalled move part of their orders to their non-Chinese supplier."""
-    stalled = net.backlog[pair_cn] > rate[pair_cn] * params.switch_trigger_days
-    if not stalled.any():
-        return
-    idx = np.flatnonzero(stalled)
-    moved = np.minimum(params.switch_share_per_day, np.maximum(net.share[pair_cn[idx]] - net.share0[pair_cn[idx]]
-                                                                + params.switch_max_share, 0.0))
-    moved = np.minimum(moved, net.share[pair_cn[idx]])
-    net.share[pair_cn[idx]] -= moved
-    net.share[pair_x[idx]] += moved

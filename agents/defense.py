@@ -3,7 +3,8 @@
 A programme consumes what its stock allows (:meth:`model.network.Network.consume`); the rest is shortfall
 (output the programme cannot deliver).
 When US programmes' cover falls below ``stockpile_release_trigger_days`` the US government releases
-magnets from the National Defense Stockpile, pro rata to need, until the stockpile is empty.
+magnets from the National Defense Stockpile, pro rata to each programme's shortfall against that
+cover, until the stockpile is empty.
 """
 
 from __future__ import annotations

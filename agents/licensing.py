@@ -190,8 +190,10 @@ class InteragencyReview(mesa.Agent):
             ok = rng.random(dec.size) < p_ok
             edges = q.edge[dec]
             e_ok, e_no = edges[ok], edges[~ok]
+            # volume adds up; remaining volume of an older licence keeps the later of the two expiries
+            net.licence_exp[e_ok] = np.maximum(np.where(net.licence_left[e_ok] > 0, net.licence_exp[e_ok], -1),
+                                               day + q.validity[dec[ok]])
             net.licence_left[e_ok] += q.tonnage[dec[ok]]
-            net.licence_exp[e_ok] = day + q.validity[dec[ok]]
             net.app_open[edges] = False
             mil_no = mil[~ok]
             net.blocked[e_no[mil_no]] = True            # exporters stop filing for refused military users

@@ -1,8 +1,8 @@
 """Upstream mine-and-separation capacity: NdPr, Dy/Tb and Sm oxides.
 
 A separator produces to keep ``target_stock_days`` of its smoothed shipments on hand plus what its
-customers may take now, within its capacity (for China: within the national quotas). Production runs
-through :func:`agents.magnet_maker.produce`, which serves every producer.
+customers may take now, within its capacity (for China, capacities are set within the 2024 separation
+quota). Production runs through :class:`agents.magnet_maker.Production`, which serves every producer.
 """
 
 from __future__ import annotations

@@ -83,9 +83,6 @@ class Automakers(_Strict):
     magnet_kg_hev: NonNeg = 1.0
     magnet_kg_bev: NonNeg = 1.6
     restart_cover_days: Pos = 3.0
-    switch_share_per_day: Annotated[float, Field(ge=0, le=0.1)] = 0.002
-    switch_max_share: Share = 0.3
-    switch_trigger_days: Pos = 21.0
     US: RegionalPlants = _plants(40, 10.2e6, 0.08, 0.12, 0.85, 21.0)
     EU: RegionalPlants = _plants(60, 11.5e6, 0.15, 0.30, 0.85, 24.5)
     JP: RegionalPlants = _plants(30, 8.2e6, 0.02, 0.45, 0.5, 60.0)
@@ -94,12 +91,21 @@ class Automakers(_Strict):
     ROW: RegionalPlants = _plants(20, 12e6, 0.05, 0.10, 0.85, 24.5)
 
 
+class Sourcing(_Strict):
+    """How buyers move orders from stalled Chinese suppliers to non-Chinese ones."""
+
+    switch_share_per_day: Annotated[float, Field(ge=0, le=0.1)] = 0.002
+    switch_max_share: Share = 0.3
+    switch_trigger_days: Pos = 21.0
+
+
 class DefenseRegion(_Strict):
     programmes: Annotated[int, Field(ge=0, le=500)]
     magnets_t_per_year: NonNeg
     smco_share: Share
     cn_supply_share: Share
     buffer_days_mean: Pos
+    buffer_days_cv: Annotated[float, Field(ge=0, le=2)] = 0.35
 
 
 class Defense(_Strict):
@@ -214,7 +220,8 @@ class Licensing(_Strict):
 
 
 class Prices(_Strict):
-    dy_oxide_usd_kg: Pos = 250.0
+    dy_oxide_cn_usd_kg: Pos = 224.0
+    dy_oxide_ex_cn_usd_kg: Pos = 250.0
     ndfeb_usd_kg: Pos = 48.7
     elasticity_dy: Pos = 0.35
     elasticity_ndfeb: Pos = 0.5
@@ -342,6 +349,7 @@ Event = Annotated[
 class ScenarioConfig(_Strict):
     scenario: Scenario
     automakers: Automakers = Automakers()
+    sourcing: Sourcing = Sourcing()
     defense: Defense = Defense()
     other_demand: OtherDemand = OtherDemand()
     magnet_makers: MagnetMakers = MagnetMakers()

@@ -21,6 +21,7 @@ from agents.government import Government
 from agents.industry import IndustrialBuyer
 from agents.licensing import InteragencyReview, MofcomOffice, Stance
 from agents.magnet_maker import MagnetMaker
+from agents.sourcing import Sourcing
 from agents.separator import Separator
 from model.calendar import working_day_index
 from model.config import CONTROLLABLE, REGIONS, ConfigError, ScenarioConfig
@@ -70,24 +71,32 @@ def _sizes(rng: np.random.Generator, n: int) -> np.ndarray:
 
 
 class _Assigner:
-    """Assigns buyers' needs to suppliers by spare capacity (largest needs first), splitting needs
-    larger than half a typical supplier's capacity across several suppliers."""
+    """Assigns buyers' needs to suppliers: suppliers in the buyer's own region first while they have
+    spare capacity, otherwise those with the most spare capacity; needs larger than half a typical
+    supplier's capacity are split across several suppliers in proportion to their spare capacity."""
 
-    def __init__(self, nodes: list[int], capacity: list[float]):
+    def __init__(self, nodes: list[int], capacity: list[float], regions: list[int]):
         self.nodes = nodes
         self.cap = np.array(capacity, dtype=float)
+        self.region = np.array(regions, dtype=np.int64)
         self.load = np.zeros(len(nodes))
 
-    def assign(self, need: float) -> list[tuple[int, float]]:
+    def assign(self, need: float, region: int) -> list[tuple[int, float]]:
         if need <= 0 or not self.nodes:
             return []
         chunk = max(0.5 * float(self.cap.mean()), 1e-9)
-        k = min(len(self.nodes), max(1, math.ceil(need / chunk)))
         spare = self.cap - self.load
-        picks = np.argsort(-spare, kind="stable")[:k]
-        part = need / k
-        self.load[picks] += part
-        return [(self.nodes[i], 1.0 / k) for i in picks]
+        home = (self.region == region) & (spare > 0)
+        pool = np.flatnonzero(home) if spare[home].sum() >= need else np.arange(len(self.nodes))
+        k = min(pool.size, max(1, math.ceil(need / chunk)))
+        order = pool[np.argsort(-spare[pool], kind="stable")]
+        room = np.cumsum(np.maximum(spare[order], 0.0))
+        k = max(k, min(int(np.searchsorted(room, need)) + 1, order.size))   # enough suppliers to hold it
+        picks = order[:k]
+        room = np.maximum(spare[picks], 0.0)
+        w = room / room.sum() if room.sum() > 0 else np.full(k, 1.0 / k)   # in proportion to spare room
+        self.load[picks] += need * w
+        return [(self.nodes[i], float(x)) for i, x in zip(picks, w)]
 
 
 class RareShockModel(mesa.Model):
@@ -177,7 +186,7 @@ class RareShockModel(mesa.Model):
             if dr.programmes == 0:
                 continue
             w = _sizes(rng, dr.programmes) * dr.magnets_t_per_year / 365
-            cover = _lognormal(rng, dr.buffer_days_mean, 0.35, dr.programmes)
+            cover = _lognormal(rng, dr.buffer_days_mean, dr.buffer_days_cv, dr.programmes)
             for x, c in zip(w, cover):
                 node = add(NodeSpec(DEFENSE, REGIONS.index(reg), float(c), military=True, end_use=2,
                                     need={NDFEB: x * (1 - dr.smco_share), SMCO: x * dr.smco_share}))
@@ -252,10 +261,9 @@ class RareShockModel(mesa.Model):
         def pool(kind: int, m: int, cn: bool) -> _Assigner:
             ns = [i for i, s in enumerate(specs) if s.kind == kind and m in s.capacity and (s.region == CN) == cn
                   and s.capacity[m] > 0]
-            return _Assigner(ns, [specs[i].capacity[m] for i in ns])
+            return _Assigner(ns, [specs[i].capacity[m] for i in ns], [specs[i].region for i in ns])
 
         edges: list[tuple[int, int, int, float]] = []
-        pair_cn, pair_x = [], []
         pools = {(m, cn): pool(MAKER, m, cn) for m in (NDFEB, SMCO) for cn in (True, False)}
         end_users = [n for n, *_ in plants] + [n for n, _ in progs] + [n for n, *_ in industry_nodes]
         order = sorted(((specs[b].need[m], b, m) for b in end_users for m in specs[b].need), reverse=True)
@@ -264,15 +272,12 @@ class RareShockModel(mesa.Model):
             x_pool = pools[(m, False)]
             if not x_pool.nodes:
                 cs = 1.0
-            first_cn = len(edges)
-            for s, w in pools[(m, True)].assign(need * cs):
+            rb = specs[b].region
+            for s, w in pools[(m, True)].assign(need * cs, rb):
                 edges.append((s, b, m, cs * w))
             if cs < 1.0:
-                first_x = len(edges)
-                for s, w in x_pool.assign(need * (1 - cs)):
+                for s, w in x_pool.assign(need * (1 - cs), rb):
                     edges.append((s, b, m, (1 - cs) * w))
-                pair_cn.append(first_cn)
-                pair_x.append(first_x)
         # makers' input needs follow the demand assigned to them
         for (m, cn), p in pools.items():
             for s, load, cap in zip(p.nodes, p.load, p.cap):
@@ -290,10 +295,11 @@ class RareShockModel(mesa.Model):
                 if need <= 0:
                     continue
                 cs = 1.0 if reg == "CN" or not sep_pools[(m, False)].nodes else cn_in_share[m]
-                for s, w in sep_pools[(m, True)].assign(need * cs):
+                rb = specs[s_node].region
+                for s, w in sep_pools[(m, True)].assign(need * cs, rb):
                     edges.append((s, s_node, m, cs * w))
                 if cs < 1.0:
-                    for s, w in sep_pools[(m, False)].assign(need * (1 - cs)):
+                    for s, w in sep_pools[(m, False)].assign(need * (1 - cs), rb):
                         edges.append((s, s_node, m, (1 - cs) * w))
         for (m, cn), p in sep_pools.items():
             for s, load, cap in zip(p.nodes, p.load, p.cap):
@@ -306,7 +312,6 @@ class RareShockModel(mesa.Model):
         net.set_edges(sup, buy, mat, share, [lead(s, b) for s, b, _, _ in edges],
                       [item(m, b) for _, b, m, _ in edges])
         net.end_need = net.need.copy()
-        net.share0 = net.share.copy()
         net.prod_rate = np.zeros((net.n, M))
         for (m, _), p in pools.items():
             net.prod_rate[p.nodes, m] = p.load
@@ -314,8 +319,7 @@ class RareShockModel(mesa.Model):
             net.prod_rate[p.nodes, m] = p.load
         net.fill_steady_state(0)
         self.net = net
-        self.pair_cn = np.array(pair_cn, dtype=np.int64)
-        self.pair_x = np.array(pair_x, dtype=np.int64)
+        self.sourcing = Sourcing(net, cfg.sourcing)
         self.producers = np.flatnonzero((net.kind == SEPARATOR) | (net.kind == MAKER))
         self.production = magnet_maker.Production(net, self.producers)
 
@@ -378,7 +382,7 @@ class RareShockModel(mesa.Model):
         self.base_cn_ndfeb_sales = float(net.out_rate[self.cn_ndfeb_makers, NDFEB].sum())
         self.base_cn_dytb_sales = float(net.out_rate[self.cn_dytb_seps, DYTB].sum())
         pr = cfg.prices
-        self.price = np.array([pr.dy_oxide_usd_kg, pr.dy_oxide_usd_kg, pr.ndfeb_usd_kg, pr.ndfeb_usd_kg])
+        self.price = np.array([pr.dy_oxide_cn_usd_kg, pr.dy_oxide_ex_cn_usd_kg, pr.ndfeb_usd_kg, pr.ndfeb_usd_kg])
         self.price0 = self.price.copy()
         self.initial_material = net.stock.sum(axis=0) + net.transit_by_material() + self.stockpile
 
@@ -416,14 +420,10 @@ class RareShockModel(mesa.Model):
         net.extra_lead = np.where(net.controlled, self.review.stance.customs_days, 0)
 
     def ban_cn_defense_supply(self, region: str) -> None:
-        """Move the region's defence programmes' Chinese share to their non-Chinese suppliers."""
-        net = self.net
-        r = REGIONS.index(region)
-        sel = (net.region[net.buy[self.pair_cn]] == r) & net.military[net.buy[self.pair_cn]]
-        cn_e, x_e = self.pair_cn[sel], self.pair_x[sel]
-        net.share[x_e] += net.share[cn_e]
-        net.share[cn_e] = 0.0
-        net.share0[cn_e] = 0.0
+        """The region's defence programmes may no longer use Chinese magnets."""
+        net, src = self.net, self.sourcing
+        sel = (net.region[src.g_buyer] == REGIONS.index(region)) & net.military[src.g_buyer]
+        src.ban_china(net, sel)
 
     # ================================================================== one day
     def step(self) -> None:
@@ -473,7 +473,7 @@ class RareShockModel(mesa.Model):
         defense.release_stockpile(net, self.us_def_nodes, self.stockpile, cfg.defense.stockpile_release_trigger_days)
         rate = net.rate()
         net.place_orders(rate)
-        automaker.switch_suppliers(net, self.pair_cn, self.pair_x, rate, cfg.automakers)
+        self.sourcing.switch(net, rate)
         if working:
             self.review.file_applications(net, rate, day, wd, rng)
 
@@ -512,7 +512,8 @@ class RareShockModel(mesa.Model):
         for i in range(4):
             target = self.price0[i] * min(max(signal[i], lo), hi)
             self.price[i] += (target - self.price[i]) / pr.adjust_days
-        self._cover_dy = cover_dy
+        dy_need = need[self._p_mk].sum()
+        self._dy_days = stock[self._p_mk].sum() / dy_need if dy_need > 0 else 0.0
 
     def _record(self, day, ship, running, made, consumed, used_by_group) -> None:
         net, q = self.net, self.review.queue
@@ -539,7 +540,7 @@ class RareShockModel(mesa.Model):
             net.stock.ravel()[self.us_plant_flat].sum() / self.us_plant_need,
             (used_by_group[0] + used_by_group[1]) / max(need[0] + need[1], 1e-12),
             used_by_group[0] / max(need[0], 1e-12), self.stockpile.sum(), used_by_group[2] / max(need[2], 1e-12),
-            self._cover_dy * self.ex_cn_dytb_cover_days, revenue_lost, write_off, substituted)
+            self._dy_days, revenue_lost, write_off, substituted)
         tail = row[_N_HEAD:]
         tail[0::4] = made
         tail[1::4] = consumed

@@ -65,7 +65,7 @@ class Network:
         self.stock = np.zeros((n, M))
         self.recipe = recipe                  # t of input (col) per t of output (row)
         self.target_stock_days = target_stock_days  # per node, for producers' finished goods
-        self.end_need = self.need.copy()      # fixed end-use need (producers' input need is dynamic)
+        self.end_need = self.need.copy()      # baseline need; the builder re-copies it once producers' input need is set
         self.out_rate = np.zeros((n, M))      # producers' smoothed shipments, t/day
         self.edges_built = False
 

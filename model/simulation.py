@@ -55,11 +55,11 @@ def summarise(model: RareShockModel) -> dict:
             for r in PLANT_REGIONS}
     c = model.review.queue.counts
     us_auto = int(model.review.first_approval[REGIONS.index("US"), 0])
+    half_recovery = None
     if us_auto >= 0:
-        running = np.flatnonzero(idle["US"][us_auto:] == 0)
-        restart_lag = int(running[0]) if running.size else None
-    else:
-        restart_lag = None
+        after = idle["US"][us_auto:]
+        hit = np.flatnonzero(after <= after[0] / 2)
+        half_recovery = int(hit[0]) if hit.size else None
     decided = c.approved + c.denied
     start = 0 if origin is None else origin
     def_share = rec[start:, col["defense_output_share"]]
@@ -83,7 +83,7 @@ def summarise(model: RareShockModel) -> dict:
             else c.first_approval_day - origin,
         },
         "first_us_auto_licence_day": None if us_auto < 0 or origin is None else us_auto - origin,
-        "us_auto_restart_lag_days": restart_lag,
+        "us_auto_half_recovery_days": half_recovery,
         "cn_reviewers_end": int(rec[-1, col["cn_reviewers"]]),
         "price_dy_oxide_ex_cn_peak_usd_kg": round(float(rec[:, col["price_dy_oxide_ex_cn_usd_kg"]].max()), 2),
         "price_ndfeb_ex_cn_peak_usd_kg": round(float(rec[:, col["price_ndfeb_ex_cn_usd_kg"]].max()), 2),

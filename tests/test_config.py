@@ -10,6 +10,7 @@ from model.config import ConfigError, load_scenario, validate, defaults
 from tests.conftest import SHOCK
 
 GOOD = SHOCK.read_text()
+N_EVENTS = GOOD.count("[[events]]")      # index of an event appended to the shock scenario
 
 
 def _error(tmp_path, text: str, overrides=()) -> str:
@@ -35,11 +36,11 @@ def _error(tmp_path, text: str, overrides=()) -> str:
     (GOOD, ("other_demand.export_share.US=0.5",), "must sum to 1"),
     (GOOD, ("automakers.US.bev_share=0.9",), "bev_share + hev_share"),
     (GOOD, ("licensing.cn.reviewers",), "expected path=value"),
-    (GOOD + "\n[[events]]\ndate=2025-12-01\nkind='cn_teleport'\n", (), "events[7]"),
+    (GOOD + "\n[[events]]\ndate=2025-12-01\nkind='cn_teleport'\n", (), f"events[{N_EVENTS}]"),
     (GOOD + "\n[[events]]\ndate=2025-01-01\nkind='marker'\nlabel='early'\n", (), "date order"),
     (GOOD + "\n[[events]]\ndate=2025-12-01\nkind='us_chip_licences_granted'\nfirms=['intel']\n", (),
      "unknown firm 'intel'"),
-    (GOOD + "\n[[events]]\ndate=2025-12-01\nkind='cn_export_controls'\nitems=['gold']\n", (), "events[7].items[0]"),
+    (GOOD + "\n[[events]]\ndate=2025-12-01\nkind='cn_export_controls'\nitems=['gold']\n", (), f"events[{N_EVENTS}].items[0]"),
     ("[senario]\nname='x'\n", (), "missing [scenario]"),
     (GOOD.replace("[scenario]", "[scenario]\nseeed = 3"), (), "did you mean 'seed'"),
 ])

@@ -45,7 +45,7 @@ def test_hiring_responds_to_the_backlog():
 def test_air_freight_shortens_the_gap_between_approval_and_restart():
     air = _runs("shipping.air_freight=true")
     sea = _runs("shipping.air_freight=false")
-    assert _median(air, "us_auto_restart_lag_days") < _median(sea, "us_auto_restart_lag_days")
+    assert _median(air, "us_auto_half_recovery_days") < _median(sea, "us_auto_half_recovery_days")
     assert _median(air, "us_auto_idle_plant_days") < _median(sea, "us_auto_idle_plant_days")
 
 
