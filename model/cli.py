@@ -2,6 +2,9 @@
 
 ``rareshock run CONFIG [--seed N] [--out DIR] [--set path=value ...]`` runs one scenario and writes
 ``summary.json``, ``timeseries.parquet``, ``figures/`` and ``manifest.json`` to DIR (atomically).
+``rareshock run --from SWEEP_DIR RUN_ID`` reruns one row of a finished sweep and checks its numbers.
+``rareshock sweep SWEEP [--workers N | --scheduler ADDRESS] [--out DIR] [--resume]`` runs a sweep.
+``rareshock reproduce [--check] [--only NAME ...]`` regenerates (or checks) the reference results.
 
 Exit codes: 0 success; 1 the run failed unexpectedly; 2 bad command line or bad config. Every error is one
 line on stderr, ``rareshock: error: ...``, with no traceback (set ``RARESHOCK_DEBUG=1`` to see one), and
@@ -64,7 +67,11 @@ def _add_run(sub: Any) -> None:
                        description="Run one scenario and write summary.json, timeseries.parquet, figures/ "
                                    "and manifest.json to the output directory.")
     p.add_argument("config", metavar="CONFIG",
-                   help="scenario file (TOML), e.g. experiments/scenarios/april_2025_shock.toml")
+                   help="scenario file (TOML), e.g. experiments/scenarios/april_2025_shock.toml; "
+                        "with --from, the RUN_ID of the sweep row to rerun")
+    p.add_argument("--from", dest="from_dir", type=Path, metavar="SWEEP_DIR",
+                   help="rerun one row of the finished sweep in SWEEP_DIR (CONFIG is then its run_id) and "
+                        "check that every metric equals the sweep's")
     p.add_argument("--seed", type=_seed, metavar="N", help="random seed (default: scenario.seed from the config)")
     p.add_argument("--out", type=Path, metavar="DIR",
                    help=f"output directory (default: {DEFAULT_RUNS_DIR}/<scenario name>-seed<seed>)")
@@ -113,6 +120,8 @@ def _cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
     from model.outputs import OutputDirError, build_manifest, check_out_dir, write_run
     from model.simulation import run_scenario
 
+    if args.from_dir is not None:
+        return _cmd_rerun(args, argv)
     started_at = dt.datetime.now(dt.UTC)
     t0 = time.perf_counter()
     try:
@@ -135,6 +144,129 @@ def _cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
     return 0
 
 
+def _cmd_rerun(args: argparse.Namespace, argv: list[str]) -> int:
+    from model.config import ConfigError
+    from model.outputs import OutputDirError, build_manifest, check_out_dir, write_run
+    from model.sweeping import differences, rerun_row
+
+    if args.overrides or args.seed is not None:
+        return _fail("--from: --set and --seed do not apply (the sweep row fixes config and seed)", 2)
+    try:
+        run_id = int(args.config)
+    except ValueError:
+        return _fail(f"RUN_ID: expected an integer run_id, got {args.config!r}", 2)
+    started_at = dt.datetime.now(dt.UTC)
+    t0 = time.perf_counter()
+    try:
+        if args.out is not None:
+            check_out_dir(args.out)
+        stored, fresh, result = rerun_row(args.from_dir, run_id)
+    except (ConfigError, OutputDirError) as err:
+        return _fail(str(err), 2)
+    import json
+
+    metrics = json.loads((args.from_dir / "sweep_state.json").read_text())["metrics"]
+    if stored.get("status") != "ok":
+        print(f"run {run_id} failed in the sweep ({stored.get('error')}); rerun finished without error")
+    diffs = differences(stored, fresh, metrics) if stored.get("status") == "ok" else []
+    if args.out is not None:
+        manifest = build_manifest(result.config, result.seed, started_at, time.perf_counter() - t0, [PROG, *argv])
+        write_run(result, args.out, manifest)
+    print(headline(result.summary, f"{args.from_dir.name} run {run_id}", result.seed, args.out or Path("-")))
+    if diffs:
+        for d in diffs:
+            print(f"  differs: {d}")
+        return _fail(f"run {run_id}: {len(diffs)} metrics differ from the sweep", 1)
+    print(f"  reproduced: all {len(metrics)} metrics equal the sweep's row {run_id}")
+    return 0
+
+
+# --------------------------------------------------------------------------------------------------
+# sweep
+# --------------------------------------------------------------------------------------------------
+def _workers(text: str) -> int:
+    try:
+        value = int(text, 10)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if not 1 <= value <= 1024:
+        raise argparse.ArgumentTypeError(f"expected 1..1024, got {value}")
+    return value
+
+
+def _add_sweep(sub: Any) -> None:
+    p = sub.add_parser("sweep", help="run a parameter sweep (grid, random, LHS, Sobol, Morris)",
+                       description="Run every (sample, replicate) of a sweep in batches, write runs.parquet, "
+                                   "sensitivity results, scenario discovery and figures.")
+    p.add_argument("sweep", metavar="SWEEP", help="sweep file (TOML), e.g. experiments/sweeps/sobol_april_2025.toml")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--workers", type=_workers, metavar="N", help="local worker processes (default: all cores)")
+    where.add_argument("--scheduler", metavar="ADDRESS", help="address of a running Dask scheduler, e.g. tcp://host:8786")
+    p.add_argument("--out", type=Path, metavar="DIR", help="output directory (default: results/sweeps/<sweep name>)")
+    p.add_argument("--resume", action="store_true", help="finish an interrupted sweep in DIR")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="PATH=VALUE",
+                   help="override a field of the sweep file, e.g. --set sweep.replications=2")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(handler=_cmd_sweep)
+
+
+def _cmd_sweep(args: argparse.Namespace, argv: list[str]) -> int:
+    from model.config import ConfigError
+    from model.sweep import load_sweep
+    from model.sweeping import run_sweep
+
+    try:
+        sweep = load_sweep(args.sweep, args.overrides)
+    except ConfigError as err:
+        return _fail(str(err), 2)
+    out = args.out if args.out is not None else Path("results") / "sweeps" / sweep.settings.name
+    try:
+        report = run_sweep(sweep, out, args.workers, args.scheduler, args.resume, not args.no_progress,
+                           [PROG, *argv])
+    except ConfigError as err:
+        return _fail(str(err), 2)
+    except KeyboardInterrupt:
+        return _fail(f"interrupted; finished batches are kept in {out}; finish with: {PROG} sweep {args.sweep} "
+                     f"--out {out} --resume", 130)
+    print(f"{sweep.settings.name}: {report['runs']:,} runs ({report['failed']} failed) in {report['seconds']:.1f} s "
+          f"-> {out}")
+    for line in report["analysis"].get("lines", []):
+        print(f"  {line}")
+    return 0
+
+
+# --------------------------------------------------------------------------------------------------
+# reproduce
+# --------------------------------------------------------------------------------------------------
+def _add_reproduce(sub: Any) -> None:
+    p = sub.add_parser("reproduce", help="regenerate (or check) the reference results in results/",
+                       description="Regenerate every experiment marked reproduce = true into results/<name>/; "
+                                   "with --check, compare the regenerated numbers with the committed ones.")
+    p.add_argument("--check", action="store_true", help="compare with results/ instead of replacing it; "
+                                                       "exit 1 on any difference")
+    p.add_argument("--only", nargs="+", metavar="NAME", help="only these experiments")
+    p.add_argument("--results", type=Path, default=None, metavar="DIR", help="reference results folder "
+                                                                             "(default: results/ of the repository)")
+    p.add_argument("--workers", type=_workers, metavar="N", help="local worker processes for sweeps")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(handler=_cmd_reproduce)
+
+
+def _cmd_reproduce(args: argparse.Namespace, argv: list[str]) -> int:
+    from model.config import ConfigError
+    from model.reproduce import ROOT, reproduce
+
+    try:
+        ok, lines = reproduce(args.check, args.only, args.results or ROOT / "results", args.workers,
+                              not args.no_progress)
+    except ConfigError as err:
+        return _fail(str(err), 2)
+    print("\n".join(lines))
+    if not ok:
+        return _fail("reproduce --check: regenerated results differ from the reference", 1)
+    return 0
+
+
 # --------------------------------------------------------------------------------------------------
 # Entry point
 # --------------------------------------------------------------------------------------------------
@@ -144,6 +276,8 @@ def build_parser() -> argparse.ArgumentParser:
                                             "magnets and semiconductors.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     _add_run(sub)
+    _add_sweep(sub)
+    _add_reproduce(sub)
     return parser
 
 

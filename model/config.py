@@ -255,6 +255,7 @@ class Scenario(_Strict):
     start: dt.date
     end: dt.date
     seed: Annotated[int, Field(ge=0, le=2**63 - 1)] = 0
+    reproduce: bool = False
 
     @model_validator(mode="after")
     def _dates(self) -> "Scenario":

@@ -1,0 +1,171 @@
+"""Sweeps: identical results on any executor, resumable after a kill, failures as rows, clean errors."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from model.cli import main
+from model.sweep import build_design, load_sweep, run_seed, run_specs
+from tests.conftest import ROOT, SHOCK
+
+SWEEP = f"""
+[sweep]
+name = "tiny"
+scenario = "{SHOCK}"
+method = "lhs"
+samples = {{samples}}
+replications = 2
+seed = 3
+batch_size = {{batch}}
+overrides = ["scenario.end=2025-07-31"]
+timeseries = "monthly"
+
+[[parameters]]
+path = "automakers.US.buffer_days_mean"
+low = 10.0
+high = 40.0
+
+[[parameters]]
+path = "licensing.cn.reviewers"
+low = 5
+high = 50
+integer = true
+
+[discovery]
+outcome = "first_us_auto_shutdown_day"
+below = 45.0
+"""
+
+
+def _write(tmp_path: Path, samples=6, batch=4, extra="") -> Path:
+    p = tmp_path / "tiny.toml"
+    p.write_text(SWEEP.format(samples=samples, batch=batch) + extra)
+    return p
+
+
+def _runs(out: Path) -> pd.DataFrame:
+    df = pd.read_parquet(out / "runs.parquet").drop(columns="batch")
+    return df.sort_values("run_id").reset_index(drop=True)
+
+
+def test_seeds_depend_only_on_sample_and_replicate(tmp_path):
+    sw = load_sweep(_write(tmp_path))
+    runs = run_specs(sw, build_design(sw))
+    assert len({r.seed for r in runs}) == len(runs)
+    assert all(r.seed == run_seed(3, r.sample, r.replicate) for r in runs)
+    assert build_design(sw).equals(build_design(load_sweep(_write(tmp_path))))
+
+
+def test_same_results_on_one_two_workers_and_dask(tmp_path):
+    from distributed import LocalCluster
+
+    cfg = _write(tmp_path)
+    assert main(["sweep", str(cfg), "--workers", "1", "--out", str(tmp_path / "w1"), "--no-progress"]) == 0
+    assert main(["sweep", str(cfg), "--workers", "2", "--out", str(tmp_path / "w2"), "--no-progress"]) == 0
+    with LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=None) as cluster:
+        assert main(["sweep", str(cfg), "--scheduler", cluster.scheduler_address, "--out", str(tmp_path / "dask"),
+                     "--no-progress"]) == 0
+    one = _runs(tmp_path / "w1")
+    assert len(one) == 12 and (one["status"] == "ok").all()
+    pd.testing.assert_frame_equal(one, _runs(tmp_path / "w2"), check_exact=True)
+    pd.testing.assert_frame_equal(one, _runs(tmp_path / "dask"), check_exact=True)
+    series = pd.read_parquet(tmp_path / "w1" / "timeseries.parquet")
+    assert set(series["run_id"]) == set(range(12)) and len(series) == 12 * 7      # monthly, Jan..Jul
+    assert (tmp_path / "w1" / "discovery.json").is_file()
+    assert (tmp_path / "w1" / "manifest.json").is_file()
+
+
+def test_killed_sweep_resumes_without_losing_or_repeating_runs(tmp_path):
+    cfg = _write(tmp_path, samples=20, batch=2)
+    out = tmp_path / "killed"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen([sys.executable, "-m", "model.cli", "sweep", str(cfg), "--workers", "2", "--out",
+                             str(out), "--no-progress"], env=env, cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and len(list((out / "runs.parquet").glob("part-*.parquet"))) < 4:
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)                  # the main process, mid-sweep
+    proc.wait()
+    done_before = len(list((out / "runs.parquet").glob("part-*.parquet")))
+    assert 4 <= done_before < 20
+    time.sleep(0.5)
+    os.killpg(proc.pid, signal.SIGKILL)                # and any orphaned workers
+    assert main(["sweep", str(cfg), "--workers", "2", "--out", str(out), "--no-progress"]) == 2  # needs --resume
+    assert main(["sweep", str(cfg), "--workers", "2", "--out", str(out), "--resume", "--no-progress"]) == 0
+    resumed = _runs(out)
+    assert resumed["run_id"].tolist() == list(range(40))
+    assert main(["sweep", str(cfg), "--workers", "2", "--out", str(tmp_path / "clean"), "--no-progress"]) == 0
+    pd.testing.assert_frame_equal(resumed, _runs(tmp_path / "clean"), check_exact=True)
+
+
+def test_a_failing_run_becomes_an_error_row(tmp_path):
+    cfg = tmp_path / "fail.toml"
+    cfg.write_text(SWEEP.format(samples=1, batch=10).split("[[parameters]]")[0].replace('method = "lhs"', 'method = "grid"')
+                   + '[[parameters]]\npath = "magnet_makers.cn_ndfeb_capacity_t_per_year"\nvalues = [1000.0, 300000.0]\n')
+    assert main(["sweep", str(cfg), "--workers", "1", "--out", str(tmp_path / "o"), "--no-progress"]) == 0
+    df = _runs(tmp_path / "o")
+    bad = df[df["magnet_makers.cn_ndfeb_capacity_t_per_year"] == 1000.0]
+    assert (bad["status"] == "error").all() and bad["error"].str.contains("exceeds their capacity").all()
+    assert (df[df["magnet_makers.cn_ndfeb_capacity_t_per_year"] == 300000.0]["status"] == "ok").all()
+
+
+def test_rerun_a_single_row_gives_the_same_numbers(tmp_path, capsys):
+    cfg = _write(tmp_path)
+    assert main(["sweep", str(cfg), "--workers", "1", "--out", str(tmp_path / "s"), "--no-progress"]) == 0
+    capsys.readouterr()
+    assert main(["run", "--from", str(tmp_path / "s"), "7", "--out", str(tmp_path / "row7")]) == 0
+    assert "reproduced: all" in capsys.readouterr().out
+    assert main(["run", "--from", str(tmp_path / "s"), "99"]) == 2
+
+
+@pytest.mark.parametrize("patch, expected", [
+    (("method = \"lhs\"", "method = \"taguchi\""), "sweep.method"),
+    (("samples = 6", "samples = 0"), "sweep.samples"),
+    (("replications = 2", "replications = -1"), "sweep.replications"),
+    (("seed = 3", "seed = \"x\""), "sweep.seed"),
+    (("batch_size = 4", "batch_sise = 4"), "did you mean 'batch_size'"),
+    (("low = 10.0", "low = 50.0"), "high must be greater than low"),
+    (("path = \"licensing.cn.reviewers\"", "path = \"licensing.cn.reviewrs\""), "is not a scenario"),
+    (("path = \"licensing.cn.reviewers\"", "path = \"licensing.cn\""), "is not a scenario value field"),
+    (("low = 5\nhigh = 50", "low = 5\nhigh = 500000"), "licensing.cn.reviewers"),
+    (("overrides = [\"scenario.end=2025-07-31\"]", "overrides = [\"scenario.end=2024-01-01\"]"),
+     "sweep.overrides"),
+    (("method = \"lhs\"", "method = \"sobol\""), "power of 2"),
+    (("below = 45.0", "below = 45.0\nabove = 3.0"), "exactly one of below or above"),
+    (("[discovery]", "[discovery]\nwhat = 1"), "unknown field"),
+    (("high = 40.0", "high = 40.0\nvalues = [1.0]"), "not both"),
+])
+def test_malformed_sweeps_give_one_line_and_exit_2(tmp_path, capsys, patch, expected):
+    text = SWEEP.format(samples=6, batch=4).replace(*patch)
+    p = tmp_path / "bad.toml"
+    p.write_text(text)
+    out = tmp_path / "out"
+    assert main(["sweep", str(p), "--out", str(out), "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err and expected in err, err
+    assert not out.exists()
+
+
+def test_reproduce_check_passes_and_catches_a_changed_number(tmp_path, capsys):
+    assert main(["reproduce", "--check", "--only", "baseline_2024", "--no-progress"]) == 0
+    import shutil
+    import json
+
+    ref = tmp_path / "results"
+    shutil.copytree(ROOT / "results" / "baseline_2024", ref / "baseline_2024")
+    summary = ref / "baseline_2024" / "summary.json"
+    data = json.loads(summary.read_text())
+    data["us_auto_idle_plant_days"] += 1
+    summary.write_text(json.dumps(data))
+    capsys.readouterr()
+    assert main(["reproduce", "--check", "--only", "baseline_2024", "--results", str(ref), "--no-progress"]) == 1
+    assert "us_auto_idle_plant_days" in capsys.readouterr().out
