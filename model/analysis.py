@@ -450,7 +450,7 @@ def fig_line(output: str, st: pd.DataFrame, param: str, replications: int) -> Fi
 
 
 def grid_figures(sweep: Sweep, stats: pd.DataFrame, out_dir: Path, stems: dict[str, str]) -> tuple[list[str], list[str]]:
-    """Heatmaps (two parameters) or line plots (one parameter); returns (files written, messages)."""
+    """Heatmaps (two parameters) or line plots (one parameter); returns (files written, lines)."""
     params = sweep.param_paths
     reps = sweep.settings.replications
     files, messages = [], []
@@ -490,12 +490,15 @@ def _prim_inputs(runs: pd.DataFrame, params: list[str]) -> pd.DataFrame:
     return x
 
 
-def choose_box(density: np.ndarray, threshold: float) -> tuple[int, bool]:
-    """Index on the peeling trajectory: the last box with density ≥ threshold, else the densest (the
-    first of equally dense ones, i.e. the one with the larger coverage). Returns (index, threshold met)."""
+def choose_box(density: np.ndarray, threshold: float, coverage: np.ndarray | None = None) -> tuple[int, bool]:
+    """Index on the peeling trajectory: among boxes with density ≥ threshold, the one with the highest
+    coverage (the earliest on the trajectory among equals: fewer restrictions, less overfitting); if
+    none meets the threshold, the densest. Returns (index, threshold met)."""
     meets = np.flatnonzero(density >= threshold)
     if meets.size:
-        return int(meets[-1]), True
+        if coverage is None:
+            return int(meets[0]), True
+        return int(meets[np.argmax(coverage[meets])]), True
     return int(np.argmax(density)), False
 
 
@@ -503,6 +506,17 @@ def _limit_value(v: Any) -> Any:
     if isinstance(v, set | frozenset):
         return sorted(str(e) for e in v)
     return float(v)
+
+
+def _describe_limit(name: str, e: dict) -> str:
+    if not isinstance(e["min"], float):
+        return f"{name} in {e['min']}"
+    side = e.get("restricts", ["lower", "upper"])
+    if side == ["upper"]:
+        return f"{name} ≤ {_fmt(e['max'])}"
+    if side == ["lower"]:
+        return f"{name} ≥ {_fmt(e['min'])}"
+    return f"{_fmt(e['min'])} ≤ {name} ≤ {_fmt(e['max'])}"
 
 
 def scenario_discovery(sweep: Sweep, runs: pd.DataFrame) -> tuple[dict, Any]:
@@ -538,7 +552,8 @@ def scenario_discovery(sweep: Sweep, runs: pd.DataFrame) -> tuple[dict, Any]:
                       paste_alpha=PRIM_SETTINGS["paste_alpha"], mass_min=PRIM_SETTINGS["mass_min"])
         box = p.find_box()
         traj = box.peeling_trajectory.reset_index(drop=True)
-        i, met = choose_box(traj["density"].to_numpy(dtype=float), d.threshold)
+        i, met = choose_box(traj["density"].to_numpy(dtype=float), d.threshold,
+                            traj["coverage"].to_numpy(dtype=float))
         _, lims = box.inspect(i, style="data")[0]
         init = p.box_init
     limits = {}
@@ -558,8 +573,7 @@ def scenario_discovery(sweep: Sweep, runs: pd.DataFrame) -> tuple[dict, Any]:
     trajectory = [{"index": int(k), "coverage": float(r["coverage"]), "density": float(r["density"]),
                    "mass": float(r["mass"]), "runs": int(r["n"]), "cases": int(r["k"]),
                    "restricted_dimensions": int(r["res_dim"])} for k, r in traj.iterrows()]
-    desc = "; ".join(f"{u} in [{_fmt(e['min'])}, {_fmt(e['max'])}]" if isinstance(e["min"], float)
-                     else f"{u} in {e['min']}" for u, e in limits.items()) or "no restriction"
+    desc = "; ".join(_describe_limit(u, e) for u, e in limits.items()) or "no restriction"
     msg = (f"discovery: {rule}: box {i} ({desc}) covers {chosen['coverage']:.0%} of the "
            f"{head['cases']} cases with density {chosen['density']:.0%}")
     if not met:
@@ -602,22 +616,31 @@ def fig_prim_tradeoff(result: dict, traj: pd.DataFrame) -> Figure:
 # --------------------------------------------------------------------------------------------------
 # Everything
 # --------------------------------------------------------------------------------------------------
+def _top_line(method: str, output: str, info: dict, k: int = 3) -> str:
+    """One terminal line with the ``k`` most influential parameters (ST for Sobol, mu* for Morris)."""
+    key, conf, label = ("ST", "ST_conf", "total Sobol index") if method == "sobol" else \
+        ("mu_star", "mu_star_conf", "Morris mu*")
+    rows = sorted(info["indices"], key=lambda r: -r[key])[:k]
+    return f"{output}: {label}: " + ", ".join(f"{r['parameter']} {r[key]:.3g} ±{r[conf]:.2g}" for r in rows)
+
+
 def analyse_sweep(sweep: Sweep, out_dir: Path) -> dict:
     """Analyse the finished sweep in ``out_dir``; write the files described in the module docstring.
 
-    Returns a JSON-able summary: method, run counts, per-output sensitivity results (or skip reasons),
-    discovery result, the files written (relative to ``out_dir``) and ``messages`` for the terminal."""
+    Returns a JSON-able summary: ``method``, ``samples``, ``replications``, ``runs`` (total/ok/failed),
+    ``sensitivity`` (sobol/morris: per output its indices or why it was skipped), ``discovery`` (if
+    configured), ``files`` written (relative to ``out_dir``) and ``lines`` to print on the terminal."""
     out_dir = Path(out_dir)
     s = sweep.settings
     params = sweep.param_paths
     design, runs = read_results(out_dir)
-    messages: list[str] = []
+    lines: list[str] = []
     files: list[str] = []
 
     known = [o for o in s.outputs if o in runs.columns]
     for o in s.outputs:
         if o not in runs.columns:
-            messages.append(f"{o}: not a metric in runs.parquet; not analysed.")
+            lines.append(f"{o}: not a metric in runs.parquet; not analysed.")
     stems = _output_files(known)
     stats = sample_stats(design, runs, params, known)
     (out_dir / FIG_DIR).mkdir(exist_ok=True)
@@ -634,7 +657,7 @@ def analyse_sweep(sweep: Sweep, out_dir: Path) -> dict:
         "outcome": "per sample: mean over the successful replicates that reported a value",
     }
     if len(runs) - n_ok:
-        messages.append(f"{len(runs) - n_ok} of {len(runs)} runs failed (status 'error' in runs.parquet).")
+        lines.append(f"{len(runs) - n_ok} of {len(runs)} runs failed (status 'error' in runs.parquet).")
 
     if s.method in ("sobol", "morris"):
         import seaborn as sns
@@ -664,21 +687,23 @@ def analyse_sweep(sweep: Sweep, out_dir: Path) -> dict:
                     fig = draw(o, info, s.replications)
                 _save_figure(fig, path)
                 files.append(f"{FIG_DIR}/{path.name}")
+                lines.append(_top_line(s.method, o, info))
+                if info.get("note"):
+                    lines.append(info["note"])
             else:
                 path.unlink(missing_ok=True)   # no stale figure from an earlier analysis
-        for info in sens["outputs"].values():
-            if info["status"] != "ok" and info.get("reason") != "unknown_output":
-                messages.append(info["message"])
-            elif info.get("note"):
-                messages.append(info["note"])
+                lines.append(info["message"])
         summary["sensitivity"] = sens["outputs"]
     elif s.method == "grid":
         got, msgs = grid_figures(sweep, stats, out_dir, stems)
         files += got
-        messages += msgs
-        if len(params) > 2:
-            messages.append(f"grid over {len(params)} parameters: per-cell means in grid_means.csv "
-                            f"(figures only for one or two parameters).")
+        lines += msgs
+        if got:
+            lines.append(f"grid: {len(got)} figure{'s' if len(got) != 1 else ''} in {FIG_DIR}/, cell means in "
+                         f"grid_means.csv")
+        else:
+            lines.append("grid: cell means in grid_means.csv" + (
+                f" (figures only for one or two parameters, not {len(params)})" if len(params) > 2 else ""))
 
     if sweep.config.discovery is not None:
         disc, traj = scenario_discovery(sweep, runs)
@@ -691,9 +716,9 @@ def analyse_sweep(sweep: Sweep, out_dir: Path) -> dict:
             files.append(f"{FIG_DIR}/prim_tradeoff.png")
         else:
             fig_path.unlink(missing_ok=True)
-        messages.append(disc["message"])
+        lines.append(disc["message"])
         summary["discovery"] = disc
 
     summary["files"] = sorted(files)
-    summary["messages"] = messages
+    summary["lines"] = lines
     return json.loads(to_json(_rounded(summary)))
