@@ -46,17 +46,23 @@ def _fail(message: str, code: int) -> int:
     return code
 
 
-def _seed(text: str) -> int:
-    """argparse type: a non-negative integer seed."""
-    try:
-        value = int(text, 10)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {value}")
-    if value > SEED_MAX:
-        raise argparse.ArgumentTypeError(f"must be at most {SEED_MAX}, got {value}")
-    return value
+def _int_in(low: int, high: int, what: str) -> Callable[[str], int]:
+    """argparse type: an integer in ``low..high``, with a one-line message otherwise."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text, 10)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"expected {what} in {low}..{high}, got {value}")
+        return value
+
+    return parse
+
+
+_seed = _int_in(0, SEED_MAX, "a non-negative integer")
+_workers = _int_in(1, 1024, "a positive integer")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -184,16 +190,6 @@ def _cmd_rerun(args: argparse.Namespace, argv: list[str]) -> int:
 # --------------------------------------------------------------------------------------------------
 # sweep
 # --------------------------------------------------------------------------------------------------
-def _workers(text: str) -> int:
-    try:
-        value = int(text, 10)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if not 1 <= value <= 1024:
-        raise argparse.ArgumentTypeError(f"expected 1..1024, got {value}")
-    return value
-
-
 def _add_sweep(sub: Any) -> None:
     p = sub.add_parser("sweep", help="run a parameter sweep (grid, random, LHS, Sobol, Morris)",
                        description="Run every (sample, replicate) of a sweep in batches, write runs.parquet, "

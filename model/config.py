@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import difflib
 import tomllib
+import typing
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -377,23 +378,30 @@ class ScenarioConfig(_Strict):
 # Loading, overrides and one-line errors
 # --------------------------------------------------------------------------------------------------
 def _fields_at(model_cls: type[BaseModel] | None, loc: tuple) -> list[str]:
-    """Names allowed at ``loc`` (for a "did you mean"), walking pydantic model fields."""
+    """Names allowed at ``loc`` (for a "did you mean"), walking pydantic model fields, list items and
+    optional tables."""
     cls = model_cls
     for part in loc:
-        if cls is None or not isinstance(part, str) or part not in cls.model_fields:
+        if isinstance(part, int):
+            continue                                   # a list index: stay on the item type
+        if cls is None or part not in cls.model_fields:
             return []
         ann = cls.model_fields[part].annotation
+        args = typing.get_args(ann)
+        if args:
+            ann = next((a for a in args if isinstance(a, type) and issubclass(a, BaseModel)), ann)
         cls = ann if isinstance(ann, type) and issubclass(ann, BaseModel) else None
     return sorted(cls.model_fields) if cls is not None else []
 
 
-def _format_error(err: ValidationError, data: dict) -> str:
+def format_error(err: ValidationError, root: type[BaseModel]) -> str:
+    """One line for the first validation error: the field path, what is wrong, the value given."""
     e = err.errors(include_url=False)[0]
     loc = tuple(p for p in e["loc"] if not (isinstance(p, str) and p in _EVENT_KINDS))
     path = ".".join(f"[{p}]" if isinstance(p, int) else str(p) for p in loc).replace(".[", "[")
     msg = e["msg"].removeprefix("Value error, ")
     if e["type"] == "extra_forbidden":
-        allowed = _fields_at(ScenarioConfig, loc[:-1])
+        allowed = _fields_at(root, loc[:-1])
         near = difflib.get_close_matches(str(loc[-1]), allowed, n=1)
         hint = f"; did you mean {near[0]!r}?" if near else ""
         return f"{path}: unknown field{hint} allowed: {', '.join(allowed) or '(none)'}"
@@ -462,14 +470,13 @@ def validate(data: dict) -> ScenarioConfig:
     try:
         return ScenarioConfig.model_validate(data)
     except ValidationError as err:
-        raise ConfigError(_format_error(err, data)) from None
+        raise ConfigError(format_error(err, ScenarioConfig)) from None
 
 
-def load_scenario(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> ScenarioConfig:
-    """Read a scenario TOML, apply ``--set`` overrides and validate it."""
-    p = Path(path)
+def read_toml(path: str | Path) -> dict:
+    """A TOML file as a dict, or a one-line :class:`ConfigError`."""
     try:
-        data = tomllib.loads(p.read_text(encoding="utf-8"))
+        return tomllib.loads(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such file") from None
     except IsADirectoryError:
@@ -478,6 +485,11 @@ def load_scenario(path: str | Path, overrides: list[str] | tuple[str, ...] = ())
         raise ConfigError(f"{path}: not UTF-8 text") from None
     except tomllib.TOMLDecodeError as err:
         raise ConfigError(f"{path}: invalid TOML: {err}") from None
+
+
+def load_scenario(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> ScenarioConfig:
+    """Read a scenario TOML, apply ``--set`` overrides and validate it."""
+    data = read_toml(path)
     if not isinstance(data.get("scenario"), dict):
         raise ConfigError(f"{path}: missing [scenario] table (name, start, end, seed)")
     data = _merge(defaults(), data)

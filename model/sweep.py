@@ -16,7 +16,6 @@ import hashlib
 import itertools
 import json
 import math
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -25,7 +24,8 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from model.config import ConfigError, ScenarioConfig, _format_error, apply_override, defaults, _merge, validate
+from model.config import (ConfigError, ScenarioConfig, _merge, apply_override, defaults, format_error, read_toml,
+                          validate)
 
 METHODS = ("grid", "random", "lhs", "sobol", "morris")
 
@@ -158,19 +158,6 @@ class Sweep:
         return hashlib.sha256(blob.encode()).hexdigest()
 
 
-def _load_toml(path: Path) -> dict:
-    try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise ConfigError(f"{path}: is a directory, expected a .toml file") from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"{path}: not UTF-8 text") from None
-    except tomllib.TOMLDecodeError as err:
-        raise ConfigError(f"{path}: invalid TOML: {err}") from None
-
-
 def _set_path(data: dict, path: str, value: Any) -> None:
     node = data
     keys = path.split(".")
@@ -182,15 +169,15 @@ def _set_path(data: dict, path: str, value: Any) -> None:
 def load_sweep(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Sweep:
     """Read and validate a sweep TOML and its base scenario; ``overrides`` apply to the sweep file."""
     p = Path(path)
-    data = _load_toml(p)
+    data = read_toml(p)
     for item in overrides:
         apply_override(data, item)
     try:
         cfg = SweepConfig.model_validate(data)
     except ValidationError as err:
-        raise ConfigError(_format_sweep_error(err)) from None
+        raise ConfigError(format_error(err, SweepConfig)) from None
     scen_path = (p.parent / cfg.sweep.scenario).resolve()
-    scen = _load_toml(scen_path)
+    scen = read_toml(scen_path)
     if not isinstance(scen.get("scenario"), dict):
         raise ConfigError(f"sweep.scenario: {cfg.sweep.scenario} has no [scenario] table")
     base = _merge(defaults(), scen)
@@ -216,26 +203,6 @@ def load_sweep(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) ->
             _set_path(trial, prm.path, int(round(v)) if prm.integer and v is not None else v)
             _validate_prefixed(trial, f"parameters[{i}] ({prm.path}={v!r})")
     return Sweep(cfg, p, base)
-
-
-def _format_sweep_error(err: ValidationError) -> str:
-    e = err.errors(include_url=False)[0]
-    loc = ".".join(f"[{x}]" if isinstance(x, int) else str(x) for x in e["loc"]).replace(".[", "[")
-    msg = e["msg"].removeprefix("Value error, ")
-    if e["type"] == "extra_forbidden":
-        allowed = {"sweep": sorted(SweepSettings.model_fields), "discovery": sorted(Discovery.model_fields),
-                   "": sorted(SweepConfig.model_fields)}
-        head = str(e["loc"][0]) if len(e["loc"]) > 1 else ""
-        names = allowed.get(head, sorted(Parameter.model_fields))
-        import difflib
-        near = difflib.get_close_matches(str(e["loc"][-1]), names, n=1)
-        hint = f"; did you mean {near[0]!r}?" if near else ""
-        return f"{loc}: unknown field{hint} allowed: {', '.join(names)}"
-    if e["type"] == "missing":
-        return f"{loc}: required field is missing"
-    given = e.get("input")
-    given_s = "" if isinstance(given, dict | list) else f" (got {given!r})"
-    return f"{loc or 'sweep'}: {msg}{given_s}"
 
 
 def _validate_prefixed(data: dict, where: str) -> ScenarioConfig:
