@@ -1,8 +1,14 @@
-"""The two governments: each applies its dated policy events from the scenario config.
+"""The two governments: dated policy events, reactive rules, and deals.
 
-China's government sets export controls, the licensing stance, fast-track terms and MOFCOM hiring;
-the US government sets chip licence requirements and grants, and the defence sourcing rule. Events are
-data (``[[events]]`` in a scenario); this module turns each kind into changes of the model's state.
+China's government sets export controls (including the extraterritorial rule on foreign magnets with
+Chinese content), the licensing stance, fast-track terms and MOFCOM hiring; the US government sets chip
+licence requirements and grants and the defence sourcing rule. Events are data (``[[events]]`` in a
+scenario); this module turns each kind into changes of the model's state.
+
+:class:`Diplomacy` adds the reactive side: an escalation by one side (new US chip controls, new Chinese
+export controls) is answered by the other side's configured retaliation after
+``policy.retaliation_lag_days``; a ``deal`` applies both sides' terms at once, and breaks down at its
+hazard rate or as soon as either side escalates, when its ``breakdown`` measures apply.
 """
 
 from __future__ import annotations
@@ -12,8 +18,12 @@ import numpy as np
 
 from model.config import CONTROLLABLE, REGIONS
 
-CN_KINDS = {"cn_export_controls", "cn_lift_controls", "cn_licensing_stance", "cn_fast_track", "cn_hire_reviewers"}
-US_KINDS = {"us_chip_licence_requirement", "us_chip_licences_granted", "us_defense_sourcing_rule"}
+US_ESCALATIONS = {"us_chip_licence_requirement", "us_entity_list", "us_is_informed"}
+CN_ESCALATIONS = {"cn_export_controls"}
+
+
+def actor(kind: str) -> str:
+    return "CN" if kind.startswith("cn_") else "US"
 
 
 class Government(mesa.Agent):
@@ -25,17 +35,24 @@ class Government(mesa.Agent):
         self.applied: list[tuple[int, str]] = []
 
     def act(self, day: int) -> bool:
-        """Apply every event due today; True if anything changed."""
+        """Apply every event due today (dated ones and reactions); True if anything changed."""
         changed = False
         while self.next < len(self.events) and self.events[self.next][0] <= day:
-            ev = self.events[self.next][1]
-            getattr(self, "_" + ev.kind)(ev)
-            self.applied.append((day, ev.kind))
+            self.model.diplomacy.apply(self.events[self.next][1], day)
             self.next += 1
             changed = True
         return changed
 
+    def handle(self, ev, day: int) -> None:
+        getattr(self, "_" + ev.kind)(ev)
+        self.applied.append((day, ev.kind))
+
     # ---------------------------------------------------------------- China
+    def schedule(self, day: int, ev) -> None:
+        """Add a reaction to this government's agenda, keeping it in day order."""
+        self.events.insert(next((i for i in range(self.next, len(self.events)) if self.events[i][0] > day),
+                                len(self.events)), (day, ev))
+
     def _cn_export_controls(self, ev) -> None:
         m = self.model
         for item in ev.items:
@@ -102,3 +119,58 @@ class Government(mesa.Agent):
 
     def _marker(self, ev) -> None:
         """Recorded only."""
+
+
+class Diplomacy:
+    """Routes events to the right government, schedules retaliation, and runs deals."""
+
+    def __init__(self, model, policy):
+        self.model = model
+        self.p = policy
+        self.deal = None
+        self.deal_day: int | None = None
+        self.log: list[tuple[int, str]] = []
+        self.retaliated = {"CN": False, "US": False}
+
+    def _gov(self, country: str) -> Government:
+        return next(g for g in self.model.governments if g.country == country)
+
+    def apply(self, ev, day: int) -> None:
+        if ev.kind == "deal":
+            if not self.p.deal:
+                self.log.append((day, "deal not taken (policy.deal = false)"))
+                return
+            for term in ev.terms:
+                self._gov(actor(term.kind)).handle(term, day)
+            self.deal, self.deal_day = ev, day
+            self.log.append((day, "deal"))
+            return
+        self._gov(actor(ev.kind)).handle(ev, day)
+        if ev.kind in US_ESCALATIONS:
+            self._escalation("US", day)
+        elif ev.kind in CN_ESCALATIONS:
+            self._escalation("CN", day)
+
+    def _escalation(self, by: str, day: int) -> None:
+        if self.deal is not None:
+            self.break_deal(day, f"{by} escalation")
+        responder = "CN" if by == "US" else "US"
+        rules = self.p.cn_retaliation if responder == "CN" else self.p.us_retaliation
+        if rules and not (self.p.retaliate_once and self.retaliated[responder]):
+            self.retaliated[responder] = True
+            when = day + self.p.retaliation_lag_days
+            for ev in rules:
+                self._gov(actor(ev.kind)).schedule(when, ev)
+            self.log.append((day, f"{responder} retaliation scheduled for day {when}"))
+
+    def monthly(self, day: int, rng: np.random.Generator) -> None:
+        """A deal may break down: hazard ``breakdown_per_year``, drawn monthly."""
+        if self.deal is not None and self.deal.breakdown_per_year > 0:
+            if rng.random() < 1.0 - (1.0 - self.deal.breakdown_per_year) ** (30 / 365):
+                self.break_deal(day, "breakdown")
+
+    def break_deal(self, day: int, reason: str) -> None:
+        deal, self.deal = self.deal, None
+        self.log.append((day, f"deal broke down ({reason})"))
+        for ev in deal.breakdown:
+            self.apply(ev, day)

@@ -25,9 +25,10 @@ class Production:
 
     Each output needs at most two inputs (NdFeB: NdPr and Dy/Tb; SmCo: Sm; oxides: none)."""
 
-    def __init__(self, net, producers: np.ndarray):
+    def __init__(self, net, producers: np.ndarray, potential: np.ndarray | None = None):
         from model.network import M
-        pn, pm = np.nonzero(net.cap[producers] > 0)
+        mask = (net.cap > 0) if potential is None else potential
+        pn, pm = np.nonzero(mask[producers])
         self.node = producers[pn]
         self.mat = pm
         self.flat = self.node * M + pm
@@ -42,6 +43,10 @@ class Production:
         self.in_idx = self.in_flat[self.has_in]          # unique: one output per maker
         self.in_mat = np.maximum(in_mat, 0)
         self.M = M
+
+    def refresh_capacity(self, net) -> None:
+        """Capacities changed (new projects): read them again."""
+        self.cap = net.cap.ravel()[self.flat]
 
     def run(self, net, shippable_flat: np.ndarray, smooth: float) -> tuple[np.ndarray, np.ndarray]:
         """One day's production. Returns (t made, t of inputs used) by material and updates stocks and

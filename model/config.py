@@ -22,7 +22,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 REGIONS = ("CN", "US", "JP", "EU", "IN", "ROW")
 MATERIALS = ("ndpr_oxide", "dytb_oxide", "sm_oxide", "ndfeb", "smco")
 # What an export-control event can cover: oxides/metals by element group, and magnets by grade.
-CONTROLLABLE = ("dytb_oxide", "sm_oxide", "ndpr_oxide", "ndfeb_heavy", "ndfeb_light", "smco")
+CONTROLLABLE = ("dytb_oxide", "sm_oxide", "ndpr_oxide", "ndfeb_heavy", "ndfeb_light", "smco",
+                "foreign_magnets_cn_content")
 
 NonNeg = Annotated[float, Field(ge=0)]
 Pos = Annotated[float, Field(gt=0)]
@@ -98,6 +99,7 @@ class Sourcing(_Strict):
     switch_share_per_day: Annotated[float, Field(ge=0, le=0.1)] = 0.002
     switch_max_share: Share = 0.3
     switch_trigger_days: Pos = 21.0
+    derisk_share_per_month: Share = 0.1
 
 
 class DefenseRegion(_Strict):
@@ -221,13 +223,126 @@ class Licensing(_Strict):
 
 
 class Prices(_Strict):
+    ndpr_oxide_usd_kg: Pos = 51.0
     dy_oxide_cn_usd_kg: Pos = 224.0
     dy_oxide_ex_cn_usd_kg: Pos = 250.0
     ndfeb_usd_kg: Pos = 48.7
     elasticity_dy: Pos = 0.35
     elasticity_ndfeb: Pos = 0.5
+    elasticity_ndpr: Pos = 0.5
     adjust_days: Pos = 20.0
     max_multiple: Pos = 10.0
+
+
+STAGES = ("mining", "separation", "metal", "magnets", "recycling")
+
+
+class Stage(_Strict):
+    """One stage of the non-Chinese mine-to-magnet chain (capacity in t of the stage's output per year:
+    mining and recycling in t of NdPr+Dy/Tb oxide equivalent, separation in t oxide, metal in t alloy,
+    magnets in t NdFeB)."""
+
+    capex_usd_per_tpa: Pos
+    lead_years: Pos                 # permitting + construction
+    lead_cv: Annotated[float, Field(ge=0, le=2)] = 0.3
+    ramp_years: NonNeg
+    failure_per_year: Share
+    project_tpa: Pos
+    staff_per_1000_tpa: NonNeg
+    unit_cost_usd_kg: NonNeg        # cost per kg of NdFeB-equivalent output at first-of-a-kind scale
+    regions: dict[str, Share]
+
+    _regions = field_validator("regions")(_ex_cn_keys)
+
+
+def _stage(capex, lead, ramp, fail, size, staff, cost, regions) -> Stage:
+    return Stage(capex_usd_per_tpa=capex, lead_years=lead, ramp_years=ramp, failure_per_year=fail,
+                 project_tpa=size, staff_per_1000_tpa=staff, unit_cost_usd_kg=cost, regions=regions)
+
+
+class AnnouncedProject(_Strict):
+    """A project already announced before the programme (built whatever the budget)."""
+
+    name: str
+    stage: Literal["mining", "separation", "metal", "magnets", "recycling"]
+    region: Literal["US", "JP", "EU", "IN", "ROW"]
+    tpa: Pos
+    online: dt.date
+    heavy_share: Share | None = None        # separation only: share of output that is Dy/Tb (else the default)
+    samarium_tpa: NonNeg = 0.0              # separation only: Sm oxide capacity
+    floor: bool = False                     # offtake / price floor (e.g. MP-DoD)
+    source: str = ""
+
+
+def _announced() -> list[AnnouncedProject]:
+    A = AnnouncedProject
+    return [
+        A(name="e-VAC South Carolina", stage="magnets", region="US", tpa=1000, online=dt.date(2025, 7, 1), floor=True,
+          source="InvestorIntel: DoD $94.1M; GM order 1,000 t/yr from mid-2025"),
+        A(name="Lynas first Dy/Tb", stage="separation", region="ROW", tpa=50, heavy_share=1.0,
+          online=dt.date(2025, 5, 16), source="Australian Mining 2025-05-16 (tonnage: assumption)"),
+        A(name="Neo Narva", stage="magnets", region="EU", tpa=2000, online=dt.date(2025, 9, 19),
+          source="Automotive World 2025-09-19"),
+        A(name="Lynas Malaysia HREE", stage="separation", region="ROW", tpa=250, heavy_share=1.0, samarium_tpa=200,
+          online=dt.date(2026, 4, 1), source="Fastmarkets/SMM: 5,000 t/yr feed, Sm from Apr 2026 (outputs: assumption)"),
+        A(name="MP Fort Worth Apple lines", stage="magnets", region="US", tpa=1000, online=dt.date(2027, 1, 1),
+          source="MP / Apple releases"),
+        A(name="MP Fort Worth Apple recycling", stage="recycling", region="US", tpa=300, online=dt.date(2027, 1, 1),
+          source="MP / Apple releases: recycled feedstock (tonnage: assumption)"),
+        A(name="Vulcan Elements", stage="magnets", region="US", tpa=10000, online=dt.date(2027, 7, 1), floor=True,
+          source="PR Newswire 2025-11-03: $1.4bn package, 10,000 t/yr, first operations 2027"),
+        A(name="MP heavy REE separation", stage="separation", region="US", tpa=200, heavy_share=1.0,
+          online=dt.date(2027, 7, 1), floor=True, source="MP 8-K: $150M DoD loan for heavy-REE separation (t, date: assumption)"),
+        A(name="MP 10X", stage="magnets", region="US", tpa=7000, online=dt.date(2028, 1, 1), floor=True,
+          source="MP release: commissioning 2028, US magnet capacity then ~10,000 t/yr; DoD buys 100% for 10 years"),
+        A(name="MP 10X metal", stage="metal", region="US", tpa=7000, online=dt.date(2028, 1, 1), floor=True,
+          source="assumption: 10X is integrated metal-to-magnet"),
+        A(name="Lynas Texas HREE", stage="separation", region="US", tpa=300, heavy_share=1.0,
+          online=dt.date(2028, 7, 1), floor=True, source="Fastmarkets/SMM: plan 2,500-3,000 t/yr HREE feed, DoD $351M (outputs, date: assumption)"),
+    ]
+
+
+class Investment(_Strict):
+    """The derisking programme: budget, stages, projects, workforce, floors, China's price response."""
+
+    budget_usd: Annotated[float, Field(ge=0, le=5e12)] = 0.0
+    start: dt.date = dt.date(2026, 1, 1)
+    years: Annotated[int, Field(ge=1, le=30)] = 10
+    year_shares: list[Share] = []
+    stage_shares: dict[Literal["mining", "separation", "metal", "magnets", "recycling"], Share] = {
+        "mining": 0.3, "separation": 0.3, "metal": 0.1, "magnets": 0.2, "recycling": 0.1}
+    target_share: Annotated[float, Field(ge=0, le=2)] = 1.0
+    target_regions: list[Literal["US", "JP", "EU", "IN", "ROW"]] = ["US", "EU", "JP"]
+    stages: dict[Literal["mining", "separation", "metal", "magnets", "recycling"], Stage] = {
+        "mining": _stage(60_000, 8.0, 3.0, 0.08, 5000, 20, 12.0, {"US": 0.4, "ROW": 0.6}),
+        "separation": _stage(120_000, 4.0, 2.0, 0.07, 3000, 60, 15.0, {"US": 0.5, "ROW": 0.5}),
+        "metal": _stage(30_000, 2.5, 1.0, 0.05, 3000, 30, 5.0, {"US": 0.6, "EU": 0.2, "JP": 0.2}),
+        "magnets": _stage(140_000, 2.5, 2.0, 0.05, 5000, 40, 30.0, {"US": 0.6, "EU": 0.2, "JP": 0.2}),
+        "recycling": _stage(50_000, 3.0, 2.0, 0.05, 1000, 30, 10.0, {"US": 0.5, "EU": 0.3, "JP": 0.2}),
+    }
+    separation_heavy_share: Share = 0.06
+    metal_base_headroom: Annotated[float, Field(ge=0, le=10)] = 0.5
+    ore_oxide_share: Share = 1.0
+    recycling_scrap_share: Share = 0.1
+    learning_rate: Annotated[float, Field(ge=0, lt=1)] = 0.15
+    workforce_start: NonNeg = 3000.0
+    trained_per_year: NonNeg = 600.0
+    training_share: Share = 0.01
+    usd_per_trainee: Pos = 150_000.0
+    floors: bool = True
+    floor_ndfeb_usd_kg: Pos = 80.0
+    unviable_cancel_per_year: Share = 0.3
+    cn_price_response: Annotated[float, Field(ge=0, le=1)] = 0.5
+    announced_projects: bool = True
+    announced: list[AnnouncedProject] = _announced()
+
+    @model_validator(mode="after")
+    def _shares(self) -> "Investment":
+        if self.year_shares and abs(sum(self.year_shares) - 1) > 1e-6:
+            raise ValueError(f"year_shares must sum to 1 (got {sum(self.year_shares):.4f})")
+        if abs(sum(self.stage_shares.values()) - 1) > 1e-6:
+            raise ValueError(f"stage_shares must sum to 1 (got {sum(self.stage_shares.values()):.4f})")
+        return self
 
 
 class ChipFirm(_Strict):
@@ -271,7 +386,7 @@ class Scenario(_Strict):
 # Events: dated policy changes, each a typed record (new episodes need no code)
 # --------------------------------------------------------------------------------------------------
 class _Event(_Strict):
-    date: dt.date
+    date: dt.date | None = None          # required for scenario events; terms of a deal take the deal's date
     source: str = ""
     note: str = ""
 
@@ -341,11 +456,32 @@ class Marker(_Event):
     label: str
 
 
-Event = Annotated[
-    CnExportControls | CnLiftControls | CnLicensingStance | CnFastTrack | CnHireReviewers
-    | UsChipLicenceRequirement | UsChipLicencesGranted | UsDefenseSourcingRule | Marker,
-    Field(discriminator="kind"),
-]
+_BASE_EVENTS = (CnExportControls, CnLiftControls, CnLicensingStance, CnFastTrack, CnHireReviewers,
+                UsChipLicenceRequirement, UsChipLicencesGranted, UsDefenseSourcingRule, Marker)
+BaseEvent = Annotated[typing.Union[_BASE_EVENTS], Field(discriminator="kind")]  # noqa: UP007
+
+
+class Deal(_Event):
+    """A bargain: both sides' ``terms`` apply at once; it may break down (at ``breakdown_per_year``, or
+    when either side escalates), and then the ``breakdown`` measures apply."""
+
+    kind: Literal["deal"]
+    terms: list[BaseEvent] = Field(min_length=1)
+    breakdown: list[BaseEvent] = []
+    breakdown_per_year: Share = 0.0
+
+
+Event = Annotated[typing.Union[_BASE_EVENTS + (Deal,)], Field(discriminator="kind")]  # noqa: UP007
+
+
+class Policy(_Strict):
+    """Reactive rules: retaliation for the other side's escalation, and whether deals take effect."""
+
+    deal: bool = True
+    retaliation_lag_days: Days = 30
+    retaliate_once: bool = True
+    cn_retaliation: list[BaseEvent] = []
+    us_retaliation: list[BaseEvent] = []
 
 
 class ScenarioConfig(_Strict):
@@ -360,12 +496,16 @@ class ScenarioConfig(_Strict):
     licensing: Licensing = Licensing()
     prices: Prices = Prices()
     chips: Chips = Chips()
+    investment: Investment = Investment()
+    policy: Policy = Policy()
     events: list[Event] = []
 
     @model_validator(mode="after")
     def _events_in_order(self) -> "ScenarioConfig":
         firms = set(self.chips.firms)
         for i, ev in enumerate(self.events):
+            if ev.date is None:
+                raise ValueError(f"events[{i}].date: required for a scenario event")
             if i and ev.date < self.events[i - 1].date:
                 raise ValueError(f"events[{i}].date: events must be in date order")
             for f in getattr(ev, "firms", []) or []:
@@ -412,10 +552,7 @@ def format_error(err: ValidationError, root: type[BaseModel]) -> str:
     return f"{path or 'config'}: {msg}{given_s}"
 
 
-_EVENT_KINDS = {a.__args__[0] for a in (CnExportControls, CnLiftControls, CnLicensingStance, CnFastTrack,
-                                          CnHireReviewers, UsChipLicenceRequirement, UsChipLicencesGranted,
-                                          UsDefenseSourcingRule, Marker)
-                for a in [a.model_fields["kind"].annotation]}
+_EVENT_KINDS = {typing.get_args(c.model_fields["kind"].annotation)[0] for c in _BASE_EVENTS + (Deal,)}
 
 
 def _parse_value(text: str) -> Any:

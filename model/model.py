@@ -2,7 +2,7 @@
 
 ``RareShockModel.step`` is the one place that says what happens in a day, in this order:
 policy → licence decisions → production → allocation and shipping → arrivals and consumption
-(idling, orders, switching, applications) → prices → chips → record.
+(idling, orders, switching, applications) → prices → investment → chips → record.
 """
 
 from __future__ import annotations
@@ -17,9 +17,10 @@ from agents import automaker, defense, industry, magnet_maker
 from agents.automaker import AutomakerPlant, PlantFleet
 from agents.chips import ChineseChipBuyer, ChipFirm
 from agents.defense import DefenseProgramme
-from agents.government import Government
+from agents.government import Diplomacy, Government
 from agents.industry import IndustrialBuyer
 from agents.licensing import InteragencyReview, MofcomOffice, Stance
+from agents.investment import STAGES, InvestmentProgramme
 from agents.magnet_maker import MagnetMaker
 from agents.sourcing import Sourcing
 from agents.separator import Separator
@@ -46,7 +47,12 @@ COLUMNS = (
     + [f"vehicles_produced_{r.lower()}" for r in PLANT_REGIONS]
     + ["us_auto_buffer_days", "defense_output_share", "us_defense_output_share",
        "us_national_stockpile_t", "industry_output_share_ex_cn", "ex_cn_makers_dytb_cover_days",
-       "us_chip_revenue_lost_usd_cum", "us_chip_write_off_usd_cum", "cn_chip_domestic_substitution_usd_cum"]
+       "us_chip_revenue_lost_usd_cum", "us_chip_write_off_usd_cum", "cn_chip_domestic_substitution_usd_cum",
+       "price_ndpr_oxide_cn_usd_kg", "price_ndpr_oxide_ex_cn_usd_kg",
+       "us_defense_non_cn_t", "us_auto_non_cn_t", "us_magnets_non_cn_t", "us_magnets_received_t",
+       "investment_spent_usd_cum", "investment_committed_usd", "floor_payments_usd_cum", "announced_spent_usd_cum",
+       "ex_cn_ndfeb_capacity_tpa", "ex_cn_ndpr_capacity_tpa", "ex_cn_dytb_capacity_tpa", "rare_earth_workforce",
+       "projects_operating", "projects_developing"]
     + [f"{k}_{m}_t" for m in MAT_NAMES for k in ("produced", "consumed", "stock", "transit")]
 )
 COL = {c: i for i, c in enumerate(COLUMNS)}
@@ -119,6 +125,7 @@ class RareShockModel(mesa.Model):
         self.controls = np.zeros(len(CONTROLLABLE), dtype=bool)
         self._build_world()
         self._build_institutions()
+        self._build_investment()
         self.rec = np.zeros((self.n_days, len(COLUMNS)))
         self.running = True
 
@@ -308,6 +315,28 @@ class RareShockModel(mesa.Model):
                         f"separators: baseline demand for {MAT_NAMES[m]} on {'CN' if cn else 'ex-CN'} separators "
                         f"exceeds capacity ({load * 365:.0f} > {cap * 365:.0f} t/yr)")
 
+        # Potential non-Chinese supply, at zero share until capacity appears (agents/sourcing.py moves
+        # orders there): every non-Chinese maker can buy each input from a non-Chinese separator, and
+        # every end user outside China from a maker in its own region.
+        have = {(s, b, m) for s, b, m, _ in edges}
+        x_seps = [i for i, sp_ in enumerate(specs) if sp_.kind == SEPARATOR and sp_.region != CN]
+        for s_node, reg, prod in makers:
+            if reg == "CN" or not x_seps:
+                continue
+            home = [c for c in x_seps if specs[c].region == specs[s_node].region] or \
+                   [c for c in x_seps if specs[c].region == REGIONS.index("ROW")] or x_seps
+            for m in np.flatnonzero(recipe[NDFEB if prod == "ndfeb" else SMCO] > 0):
+                if not any((c, s_node, m) in have for c in x_seps):
+                    edges.append((home[0], s_node, int(m), 0.0))
+        home_makers: dict[tuple[int, int], list[int]] = {}
+        for n_, reg, prod in makers:
+            if reg != "CN":
+                home_makers.setdefault((REGIONS.index(reg), NDFEB if prod == "ndfeb" else SMCO), []).append(n_)
+        for b in end_users:
+            for m in specs[b].need:
+                hm = home_makers.get((specs[b].region, m), [])
+                if hm and not any((h, b, m) in have for h in hm):
+                    edges.append((hm[0], b, m, 0.0))
         sup, buy, mat, share = (list(c) for c in zip(*edges))
         net.set_edges(sup, buy, mat, share, [lead(s, b) for s, b, _, _ in edges],
                       [item(m, b) for _, b, m, _ in edges])
@@ -321,7 +350,10 @@ class RareShockModel(mesa.Model):
         self.net = net
         self.sourcing = Sourcing(net, cfg.sourcing)
         self.producers = np.flatnonzero((net.kind == SEPARATOR) | (net.kind == MAKER))
-        self.production = magnet_maker.Production(net, self.producers)
+        potential = net.cap > 0
+        x_sep_nodes = np.flatnonzero((net.kind == SEPARATOR) & (net.region != CN))
+        potential[np.ix_(x_sep_nodes, [NDPR, DYTB, SM])] = True
+        self.production = magnet_maker.Production(net, self.producers, potential)
 
         # --- Mesa agents, one per actor
         self.separators = [Separator(self, n, reg, name) for n, reg, name in seps]
@@ -379,10 +411,17 @@ class RareShockModel(mesa.Model):
         self._p_mk_cover = net.cover_days[self.ex_cn_makers_dytb] - 1
         self._p_cn_nd = self.cn_ndfeb_makers * M + NDFEB
         self._p_cn_dy = self.cn_dytb_seps * M + DYTB
+        mk_nd = np.flatnonzero(exn & (net.kind == MAKER) & (net.need[:, NDPR] > 0))
+        self._p_mk_nd = mk_nd * M + NDPR
+        self._p_mk_nd_cover = net.cover_days[mk_nd] - 1
+        self.cn_ndpr_seps = np.flatnonzero((net.region == CN) & (net.cap[:, NDPR] > 0))
+        self._p_cn_ndpr = self.cn_ndpr_seps * M + NDPR
+        self.base_cn_ndpr_sales = float(net.out_rate[self.cn_ndpr_seps, NDPR].sum())
         self.base_cn_ndfeb_sales = float(net.out_rate[self.cn_ndfeb_makers, NDFEB].sum())
         self.base_cn_dytb_sales = float(net.out_rate[self.cn_dytb_seps, DYTB].sum())
         pr = cfg.prices
-        self.price = np.array([pr.dy_oxide_cn_usd_kg, pr.dy_oxide_ex_cn_usd_kg, pr.ndfeb_usd_kg, pr.ndfeb_usd_kg])
+        self.price = np.array([pr.dy_oxide_cn_usd_kg, pr.dy_oxide_ex_cn_usd_kg, pr.ndfeb_usd_kg, pr.ndfeb_usd_kg,
+                               pr.ndpr_oxide_usd_kg, pr.ndpr_oxide_usd_kg])
         self.price0 = self.price.copy()
         self.initial_material = net.stock.sum(axis=0) + net.transit_by_material() + self.stockpile
 
@@ -406,13 +445,164 @@ class RareShockModel(mesa.Model):
             Government(self, "CN", [(d, ev) for d, ev in dated if ev.kind.startswith("cn_")]),
             Government(self, "US", [(d, ev) for d, ev in dated if not ev.kind.startswith("cn_")]),
         ]
+        self.diplomacy = Diplomacy(self, cfg.policy)
+
+    def _build_investment(self) -> None:
+        """The derisking programme, the projects already announced, and the non-Chinese chain's
+        capacities by stage that new projects add to."""
+        cfg, net = self.cfg, self.net
+        inv = cfg.investment
+        days = np.array([(self.start + dt.timedelta(days=i)).day for i in range(self.n_days)])
+        self.month_start = days == 1
+        self.month_start[0] = True
+        x = net.region != CN
+        self.x_ndfeb = np.flatnonzero(x & (net.kind == MAKER) & (net.cap[:, NDFEB] > 0))
+        self.x_smco = np.flatnonzero(x & (net.kind == MAKER) & (net.cap[:, SMCO] > 0))
+        self.x_seps = np.flatnonzero(x & (net.kind == SEPARATOR))
+        self.base_cap = net.cap.copy()
+        base_sep = float(net.cap[self.x_seps][:, [NDPR, DYTB]].sum() * 365)
+        base_mag = float(net.cap[self.x_ndfeb, NDFEB].sum() * 365)
+        base = {"mining": base_sep, "separation": base_sep, "metal": base_mag, "magnets": base_mag, "recycling": 0.0}
+        self.base_feed, self.base_metal = base_sep, base_mag * (1 + inv.metal_base_headroom)
+        regions = [REGIONS.index(r) for r in inv.target_regions]
+        demand = float(net.end_need[np.isin(net.region, regions) & (net.kind >= PLANT)][:, NDFEB].sum() * 365)
+        mm = cfg.magnet_makers
+        mag_t = base_mag + inv.target_share * demand
+        h = inv.separation_heavy_share
+        sep_t = base_sep + max(mm.ndpr_per_t_ndfeb * inv.target_share * demand / max(1 - h, 1e-9),
+                               mm.dytb_per_t_ndfeb * inv.target_share * demand / max(h, 1e-9))
+        target = {"magnets": mag_t, "metal": mag_t, "separation": sep_t, "mining": sep_t / max(inv.ore_oxide_share, 1e-9),
+                  "recycling": inv.recycling_scrap_share * inv.target_share * demand}
+        for stage in STAGES:                       # every stage must be buildable where its projects go
+            for reg in inv.stages[stage].regions:
+                self._stage_nodes(stage, reg, "investment.stages.{}.regions".format(stage))
+        start_day = (inv.start - self.start).days
+        self.programme = InvestmentProgramme(self, inv, start_day, self.n_days, target, base)
+        if inv.announced_projects:
+            for i, a in enumerate(inv.announced):
+                self._stage_nodes(a.stage, a.region, f"investment.announced[{i}].region")
+                sp = inv.stages[a.stage]
+                online = (a.online - self.start).days
+                self.programme.add_project(min(online, 0) - 1, a.name, a.stage, a.region, a.tpa, online,
+                                           a.tpa * sp.capex_usd_per_tpa, a.floor,
+                                           inv.separation_heavy_share if a.heavy_share is None else a.heavy_share,
+                                           a.samarium_tpa, announced=True)
+        # utilisation at which suppliers normally run: capacity beyond it is spare for new offtakes
+        demand_on = np.bincount(net.sup_flat, net.rate(), minlength=net.n * M)
+        cap = net.cap.ravel()
+        self.base_util = np.divide(demand_on, cap, out=np.ones_like(cap), where=cap > 0)
+        self.non_cn_frac = np.zeros(net.n)
+        self.cn_discount = 0.0
+        self._x_added_mag = 0.0
+        self.ex_cn_ndfeb_demand = float(net.end_need[x & (net.kind >= PLANT), NDFEB].sum())
+        us = REGIONS.index("US")
+        into_us_def = (net.region[net.buy] == us) & (net.kind[net.buy] == DEFENSE)
+        into_us_auto = (net.region[net.buy] == us) & (net.kind[net.buy] == PLANT)
+        into_us = (net.region[net.buy] == us) & (net.kind[net.buy] >= PLANT)
+        self.e_us_def, self.e_us_auto, self.e_us = (np.flatnonzero(m) for m in (into_us_def, into_us_auto, into_us))
+        self.w_us_def = np.zeros(self.e_us_def.size)
+        self.w_us_auto = np.zeros(self.e_us_auto.size)
+        self.w_us = np.zeros(self.e_us.size)
+        self._arrivals = np.zeros(net.e)
+        self._n_operating = self._n_developing = 0
+        self._update_content()
+
+    def _stage_nodes(self, stage: str, region: str, where: str) -> np.ndarray:
+        """The supply-network nodes a stage's capacity in ``region`` goes to (pooled stages: none)."""
+        r = REGIONS.index(region)
+        net = self.net
+        if stage == "magnets":
+            nodes = self.x_ndfeb[net.region[self.x_ndfeb] == r]
+        elif stage == "separation":
+            nodes = self.x_seps[net.region[self.x_seps] == r]
+        else:
+            return np.zeros(0, dtype=np.int64)
+        if nodes.size == 0:
+            have = sorted({REGIONS[i] for i in net.region[self.x_ndfeb if stage == "magnets" else self.x_seps]})
+            raise ConfigError(f"{where}: no non-Chinese {stage} plant can be built in {region}; allowed: {', '.join(have)}")
+        return nodes
+
+    def _monthly(self, day: int) -> None:
+        """Investment, the chain's capacities, offtakes moving orders, and non-Chinese content."""
+        net, prog, inv = self.net, self.programme, self.cfg.investment
+        prog.start_projects(day, self.rng)
+        prog.monthly(day, self.rng, self.price[3])
+        add = prog.capacity_by(day)
+        cap = self.base_cap.copy()
+        by = lambda key: sum(v for (k, _), v in add.items() if k == key)  # noqa: E731
+        for (key, reg), v in add.items():
+            if key == "magnets":
+                nodes = self._stage_nodes("magnets", reg, "")
+                w = self.base_cap[nodes, NDFEB]
+                w = w / w.sum() if w.sum() > 0 else np.full(nodes.size, 1 / nodes.size)
+                cap[nodes, NDFEB] += v / 365 * w
+            elif key.startswith("separation_"):
+                node = self._stage_nodes("separation", reg, "")[0]
+                cap[node, {"separation_ndpr": NDPR, "separation_dytb": DYTB, "separation_sm": SM}[key]] += v / 365
+        feed = self.base_feed + by("mining") + by("recycling")
+        sep_total = float(cap[self.x_seps][:, [NDPR, DYTB]].sum() * 365)
+        if sep_total > feed > 0:
+            cap[np.ix_(self.x_seps, [NDPR, DYTB])] *= feed / sep_total
+        metal = self.base_metal + by("metal")
+        mag_total = float(cap[self.x_ndfeb, NDFEB].sum() * 365)
+        if mag_total > metal > 0:
+            cap[self.x_ndfeb, NDFEB] *= metal / mag_total
+        net.cap[:] = cap
+        self.production.refresh_capacity(net)
+        prog.learn({"magnets": by("magnets") / 12, "separation": (by("separation_ndpr") + by("separation_dytb")) / 12,
+                    "metal": by("metal") / 12, "mining": by("mining") / 12})
+        # floors: the programme pays the gap between the floor and the market on floor projects' output
+        floor_t = sum(p.tpa * p.ramp(day, inv.stages["magnets"].ramp_years * 365) for p in prog.projects
+                      if p.floor and p.stage == "magnets" and p.status == "operating") / 12
+        prog.floor_payments += floor_t * 1000 * max(0.0, inv.floor_ndfeb_usd_kg - self.price[3])
+        # offtakes: new capacity beyond suppliers' normal operating point finds buyers
+        demand_on = np.bincount(net.sup_flat, net.rate(), minlength=net.n * M)
+        spare = np.maximum(net.cap.ravel() * np.minimum(self.base_util, 1.0) - demand_on, 0.0)
+        spare[(net.region == CN).repeat(M)] = 0.0
+        self.sourcing.derisk(net, spare, self.cfg.sourcing.derisk_share_per_month)
+        # China's price response to non-Chinese capacity, and non-Chinese content of each supplier
+        self._x_added_mag = by("magnets")
+        counts = prog.counts()
+        self._n_operating, self._n_developing = counts.get("operating", 0), counts.get("developing", 0) + counts.get("staffing", 0)
+        self.cn_discount = inv.cn_price_response * min(1.0, self._x_added_mag / 365 / max(self.ex_cn_ndfeb_demand, 1e-9))
+        self._update_content()
+        self.diplomacy.monthly(day, self.rng)
+        if self.controls[CONTROLLABLE.index("foreign_magnets_cn_content")]:
+            self.refresh_controls()
+
+    def _update_content(self) -> None:
+        """Share of each supplier's output that is free of Chinese material: for a non-Chinese maker the
+        smallest non-Chinese share among its inputs (a magnet needs all of them); for a non-Chinese
+        separator 1; for Chinese nodes 0."""
+        net = self.net
+        frac = np.zeros(net.n)
+        x = net.region != CN
+        frac[x & (net.kind == SEPARATOR)] = 1.0
+        key = net.buy * M + net.mat
+        cn = (net.region[net.sup] == CN).astype(float)
+        tot = np.bincount(key, net.share, minlength=net.n * M).reshape(net.n, M)
+        cns = np.bincount(key, net.share * cn, minlength=net.n * M).reshape(net.n, M)
+        non = np.divide(tot - cns, tot, out=np.ones_like(tot), where=tot > 0)
+        mk = np.flatnonzero(x & (net.kind == MAKER))
+        uses = net.recipe[np.argmax(net.cap[mk] + self.base_cap[mk], axis=1)] > 0
+        frac[mk] = np.where(uses, non[mk], 1.0).min(axis=1)
+        self.non_cn_frac = frac
+        self.w_us_def = frac[net.sup[self.e_us_def]]
+        self.w_us_auto = frac[net.sup[self.e_us_auto]]
+        self.w_us = frac[net.sup[self.e_us]]
 
     # ================================================================== policy hooks used by governments
     def refresh_controls(self) -> None:
         """Recompute which relationships need a Chinese licence and the customs friction on them."""
         net, lc = self.net, self.cfg.licensing.cn
         was = net.controlled
-        net.set_controlled(net.cn_export & self.controls[net.item])
+        controlled = net.cn_export & self.controls[net.item]
+        if self.controls[CONTROLLABLE.index("foreign_magnets_cn_content")]:
+            # foreign-made magnets with Chinese material need a Chinese licence to cross a border
+            x_maker = (net.region[net.sup] != CN) & (net.kind[net.sup] == MAKER)
+            cross = net.region[net.sup] != net.region[net.buy]
+            controlled |= x_maker & cross & (self.non_cn_frac[net.sup] < 1.0)
+        net.set_controlled(controlled)
         new = net.controlled & ~was
         if new.any():   # exporters need time to assemble the documents for a first application
             net.ready_day[new] = self.day + self.rng.integers(lc.prep_days_min, max(lc.prep_days_min, lc.prep_days_max) + 1,
@@ -464,7 +654,7 @@ class RareShockModel(mesa.Model):
         rate_out[pf] += (out[pf] - rate_out[pf]) / 30.0
 
         # 5. arrivals and consumption: plants idle or run, programmes and industry use what they have
-        net.receive(day)
+        self._arrivals = net.receive(day)
         running, plant_used = self.plants.run(net)
         used = net.consume(self.cons_flat)
         used_by_group = np.bincount(self.cons_group, used, minlength=4)
@@ -480,7 +670,11 @@ class RareShockModel(mesa.Model):
         # 6. prices
         self._update_prices()
 
-        # 7. chips
+        # 7. investment (monthly): projects, the chain's capacities, offtakes, China's price response
+        if self.month_start[day]:
+            self._monthly(day)
+
+        # 8. chips
         blocked = 0.0
         for f in self.chip_firms:
             blocked += f.trade_day()
@@ -488,7 +682,7 @@ class RareShockModel(mesa.Model):
             for b in self.chip_buyers:
                 b.substitute(blocked)
 
-        # 8. record
+        # 9. record
         self._record(day, ship, running, made, used_in + end_used, used_by_group)
         self.day += 1
         if self.day >= self.n_days:
@@ -506,17 +700,24 @@ class RareShockModel(mesa.Model):
             if self._p_mk.size else 1.0
         sales_nd = out[self._p_cn_nd].sum() / max(self.base_cn_ndfeb_sales, 1e-12)
         sales_dy = out[self._p_cn_dy].sum() / max(self.base_cn_dytb_sales, 1e-12)
+        cover_pr = stock[self._p_mk_nd].sum() / max(float(need[self._p_mk_nd] @ self._p_mk_nd_cover), 1e-12) \
+            if self._p_mk_nd.size else 1.0
+        sales_pr = out[self._p_cn_ndpr].sum() / max(self.base_cn_ndpr_sales, 1e-12)
         lo, hi = 1.0 / pr.max_multiple, pr.max_multiple
         signal = (max(sales_dy, 1e-9) ** (1 / pr.elasticity_dy), max(cover_dy, 1e-9) ** (-1 / pr.elasticity_dy),
-                  max(sales_nd, 1e-9) ** (1 / pr.elasticity_ndfeb), max(cover_nd, 1e-9) ** (-1 / pr.elasticity_ndfeb))
-        for i in range(4):
-            target = self.price0[i] * min(max(signal[i], lo), hi)
+                  max(sales_nd, 1e-9) ** (1 / pr.elasticity_ndfeb), max(cover_nd, 1e-9) ** (-1 / pr.elasticity_ndfeb),
+                  max(sales_pr, 1e-9) ** (1 / pr.elasticity_ndpr), max(cover_pr, 1e-9) ** (-1 / pr.elasticity_ndpr))
+        # China's price response: cheaper Chinese supply abroad as non-Chinese capacity grows
+        undercut = (1.0, 1.0, 1.0, 1.0 - self.cn_discount, 1.0, 1.0 - self.cn_discount)
+        for i in range(6):
+            target = self.price0[i] * min(max(signal[i], lo), hi) * undercut[i]
             self.price[i] += (target - self.price[i]) / pr.adjust_days
         dy_need = need[self._p_mk].sum()
         self._dy_days = stock[self._p_mk].sum() / dy_need if dy_need > 0 else 0.0
 
     def _record(self, day, ship, running, made, consumed, used_by_group) -> None:
         net, q = self.net, self.review.queue
+        arr, prog, cap = self._arrivals, self.programme, net.cap
         c = q.counts
         exp = np.bincount(net.dest, ship * self.export_mag, minlength=R)
         idle = np.bincount(self.plants.region, ~running, minlength=R)
@@ -532,7 +733,7 @@ class RareShockModel(mesa.Model):
         row[0] = exp.sum()
         row[1:6] = exp[_EXPORT_ORDER]
         row[6] = ship @ self.export_dytb
-        row[7:11] = self.price
+        row[7:11] = self.price[:4]
         row[11:17] = (c.submitted, c.approved, c.denied, c.returned, q.pending, self.reviewer_count())
         row[17:23] = idle[_PLANT_ORDER]
         row[23:29] = veh[_PLANT_ORDER]
@@ -540,7 +741,11 @@ class RareShockModel(mesa.Model):
             net.stock.ravel()[self.us_plant_flat].sum() / self.us_plant_need,
             (used_by_group[0] + used_by_group[1]) / max(need[0] + need[1], 1e-12),
             used_by_group[0] / max(need[0], 1e-12), self.stockpile.sum(), used_by_group[2] / max(need[2], 1e-12),
-            self._dy_days, revenue_lost, write_off, substituted)
+            self._dy_days, revenue_lost, write_off, substituted, self.price[4], self.price[5],
+            arr[self.e_us_def] @ self.w_us_def, arr[self.e_us_auto] @ self.w_us_auto, arr[self.e_us] @ self.w_us,
+            arr[self.e_us].sum(), prog.spent, prog.committed, prog.floor_payments, prog.announced_spent,
+            cap[self.x_ndfeb, NDFEB].sum() * 365, cap[self.x_seps, NDPR].sum() * 365, cap[self.x_seps, DYTB].sum() * 365,
+            prog.workforce, self._n_operating, self._n_developing)
         tail = row[_N_HEAD:]
         tail[0::4] = made
         tail[1::4] = consumed
