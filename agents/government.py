@@ -152,6 +152,9 @@ class Diplomacy:
             self._escalation("CN", day)
 
     def _escalation(self, by: str, day: int) -> None:
+        start = self.p.reactions_from
+        if start is not None and day < (start - self.model.start).days:
+            return
         if self.deal is not None:
             self.break_deal(day, f"{by} escalation")
         responder = "CN" if by == "US" else "US"

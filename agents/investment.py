@@ -129,7 +129,8 @@ class InvestmentProgramme(mesa.Agent):
                 lead = sp.lead_years * 365 * _lognormal_factor(rng, sp.lead_cv)
                 self._n += 1
                 self.add_project(day, f"programme-{stage}-{self._n}", stage, region, size, day + int(round(lead)),
-                                 capex, cfg.floors, cfg.separation_heavy_share, 0.0, announced=False)
+                                 capex, cfg.floors, cfg.separation_heavy_share,
+                                 size * cfg.separation_sm_share if stage == "separation" else 0.0, announced=False)
                 self.committed += capex
 
     def released_budget(self, day: int) -> float:

@@ -321,6 +321,7 @@ class Investment(_Strict):
         "recycling": _stage(50_000, 3.0, 2.0, 0.05, 1000, 30, 10.0, {"US": 0.5, "EU": 0.3, "JP": 0.2}),
     }
     separation_heavy_share: Share = 0.06
+    separation_sm_share: Share = 0.03
     metal_base_headroom: Annotated[float, Field(ge=0, le=10)] = 0.5
     ore_oxide_share: Share = 1.0
     recycling_scrap_share: Share = 0.1
@@ -372,6 +373,7 @@ class Scenario(_Strict):
     end: dt.date
     seed: Annotated[int, Field(ge=0, le=2**63 - 1)] = 0
     reproduce: bool = False
+    extends: str = ""
 
     @model_validator(mode="after")
     def _dates(self) -> "Scenario":
@@ -478,6 +480,7 @@ class Policy(_Strict):
     """Reactive rules: retaliation for the other side's escalation, and whether deals take effect."""
 
     deal: bool = True
+    reactions_from: dt.date | None = None     # reactive rules apply to escalations on or after this date
     retaliation_lag_days: Days = 30
     retaliate_once: bool = True
     cn_retaliation: list[BaseEvent] = []
@@ -624,11 +627,31 @@ def read_toml(path: str | Path) -> dict:
         raise ConfigError(f"{path}: invalid TOML: {err}") from None
 
 
+def _resolve_extends(path: Path, data: dict, seen: tuple = ()) -> dict:
+    """A scenario that ``extends`` another: the base's tables are merged under it (this file wins) and
+    the base's events come first (then all events are put in date order, stably)."""
+    base_name = (data.get("scenario") or {}).get("extends")
+    if not base_name:
+        return data
+    base_path = (path.parent / base_name).resolve()
+    if base_path in seen:
+        raise ConfigError(f"{path}: scenario.extends: circular ({base_name})")
+    base = read_toml(base_path)
+    if not isinstance(base.get("scenario"), dict):
+        raise ConfigError(f"{path}: scenario.extends: {base_name} has no [scenario] table")
+    base = _resolve_extends(base_path, base, seen + (base_path,))
+    events = list(base.get("events", [])) + list(data.get("events", []))
+    merged = _merge({k: v for k, v in base.items() if k != "events"}, {k: v for k, v in data.items() if k != "events"})
+    merged["events"] = sorted(events, key=lambda e: str(e.get("date", "")) if isinstance(e, dict) else "")
+    return merged
+
+
 def load_scenario(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> ScenarioConfig:
-    """Read a scenario TOML, apply ``--set`` overrides and validate it."""
+    """Read a scenario TOML (and any scenario it ``extends``), apply ``--set`` overrides, validate."""
     data = read_toml(path)
     if not isinstance(data.get("scenario"), dict):
         raise ConfigError(f"{path}: missing [scenario] table (name, start, end, seed)")
+    data = _resolve_extends(Path(path), data)
     data = _merge(defaults(), data)
     for item in overrides:
         apply_override(data, item)

@@ -500,6 +500,8 @@ class RareShockModel(mesa.Model):
         into_us_auto = (net.region[net.buy] == us) & (net.kind[net.buy] == PLANT)
         into_us = (net.region[net.buy] == us) & (net.kind[net.buy] >= PLANT)
         self.e_us_def, self.e_us_auto, self.e_us = (np.flatnonzero(m) for m in (into_us_def, into_us_auto, into_us))
+        self.us_defense_need = float(net.end_need[(net.region == us) & (net.kind == DEFENSE)][:, [NDFEB, SMCO]].sum())
+        self.us_auto_need = float(net.end_need[(net.region == us) & (net.kind == PLANT), NDFEB].sum())
         self.w_us_def = np.zeros(self.e_us_def.size)
         self.w_us_auto = np.zeros(self.e_us_auto.size)
         self.w_us = np.zeros(self.e_us.size)

@@ -45,9 +45,29 @@ def _first_day(mask: np.ndarray, origin: int | None) -> int | None:
     return int(hit[0]) if hit.size else None
 
 
+def _first_year(dates: pd.DatetimeIndex, supplied: np.ndarray, need_per_day: float, level: float) -> int | None:
+    """First calendar year in which ``supplied`` (t/day, free of Chinese material) reaches ``level`` of
+    the need over that year."""
+    if need_per_day <= 0:
+        return None
+    by_year = pd.Series(supplied, index=dates).groupby(dates.year)
+    for year, x in by_year:
+        if x.sum() >= level * need_per_day * len(x):
+            return int(year)
+    return None
+
+
+def _episodes(idle: np.ndarray) -> int:
+    """Number of distinct spells with at least one idle plant."""
+    on = idle > 0
+    return int(on[0]) + int((on[1:] & ~on[:-1]).sum())
+
+
 def summarise(model: RareShockModel) -> dict:
     """The outcome metrics of one run (names fixed: users and checks rely on them)."""
     rec, col = model.rec, {c: i for i, c in enumerate(COLUMNS)}
+    dates = pd.date_range(model.start, periods=model.n_days, freq="D")
+    prog = model.programme
     origin = model.first_control_day
     idle = {r: rec[:, col[f"auto_plants_idle_{r.lower()}"]] for r in PLANT_REGIONS}
     vpd = model.vpd_by_region
@@ -88,6 +108,17 @@ def summarise(model: RareShockModel) -> dict:
         "price_dy_oxide_ex_cn_peak_usd_kg": round(float(rec[:, col["price_dy_oxide_ex_cn_usd_kg"]].max()), 2),
         "price_ndfeb_ex_cn_peak_usd_kg": round(float(rec[:, col["price_ndfeb_ex_cn_usd_kg"]].max()), 2),
         "us_chip_revenue_lost_usd": float(rec[-1, col["us_chip_revenue_lost_usd_cum"]]),
+        "year_us_defense_magnets_non_cn": _first_year(dates, rec[:, col["us_defense_non_cn_t"]], model.us_defense_need, 0.95),
+        "year_us_auto_magnets_non_cn_50": _first_year(dates, rec[:, col["us_auto_non_cn_t"]], model.us_auto_need, 0.50),
+        "year_us_auto_magnets_non_cn_80": _first_year(dates, rec[:, col["us_auto_non_cn_t"]], model.us_auto_need, 0.80),
+        "investment_spent_usd": float(prog.spent + prog.training_spent),
+        "investment_budget_usd": float(prog.budget),
+        "announced_projects_spent_usd": float(prog.announced_spent),
+        "floor_payments_usd": float(prog.floor_payments),
+        "lost_vehicles_us": round(lost["US"], 1),
+        "shutdown_episodes_us": _episodes(idle["US"]),
+        "deal_active_end": model.diplomacy.deal is not None,
+        "policy_log": [f"{model.start + dt.timedelta(days=d)}: {what}" for d, what in model.diplomacy.log],
         "us_chip_write_off_usd": float(rec[-1, col["us_chip_write_off_usd_cum"]]),
     }
 

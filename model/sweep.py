@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from model.config import (ConfigError, ScenarioConfig, _merge, apply_override, defaults, format_error, read_toml,
+from model.config import (ConfigError, ScenarioConfig, _merge, _resolve_extends, apply_override, defaults, format_error, read_toml,
                           validate)
 
 METHODS = ("grid", "random", "lhs", "sobol", "morris")
@@ -180,7 +180,7 @@ def load_sweep(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) ->
     scen = read_toml(scen_path)
     if not isinstance(scen.get("scenario"), dict):
         raise ConfigError(f"sweep.scenario: {cfg.sweep.scenario} has no [scenario] table")
-    base = _merge(defaults(), scen)
+    base = _merge(defaults(), _resolve_extends(scen_path, scen))
     for item in cfg.sweep.overrides:
         try:
             apply_override(base, item)
