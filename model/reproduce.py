@@ -1,6 +1,7 @@
 """``rareshock reproduce``: regenerate the reference results in ``results/`` from ``experiments/``.
 
-Experiments marked ``reproduce = true`` (``[scenario]`` or ``[sweep]`` table) are the reference set. Without
+Experiments marked ``reproduce = true`` (``[scenario]``, ``[sweep]`` or ``[comparison]`` table) are the
+reference set. Without
 ``--check`` each is regenerated into ``results/<name>/`` (replacing it atomically). With ``--check`` each
 is regenerated into a temporary directory and its numbers compared with the committed ones: a scenario's
 ``summary.json`` and ``timeseries.parquet``; a sweep's ``runs.parquet`` (sorted by run_id) and its analysis
@@ -31,7 +32,7 @@ class Experiment:
 
 def experiments(root: Path = ROOT) -> list[Experiment]:
     found = []
-    for kind, folder in (("scenario", "scenarios"), ("sweep", "sweeps")):
+    for kind, folder in (("scenario", "scenarios"), ("sweep", "sweeps"), ("comparison", "comparisons")):
         for path in sorted((root / "experiments" / folder).glob("*.toml")):
             table = tomllib.loads(path.read_text()).get(kind, {})
             if table.get("reproduce"):
@@ -54,11 +55,15 @@ def regenerate(exp: Experiment, dest: Path, workers: int | None, progress: bool)
         manifest = build_manifest(result.config, result.seed, started, time.perf_counter() - t0,
                                   ["rareshock", "reproduce"])
         write_run(result, dest, manifest)
-    else:
+    elif exp.kind == "sweep":
         from model.sweep import load_sweep
         from model.sweeping import run_sweep
 
         run_sweep(load_sweep(exp.path), dest, workers, None, False, progress, ["rareshock", "reproduce"])
+    else:
+        from model.compare import run_comparison
+
+        run_comparison(exp.path, dest, workers)
 
 
 def _frame_diff(name: str, ref: pd.DataFrame, new: pd.DataFrame) -> list[str]:
@@ -97,6 +102,12 @@ def compare(exp: Experiment, ref: Path, new: Path) -> list[str]:
                            json.loads((new / "summary.json").read_text()))
         diffs += _frame_diff(f"{exp.name}/timeseries.parquet", pd.read_parquet(ref / "timeseries.parquet"),
                              pd.read_parquet(new / "timeseries.parquet"))
+        return diffs
+    if exp.kind == "comparison":
+        diffs = []
+        for f in ("runs.csv", "yearly.csv", "table.csv"):
+            a, b = pd.read_csv(ref / f), pd.read_csv(new / f)
+            diffs += _frame_diff(f"{exp.name}/{f}", a, b)
         return diffs
     key = ["run_id"]
     a = pd.read_parquet(ref / "runs.parquet").drop(columns=["batch"]).sort_values(key).reset_index(drop=True)

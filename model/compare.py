@@ -1,0 +1,209 @@
+"""Comparing policy paths: each scenario over replicated seeds, yearly metrics with uncertainty bands.
+
+A comparison TOML (``experiments/comparisons/*.toml``) lists scenario files, a number of replications
+and a seed. Run (scenario i, replicate r) gets ``run_seed(seed, i, r)`` (the sweep rule), so results do
+not depend on the number of workers. It writes, atomically:
+
+- ``yearly.csv``: one row per scenario, replicate and calendar year with the yearly metrics below;
+- ``table.csv`` and ``table.md``: per scenario, the median and 10th-90th percentile over replicates of
+  each summary metric;
+- ``figures/paths_<metric>.png``: the median by year with a 10-90% band, one line per scenario;
+- ``manifest.json``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import os
+import time
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Annotated
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from model.config import ConfigError, format_error, read_toml
+
+SUMMARY_METRICS = (
+    "us_auto_idle_plant_days", "lost_vehicles_us", "shutdown_episodes_us", "defense_shortfall_share",
+    "year_us_auto_magnets_non_cn_50", "year_us_auto_magnets_non_cn_80", "year_us_defense_magnets_non_cn",
+    "investment_spent_usd", "floor_payments_usd", "us_chip_revenue_lost_usd", "cn_chip_localisation_end",
+)
+YEARLY = {
+    "us_non_cn_share": "non-Chinese share of US magnet supply",
+    "us_idle_plant_days": "US idle plant-days",
+    "us_lost_vehicles": "US vehicles lost",
+    "us_defense_shortfall": "US defence shortfall (share of need)",
+    "price_ndfeb_ex_cn_usd_kg": "NdFeB price outside China (USD/kg)",
+    "price_dy_oxide_ex_cn_usd_kg": "Dy oxide price outside China (USD/kg)",
+    "us_chip_revenue_lost_usd": "US chip revenue lost in the year (USD)",
+    "cn_chip_localisation": "China's chip localisation (share)",
+    "investment_spent_usd_cum": "programme money spent, cumulative (USD)",
+}
+
+
+class ComparisonSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")]
+    description: str = ""
+    scenarios: list[str] = Field(min_length=1)
+    replications: Annotated[int, Field(ge=1, le=10_000)] = 10
+    seed: Annotated[int, Field(ge=0, le=2**63 - 1)] = 0
+    reproduce: bool = False
+
+
+class ComparisonConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    comparison: ComparisonSettings
+
+
+def load_comparison(path: str | Path) -> tuple[ComparisonSettings, list[Path]]:
+    p = Path(path)
+    try:
+        cfg = ComparisonConfig.model_validate(read_toml(p))
+    except ValidationError as err:
+        raise ConfigError(format_error(err, ComparisonConfig)) from None
+    paths = [(p.parent / s).resolve() for s in cfg.comparison.scenarios]
+    from model.config import load_scenario
+
+    for i, sp in enumerate(paths):
+        try:
+            load_scenario(sp)
+        except ConfigError as err:
+            raise ConfigError(f"comparison.scenarios[{i}]: {err}") from None
+    return cfg.comparison, paths
+
+
+def yearly(ts: pd.DataFrame, model_info: dict) -> pd.DataFrame:
+    """Yearly metrics of one run from its daily time series."""
+    d = ts.set_index("date")
+    y = d.index.year
+    g = d.groupby(y)
+    out = pd.DataFrame(index=g.size().index)
+    received = g["us_magnets_received_t"].sum()
+    out["us_non_cn_share"] = (g["us_magnets_non_cn_t"].sum() / received.where(received > 0)).fillna(0.0)
+    out["us_idle_plant_days"] = g["auto_plants_idle_us"].sum()
+    out["us_lost_vehicles"] = model_info["us_vehicles_per_day"] * g.size() - g["vehicles_produced_us"].sum()
+    out["us_defense_shortfall"] = 1.0 - g["us_defense_output_share"].mean()
+    out["price_ndfeb_ex_cn_usd_kg"] = g["price_ndfeb_ex_cn_usd_kg"].mean()
+    out["price_dy_oxide_ex_cn_usd_kg"] = g["price_dy_oxide_ex_cn_usd_kg"].mean()
+    lost = d["us_chip_revenue_lost_usd_cum"]
+    out["us_chip_revenue_lost_usd"] = lost.groupby(y).last() - lost.groupby(y).last().shift(fill_value=0.0)
+    out["cn_chip_localisation"] = g["cn_chip_localisation"].last() if "cn_chip_localisation" in d else np.nan
+    out["investment_spent_usd_cum"] = g["investment_spent_usd_cum"].last()
+    out.index.name = "year"
+    return out.reset_index()
+
+
+def _run(path: str, seed: int) -> tuple[dict, pd.DataFrame]:
+    from model.config import REGIONS, load_scenario
+    from model.simulation import run_model, summarise, timeseries
+
+    model = run_model(load_scenario(path), seed)
+    summary = summarise(model)
+    info = {"us_vehicles_per_day": float(model.vpd_by_region[REGIONS.index("US")])}
+    return summary, yearly(timeseries(model), info)
+
+
+def run_comparison(path: str | Path, out_dir: Path, workers: int | None = None) -> list[str]:
+    """Run every scenario x replicate and write the comparison files. Returns lines for the terminal."""
+    from model.outputs import atomic_write_text, build_manifest, to_json
+    from model.sweep import run_seed
+
+    started, t0 = dt.datetime.now(dt.UTC), time.perf_counter()
+    settings, paths = load_comparison(path)
+    jobs = [(i, r, str(p), run_seed(settings.seed, i, r)) for i, p in enumerate(paths)
+            for r in range(settings.replications)]
+    with ProcessPoolExecutor(max_workers=workers or os.cpu_count() or 1, mp_context=get_context("forkserver")) as pool:
+        results = list(pool.map(_run, [j[2] for j in jobs], [j[3] for j in jobs]))
+    rows, years = [], []
+    for (i, r, _p, seed), (summary, yr) in zip(jobs, results):
+        name = summary["scenario"]
+        rows.append({"scenario": name, "replicate": r, "seed": seed,
+                     **{m: summary.get(m) for m in SUMMARY_METRICS}})
+        years.append(yr.assign(scenario=name, replicate=r))
+    runs = pd.DataFrame(rows)
+    yearly_df = pd.concat(years, ignore_index=True)[["scenario", "replicate", "year", *YEARLY]]
+    order = list(dict.fromkeys(runs["scenario"]))
+    table = _table(runs, order)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "figures").mkdir(exist_ok=True)
+    atomic_write_text(out_dir / "runs.csv", runs.to_csv(index=False, float_format="%.10g"))
+    atomic_write_text(out_dir / "yearly.csv", yearly_df.to_csv(index=False, float_format="%.10g"))
+    atomic_write_text(out_dir / "table.csv", table.to_csv(index=False))
+    atomic_write_text(out_dir / "table.md", _markdown(table, settings.replications))
+    for metric, label in YEARLY.items():
+        _figure(yearly_df, metric, label, order, out_dir / "figures" / f"paths_{metric}.png")
+    manifest = build_manifest({"comparison": settings.model_dump(mode="json"), "scenarios": [str(p) for p in paths]},
+                              settings.seed, started, time.perf_counter() - t0, ["rareshock", "reproduce"])
+    manifest["kind"] = "comparison"
+    atomic_write_text(out_dir / "manifest.json", to_json(manifest))
+    return [f"{settings.name}: {len(jobs)} runs of {len(paths)} scenarios -> {out_dir}"]
+
+
+def _fmt(x: float, metric: str) -> str:
+    if x is None or (isinstance(x, float) and np.isnan(x)):
+        return "never"
+    if metric.startswith("year_"):
+        return f"{x:.0f}"
+    if metric.endswith("_usd"):
+        return f"{x / 1e9:.1f}bn"
+    if metric.endswith("share"):
+        return f"{100 * x:.0f}%"
+    if metric.endswith("_end"):
+        return f"{x:.2f}"
+    return f"{x:,.0f}"
+
+
+def _table(runs: pd.DataFrame, order: list[str]) -> pd.DataFrame:
+    """Median [p10-p90] over replicates; for first-year metrics 'never' counts as later than any year."""
+    rows = []
+    for name in order:
+        sub = runs[runs["scenario"] == name]
+        row = {"scenario": name}
+        for m in SUMMARY_METRICS:
+            x = pd.to_numeric(sub[m], errors="coerce").to_numpy(dtype=float)
+            never = 10**6                                  # "never" sorts after every year
+            if m.startswith("year_"):
+                x = np.where(np.isnan(x), never, x)
+            if np.isnan(x).all():
+                row[m] = "n/a"
+                continue
+            lo, med, hi = np.nanpercentile(x, [10, 50, 90], method="lower")
+            clean = lambda v: float("nan") if v >= never else v  # noqa: E731
+            row[m] = f"{_fmt(clean(med), m)} [{_fmt(clean(lo), m)}-{_fmt(clean(hi), m)}]"
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _markdown(table: pd.DataFrame, reps: int) -> str:
+    cols = list(table.columns)
+    lines = [f"Median [10th-90th percentile] over {reps} seeds per path.", "",
+             "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    lines += ["| " + " | ".join(str(v) for v in row) + " |" for row in table.itertuples(index=False)]
+    return "\n".join(lines) + "\n"
+
+
+def _figure(df: pd.DataFrame, metric: str, label: str, order: list[str], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import seaborn as sns
+    from matplotlib.figure import Figure
+
+    from model.outputs import atomic_write_bytes
+
+    fig = Figure(figsize=(9, 4.8))
+    ax = fig.subplots()
+    sns.lineplot(data=df, x="year", y=metric, hue="scenario", hue_order=order, estimator="median",
+                 errorbar=("pi", 80), ax=ax, marker="o")
+    ax.set_xlabel("year")
+    ax.set_ylabel(label)
+    ax.set_title(f"{label}: median and 10-90% band over seeds")
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight", metadata={"Software": None})
+    atomic_write_bytes(path, buf.getvalue())
