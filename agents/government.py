@@ -16,6 +16,7 @@ from __future__ import annotations
 import mesa
 import numpy as np
 
+from model.chips_config import CHIP_EVENT_KINDS
 from model.config import CONTROLLABLE, REGIONS
 
 US_ESCALATIONS = {"us_chip_licence_requirement", "us_entity_list", "us_is_informed"}
@@ -44,7 +45,10 @@ class Government(mesa.Agent):
         return changed
 
     def handle(self, ev, day: int) -> None:
-        getattr(self, "_" + ev.kind)(ev)
+        if ev.kind in CHIP_EVENT_KINDS:
+            self.model.chips.apply(ev, day)      # US chip controls, licences, Entity List, BIS stance
+        else:
+            getattr(self, "_" + ev.kind)(ev)
         self.applied.append((day, ev.kind))
 
     # ---------------------------------------------------------------- China
@@ -104,16 +108,6 @@ class Government(mesa.Agent):
         target[0].hire(m.day, ev.reviewers, m.cfg.licensing.cn.training_days)
 
     # ---------------------------------------------------------------- United States
-    def _us_chip_licence_requirement(self, ev) -> None:
-        for f in self.model.chip_firms:
-            if f.name in ev.firms:
-                f.require_licence()
-
-    def _us_chip_licences_granted(self, ev) -> None:
-        for f in self.model.chip_firms:
-            if f.name in ev.firms:
-                f.grant_licences(ev.remit_share)
-
     def _us_defense_sourcing_rule(self, ev) -> None:
         self.model.ban_cn_defense_supply("US")
 

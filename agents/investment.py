@@ -81,6 +81,10 @@ class InvestmentProgramme(mesa.Agent):
         self.cum_output = {s: 0.0 for s in STAGES}
         self.horizon_days = horizon_days
         self._n = 0
+        # every project draws from its own stream (derived from the model's rng), so that a project's
+        # fate does not depend on how many other projects the programme starts (common random numbers)
+        self.seed = int(model.rng.integers(2**62))
+        self.region_rng = np.random.default_rng([self.seed, 2**32])
 
     # ------------------------------------------------------------------ budget
     def year_index(self, day: int) -> int:
@@ -99,14 +103,18 @@ class InvestmentProgramme(mesa.Agent):
                     floor: bool, heavy_share: float, samarium_tpa: float, announced: bool) -> Project:
         p = Project(self.model, name, stage, region, tpa, day, ready_day, capex, floor, heavy_share, samarium_tpa,
                     announced)
+        p.fate_rng = self.project_rng(len(self.projects))
         self.projects.append(p)
         return p
+
+    def project_rng(self, index: int) -> np.random.Generator:
+        return np.random.default_rng([self.seed, index])
 
     def planned(self, stage: str) -> float:
         return self.base[stage] + sum(p.tpa for p in self.projects
                                       if p.stage == stage and p.status in (DEVELOPING, STAFFING, OPERATING))
 
-    def start_projects(self, day: int, rng: np.random.Generator) -> None:
+    def start_projects(self, day: int) -> None:
         """Start projects where planned capacity is short of target, within the year's money."""
         cfg = self.cfg
         if day < self.start_day or self.budget <= 0 or self.year_index(day) >= cfg.years:
@@ -125,8 +133,8 @@ class InvestmentProgramme(mesa.Agent):
                     break
                 regions = list(sp.regions)
                 w = np.array([sp.regions[r] for r in regions], dtype=float)
-                region = regions[int(rng.choice(len(regions), p=w / w.sum()))]
-                lead = sp.lead_years * 365 * _lognormal_factor(rng, sp.lead_cv)
+                region = regions[int(self.region_rng.choice(len(regions), p=w / w.sum()))]
+                lead = sp.lead_years * 365 * _lognormal_factor(self.project_rng(len(self.projects)), sp.lead_cv)
                 self._n += 1
                 self.add_project(day, f"programme-{stage}-{self._n}", stage, region, size, day + int(round(lead)),
                                  capex, cfg.floors, cfg.separation_heavy_share,
@@ -140,7 +148,7 @@ class InvestmentProgramme(mesa.Agent):
     def stage_committed(self, stage: str) -> float:
         return sum(p.capex for p in self.projects if p.stage == stage and not p.announced)
 
-    def monthly(self, day: int, rng: np.random.Generator, price_ex_cn: float) -> None:
+    def monthly(self, day: int, price_ex_cn: float) -> None:
         """One month: spending, failures, viability, staffing and commissioning, training."""
         cfg = self.cfg
         month = 30.0
@@ -153,10 +161,10 @@ class InvestmentProgramme(mesa.Agent):
                 if not p.floor and not p.announced and not viable:
                     p.stalled_days += int(month)
                     p.ready_day += int(month)              # no progress this month
-                    if rng.random() < cancel_p:
+                    if p.fate_rng.random() < cancel_p:
                         self._close(p, CANCELLED)
                     continue
-                if rng.random() < fail_p[p.stage]:
+                if p.fate_rng.random() < fail_p[p.stage]:
                     self._close(p, FAILED)
                     continue
                 spend = min(p.capex - p.spent, p.capex * month / p.dev_days)

@@ -19,6 +19,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from model.chips_config import CHIP_EVENT_KINDS, CHIP_EVENTS, ChipsConfig
+
 REGIONS = ("CN", "US", "JP", "EU", "IN", "ROW")
 MATERIALS = ("ndpr_oxide", "dytb_oxide", "sm_oxide", "ndfeb", "smco")
 # What an export-control event can cover: oxides/metals by element group, and magnets by grade.
@@ -346,26 +348,6 @@ class Investment(_Strict):
         return self
 
 
-class ChipFirm(_Strict):
-    kind: Literal["designer", "toolmaker"]
-    china_revenue_usd_per_year: NonNeg
-    controlled_share: Share = 0.0
-    inventory_at_risk_usd: NonNeg = 0.0
-
-
-class Chips(_Strict):
-    firms: dict[str, ChipFirm] = {
-        "nvidia": ChipFirm(kind="designer", china_revenue_usd_per_year=17e9, controlled_share=1.0,
-                           inventory_at_risk_usd=4.5e9),
-        "amd": ChipFirm(kind="designer", china_revenue_usd_per_year=6.2e9, controlled_share=0.13,
-                        inventory_at_risk_usd=0.8e9),
-        "applied_materials": ChipFirm(kind="toolmaker", china_revenue_usd_per_year=12e9),
-        "lam_research": ChipFirm(kind="toolmaker", china_revenue_usd_per_year=7e9),
-        "kla": ChipFirm(kind="toolmaker", china_revenue_usd_per_year=4e9),
-    }
-    cn_buyers: Annotated[int, Field(ge=1, le=100)] = 2
-
-
 class Scenario(_Strict):
     name: Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.-]+$")]
     description: str = ""
@@ -434,17 +416,6 @@ class CnHireReviewers(_Event):
     reviewers: Annotated[int, Field(ge=1, le=100000)]
 
 
-class UsChipLicenceRequirement(_Event):
-    kind: Literal["us_chip_licence_requirement"]
-    firms: list[str] = Field(min_length=1)
-
-
-class UsChipLicencesGranted(_Event):
-    kind: Literal["us_chip_licences_granted"]
-    firms: list[str] = Field(min_length=1)
-    remit_share: Share = 0.0
-
-
 class UsDefenseSourcingRule(_Event):
     """US defence programmes may no longer use Chinese magnets (e.g. the 2027 DFARS rule)."""
 
@@ -459,7 +430,7 @@ class Marker(_Event):
 
 
 _BASE_EVENTS = (CnExportControls, CnLiftControls, CnLicensingStance, CnFastTrack, CnHireReviewers,
-                UsChipLicenceRequirement, UsChipLicencesGranted, UsDefenseSourcingRule, Marker)
+                UsDefenseSourcingRule, Marker) + CHIP_EVENTS
 BaseEvent = Annotated[typing.Union[_BASE_EVENTS], Field(discriminator="kind")]  # noqa: UP007
 
 
@@ -498,22 +469,22 @@ class ScenarioConfig(_Strict):
     shipping: Shipping = Shipping()
     licensing: Licensing = Licensing()
     prices: Prices = Prices()
-    chips: Chips = Chips()
+    chips: ChipsConfig = ChipsConfig()
     investment: Investment = Investment()
     policy: Policy = Policy()
     events: list[Event] = []
 
     @model_validator(mode="after")
     def _events_in_order(self) -> "ScenarioConfig":
-        firms = set(self.chips.firms)
         for i, ev in enumerate(self.events):
             if ev.date is None:
                 raise ValueError(f"events[{i}].date: required for a scenario event")
             if i and ev.date < self.events[i - 1].date:
                 raise ValueError(f"events[{i}].date: events must be in date order")
-            for f in getattr(ev, "firms", []) or []:
-                if f not in firms:
-                    raise ValueError(f"events[{i}].firms: unknown firm {f!r}; allowed: {', '.join(sorted(firms))}")
+            for j, e in enumerate([ev] + list(getattr(ev, "terms", [])) + list(getattr(ev, "breakdown", []))):
+                msg = self.chips.event_error(e) if e.kind in CHIP_EVENT_KINDS else None
+                if msg:
+                    raise ValueError(f"events[{i}]{'' if j == 0 else ' (deal)'}: {msg}")
         return self
 
 

@@ -15,7 +15,7 @@ import numpy as np
 
 from agents import automaker, defense, industry, magnet_maker
 from agents.automaker import AutomakerPlant, PlantFleet
-from agents.chips import ChineseChipBuyer, ChipFirm
+from agents.chips import ChipSector
 from agents.defense import DefenseProgramme
 from agents.government import Diplomacy, Government
 from agents.industry import IndustrialBuyer
@@ -47,12 +47,12 @@ COLUMNS = (
     + [f"vehicles_produced_{r.lower()}" for r in PLANT_REGIONS]
     + ["us_auto_buffer_days", "defense_output_share", "us_defense_output_share",
        "us_national_stockpile_t", "industry_output_share_ex_cn", "ex_cn_makers_dytb_cover_days",
-       "us_chip_revenue_lost_usd_cum", "us_chip_write_off_usd_cum", "cn_chip_domestic_substitution_usd_cum",
        "price_ndpr_oxide_cn_usd_kg", "price_ndpr_oxide_ex_cn_usd_kg",
        "us_defense_non_cn_t", "us_auto_non_cn_t", "us_magnets_non_cn_t", "us_magnets_received_t",
        "investment_spent_usd_cum", "investment_committed_usd", "floor_payments_usd_cum", "announced_spent_usd_cum",
        "ex_cn_ndfeb_capacity_tpa", "ex_cn_ndpr_capacity_tpa", "ex_cn_dytb_capacity_tpa", "rare_earth_workforce",
        "projects_operating", "projects_developing"]
+    + list(ChipSector.COLUMNS)
     + [f"{k}_{m}_t" for m in MAT_NAMES for k in ("produced", "consumed", "stock", "transit")]
 )
 COL = {c: i for i, c in enumerate(COLUMNS)}
@@ -436,10 +436,7 @@ class RareShockModel(mesa.Model):
                         lc.customs_days, lc.licence_volume_days, lc.validity_days,
                         np.array([lc.destination_factor.get(r, 1.0) for r in REGIONS]))
         self.review = InteragencyReview(self, lc, stance, net.e)
-        self.chip_firms = [ChipFirm(self, name, f.kind, f.china_revenue_usd_per_year, f.controlled_share,
-                                    f.inventory_at_risk_usd) for name, f in cfg.chips.firms.items()]
-        self.chip_buyers = [ChineseChipBuyer(self, f"cn_chip_buyer_{i}", 1.0 / cfg.chips.cn_buyers)
-                            for i in range(cfg.chips.cn_buyers)]
+        self.chips = ChipSector(self, cfg.chips)
         dated = [((ev.date - self.start).days, ev) for ev in cfg.events]
         self.governments = [
             Government(self, "CN", [(d, ev) for d, ev in dated if ev.kind.startswith("cn_")]),
@@ -527,8 +524,8 @@ class RareShockModel(mesa.Model):
     def _monthly(self, day: int) -> None:
         """Investment, the chain's capacities, offtakes moving orders, and non-Chinese content."""
         net, prog, inv = self.net, self.programme, self.cfg.investment
-        prog.start_projects(day, self.rng)
-        prog.monthly(day, self.rng, self.price[3])
+        prog.start_projects(day)
+        prog.monthly(day, self.price[3])
         add = prog.capacity_by(day)
         cap = self.base_cap.copy()
         by = lambda key: sum(v for (k, _), v in add.items() if k == key)  # noqa: E731
@@ -677,12 +674,7 @@ class RareShockModel(mesa.Model):
             self._monthly(day)
 
         # 8. chips
-        blocked = 0.0
-        for f in self.chip_firms:
-            blocked += f.trade_day()
-        if blocked:
-            for b in self.chip_buyers:
-                b.substitute(blocked)
+        self.chips.step(day, working)
 
         # 9. record
         self._record(day, ship, running, made, used_in + end_used, used_by_group)
@@ -725,12 +717,6 @@ class RareShockModel(mesa.Model):
         idle = np.bincount(self.plants.region, ~running, minlength=R)
         veh = np.bincount(self.plants.region, running * self.plants.vpd, minlength=R)
         need = self.cons_need
-        revenue_lost = write_off = substituted = 0.0
-        for f in self.chip_firms:
-            revenue_lost += f.revenue_lost
-            write_off += f.write_off
-        for b in self.chip_buyers:
-            substituted += b.domestic_substitution_usd
         row = self.rec[day]
         row[0] = exp.sum()
         row[1:6] = exp[_EXPORT_ORDER]
@@ -743,11 +729,11 @@ class RareShockModel(mesa.Model):
             net.stock.ravel()[self.us_plant_flat].sum() / self.us_plant_need,
             (used_by_group[0] + used_by_group[1]) / max(need[0] + need[1], 1e-12),
             used_by_group[0] / max(need[0], 1e-12), self.stockpile.sum(), used_by_group[2] / max(need[2], 1e-12),
-            self._dy_days, revenue_lost, write_off, substituted, self.price[4], self.price[5],
+            self._dy_days, self.price[4], self.price[5],
             arr[self.e_us_def] @ self.w_us_def, arr[self.e_us_auto] @ self.w_us_auto, arr[self.e_us] @ self.w_us,
             arr[self.e_us].sum(), prog.spent, prog.committed, prog.floor_payments, prog.announced_spent,
             cap[self.x_ndfeb, NDFEB].sum() * 365, cap[self.x_seps, NDPR].sum() * 365, cap[self.x_seps, DYTB].sum() * 365,
-            prog.workforce, self._n_operating, self._n_developing)
+            prog.workforce, self._n_operating, self._n_developing, *self.chips.record_row())
         tail = row[_N_HEAD:]
         tail[0::4] = made
         tail[1::4] = consumed

@@ -63,6 +63,13 @@ def _episodes(idle: np.ndarray) -> int:
     return int(on[0]) + int((on[1:] & ~on[:-1]).sum())
 
 
+def _chip_metrics(model: RareShockModel) -> dict:
+    m = model.chips.metrics()
+    keep = ("us_chip_revenue_lost_usd", "us_chip_write_off_usd", "us_chip_remitted_usd", "cn_chip_localisation_end",
+            "bis_applications", "bis_mean_wait_working_days")
+    return {k: m[k] for k in keep if k in m}
+
+
 def summarise(model: RareShockModel) -> dict:
     """The outcome metrics of one run (names fixed: users and checks rely on them)."""
     rec, col = model.rec, {c: i for i, c in enumerate(COLUMNS)}
@@ -107,7 +114,7 @@ def summarise(model: RareShockModel) -> dict:
         "cn_reviewers_end": int(rec[-1, col["cn_reviewers"]]),
         "price_dy_oxide_ex_cn_peak_usd_kg": round(float(rec[:, col["price_dy_oxide_ex_cn_usd_kg"]].max()), 2),
         "price_ndfeb_ex_cn_peak_usd_kg": round(float(rec[:, col["price_ndfeb_ex_cn_usd_kg"]].max()), 2),
-        "us_chip_revenue_lost_usd": float(rec[-1, col["us_chip_revenue_lost_usd_cum"]]),
+        **_chip_metrics(model),
         "year_us_defense_magnets_non_cn": _first_year(dates, rec[:, col["us_defense_non_cn_t"]], model.us_defense_need, 0.95),
         "year_us_auto_magnets_non_cn_50": _first_year(dates, rec[:, col["us_auto_non_cn_t"]], model.us_auto_need, 0.50),
         "year_us_auto_magnets_non_cn_80": _first_year(dates, rec[:, col["us_auto_non_cn_t"]], model.us_auto_need, 0.80),
@@ -119,7 +126,7 @@ def summarise(model: RareShockModel) -> dict:
         "shutdown_episodes_us": _episodes(idle["US"]),
         "deal_active_end": model.diplomacy.deal is not None,
         "policy_log": [f"{model.start + dt.timedelta(days=d)}: {what}" for d, what in model.diplomacy.log],
-        "us_chip_write_off_usd": float(rec[-1, col["us_chip_write_off_usd_cum"]]),
+
     }
 
 
