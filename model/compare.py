@@ -174,7 +174,8 @@ def _table(runs: pd.DataFrame, order: list[str]) -> pd.DataFrame:
                 row[m] = "n/a"
                 continue
             lo, med, hi = np.nanpercentile(x, [10, 50, 90], method="lower")
-            clean = lambda v: float("nan") if v >= never else v  # noqa: E731
+            is_year = m.startswith("year_")
+            clean = lambda v: float("nan") if is_year and v >= never else v  # noqa: E731
             row[m] = f"{_fmt(clean(med), m)} [{_fmt(clean(lo), m)}-{_fmt(clean(hi), m)}]"
         rows.append(row)
     return pd.DataFrame(rows)
