@@ -3,7 +3,8 @@
 Plants, defence programmes, industrial users and non-Chinese magnet makers each buy one material from
 one or more Chinese suppliers and (usually) one or more non-Chinese suppliers. When the buyer's Chinese
 orders have waited longer than ``switch_trigger_days`` of their flow, it moves ``switch_share_per_day``
-of its orders to its non-Chinese suppliers (qualification and redesign take time), up to
+of its orders to its non-Chinese suppliers (qualification and redesign take time; buyers review their
+sourcing every ``review_days``), up to
 ``switch_max_share`` of its original Chinese share. A sourcing rule (e.g. the 2027 US defence rule)
 moves the whole Chinese share at once. New non-Chinese capacity finds buyers each month
 (:meth:`Sourcing.derisk`): offtakes move orders from Chinese suppliers to it, defence first. Moved shares are split over the non-Chinese suppliers in
@@ -41,22 +42,31 @@ class Sourcing:
         # potential suppliers at zero share) spreads them evenly over its potential suppliers
         self.x_weight = np.where(x_sum > 0, x0 / np.where(x_sum > 0, x_sum, 1.0), (1.0 - self.cnf) / np.maximum(n_x, 1))
         self.military = net.military[self.g_buyer]
+        self.refresh(net)
+
+    def refresh(self, net) -> None:
+        """Capacities changed: where moved orders can go (only to suppliers that have capacity for the
+        material; a buyer cannot move orders to a plant that does not exist)."""
+        g = self.group
+        w = self.x_weight * (net.cap.ravel()[net.sup_flat[self.edges]] > 0)
+        w_sum = np.bincount(g, w, minlength=self.n_groups)
+        self.can_move = w_sum > 0
+        self.w_move = np.divide(w, w_sum[g], out=np.zeros_like(w), where=w_sum[g] > 0)
 
     def _move(self, net, moved: np.ndarray) -> None:
-        """Move ``moved`` share per group from its Chinese suppliers to those non-Chinese suppliers that
-        have capacity for the material (a buyer cannot move orders to a plant that does not exist)."""
+        """Move ``moved`` share per group from its Chinese suppliers to the non-Chinese ones that have
+        capacity (weights from :meth:`refresh`)."""
         e, g = self.edges, self.group
-        w = self.x_weight * (net.cap.ravel()[net.sup_flat[e]] > 0)
-        w_sum = np.bincount(g, w, minlength=self.n_groups)
-        moved = np.where(w_sum > 0, moved, 0.0)
-        w = np.divide(w, w_sum[g], out=np.zeros_like(w), where=w_sum[g] > 0)
+        moved = np.where(self.can_move, moved, 0.0)
+        w = self.w_move
         cn_share = np.bincount(g, net.share[e] * self.cnf, minlength=self.n_groups)
         moved = np.minimum(moved, cn_share)
         frac = np.divide(moved, cn_share, out=np.zeros_like(moved), where=cn_share > 0)
         net.share[e] += moved[g] * w - net.share[e] * frac[g] * self.cnf
 
     def switch(self, net, rate: np.ndarray) -> None:
-        """Buyers whose Chinese orders are stalled move part of them to non-Chinese suppliers."""
+        """Buyers whose Chinese orders are stalled move part of them to non-Chinese suppliers. Buyers
+        review their sourcing every ``review_days``, moving ``switch_share_per_day`` for each day since."""
         e, g, p = self.edges, self.group, self.p
         waiting = np.bincount(g, net.backlog[e] * self.cnf, minlength=self.n_groups)
         flow = np.bincount(g, rate[e] * self.cnf, minlength=self.n_groups)
@@ -65,7 +75,8 @@ class Sourcing:
             return
         cn_share = np.bincount(g, net.share[e] * self.cnf, minlength=self.n_groups)
         allowance = np.maximum(cn_share - (self.cn_share0 - p.switch_max_share), 0.0)
-        self._move(net, np.where(stalled, np.minimum(p.switch_share_per_day, allowance), 0.0))
+        step = p.switch_share_per_day * p.review_days
+        self._move(net, np.where(stalled, np.minimum(step, allowance), 0.0))
 
     def derisk(self, net, spare: np.ndarray, rate: float) -> np.ndarray:
         """New non-Chinese capacity finds buyers (offtakes): each month, groups move up to ``rate`` of

@@ -101,6 +101,7 @@ class Sourcing(_Strict):
     switch_share_per_day: Annotated[float, Field(ge=0, le=0.1)] = 0.002
     switch_max_share: Share = 0.3
     switch_trigger_days: Pos = 21.0
+    review_days: Annotated[int, Field(ge=1, le=90)] = 7
     derisk_share_per_month: Share = 0.1
 
 

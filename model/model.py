@@ -548,6 +548,9 @@ class RareShockModel(mesa.Model):
             cap[self.x_ndfeb, NDFEB] *= metal / mag_total
         net.cap[:] = cap
         self.production.refresh_capacity(net)
+        self.sourcing.refresh(net)
+        self._caps = (cap[self.x_ndfeb, NDFEB].sum() * 365, cap[self.x_seps, NDPR].sum() * 365,
+                      cap[self.x_seps, DYTB].sum() * 365)
         prog.learn({"magnets": by("magnets") / 12, "separation": (by("separation_ndpr") + by("separation_dytb")) / 12,
                     "metal": by("metal") / 12, "mining": by("mining") / 12})
         # floors: the programme pays the gap between the floor and the market on floor projects' output
@@ -662,7 +665,8 @@ class RareShockModel(mesa.Model):
         defense.release_stockpile(net, self.us_def_nodes, self.stockpile, cfg.defense.stockpile_release_trigger_days)
         rate = net.rate()
         net.place_orders(rate)
-        self.sourcing.switch(net, rate)
+        if day % cfg.sourcing.review_days == 0:
+            self.sourcing.switch(net, rate)
         if working:
             self.review.file_applications(net, rate, day, wd, rng)
 
@@ -711,7 +715,7 @@ class RareShockModel(mesa.Model):
 
     def _record(self, day, ship, running, made, consumed, used_by_group) -> None:
         net, q = self.net, self.review.queue
-        arr, prog, cap = self._arrivals, self.programme, net.cap
+        arr, prog = self._arrivals, self.programme
         c = q.counts
         exp = np.bincount(net.dest, ship * self.export_mag, minlength=R)
         idle = np.bincount(self.plants.region, ~running, minlength=R)
@@ -732,7 +736,7 @@ class RareShockModel(mesa.Model):
             self._dy_days, self.price[4], self.price[5],
             arr[self.e_us_def] @ self.w_us_def, arr[self.e_us_auto] @ self.w_us_auto, arr[self.e_us] @ self.w_us,
             arr[self.e_us].sum(), prog.spent, prog.committed, prog.floor_payments, prog.announced_spent,
-            cap[self.x_ndfeb, NDFEB].sum() * 365, cap[self.x_seps, NDPR].sum() * 365, cap[self.x_seps, DYTB].sum() * 365,
+            *self._caps,
             prog.workforce, self._n_operating, self._n_developing, *self.chips.record_row())
         tail = row[_N_HEAD:]
         tail[0::4] = made
