@@ -26,7 +26,7 @@ Integration (model side): ``ScenarioConfig.chips: ChipsConfig``; add ``CHIP_EVEN
 check names with ``cfg.chips.event_error(ev)``; in the model ``self.chips = ChipSector(self, cfg.chips)``,
 the US government forwards every kind in ``CHIP_EVENT_KINDS`` to ``self.chips.apply(ev)``, the chips phase
 of the day calls ``self.chips.step(day, working)``, the record appends ``record_row()`` under
-``ChipSector.COLUMNS``, and the summary takes ``metrics()``. Then delete the LEGACY block at the end.
+``ChipSector.COLUMNS``, and the summary takes ``metrics()``.
 
 Mechanism
 ---------

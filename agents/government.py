@@ -13,6 +13,8 @@ hazard rate or as soon as either side escalates, when its ``breakdown`` measures
 
 from __future__ import annotations
 
+import datetime as dt
+
 import mesa
 import numpy as np
 
@@ -158,7 +160,8 @@ class Diplomacy:
             when = day + self.p.retaliation_lag_days
             for ev in rules:
                 self._gov(actor(ev.kind)).schedule(when, ev)
-            self.log.append((day, f"{responder} retaliation scheduled for day {when}"))
+            on = self.model.start + dt.timedelta(days=when)
+            self.log.append((day, f"{responder} retaliation scheduled for {on}"))
 
     def monthly(self, day: int, rng: np.random.Generator) -> None:
         """A deal may break down: hazard ``breakdown_per_year``, drawn monthly."""

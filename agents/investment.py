@@ -103,12 +103,13 @@ class InvestmentProgramme(mesa.Agent):
                     floor: bool, heavy_share: float, samarium_tpa: float, announced: bool) -> Project:
         p = Project(self.model, name, stage, region, tpa, day, ready_day, capex, floor, heavy_share, samarium_tpa,
                     announced)
-        p.fate_rng = self.project_rng(len(self.projects))
+        p.fate_rng = self.project_rng(len(self.projects), 1)
         self.projects.append(p)
         return p
 
-    def project_rng(self, index: int) -> np.random.Generator:
-        return np.random.default_rng([self.seed, index])
+    def project_rng(self, index: int, purpose: int = 0) -> np.random.Generator:
+        """Project ``index``'s stream for one purpose (0: its lead time, 1: its fate)."""
+        return np.random.default_rng([self.seed, index, purpose])
 
     def planned(self, stage: str) -> float:
         return self.base[stage] + sum(p.tpa for p in self.projects
@@ -146,7 +147,9 @@ class InvestmentProgramme(mesa.Agent):
         return sum(self.year_budget[: y + 1])
 
     def stage_committed(self, stage: str) -> float:
-        return sum(p.capex for p in self.projects if p.stage == stage and not p.announced)
+        """Capex the stage has used: all of it for live projects, what was spent for closed ones."""
+        return sum(p.spent if p.status in (FAILED, CANCELLED) else p.capex
+                   for p in self.projects if p.stage == stage and not p.announced)
 
     def monthly(self, day: int, price_ex_cn: float) -> None:
         """One month: spending, failures, viability, staffing and commissioning, training."""

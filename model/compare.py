@@ -4,6 +4,7 @@ A comparison TOML (``experiments/comparisons/*.toml``) lists scenario files, a n
 and a seed. Run (scenario i, replicate r) gets ``run_seed(seed, i, r)`` (the sweep rule), so results do
 not depend on the number of workers. It writes, atomically:
 
+- ``runs.csv``: one row per scenario and replicate with its seed and summary metrics;
 - ``yearly.csv``: one row per scenario, replicate and calendar year with the yearly metrics below;
 - ``table.csv`` and ``table.md``: per scenario, the median and 10th-90th percentile over replicates of
   each summary metric;

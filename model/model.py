@@ -735,7 +735,7 @@ class RareShockModel(mesa.Model):
             used_by_group[0] / max(need[0], 1e-12), self.stockpile.sum(), used_by_group[2] / max(need[2], 1e-12),
             self._dy_days, self.price[4], self.price[5],
             arr[self.e_us_def] @ self.w_us_def, arr[self.e_us_auto] @ self.w_us_auto, arr[self.e_us] @ self.w_us,
-            arr[self.e_us].sum(), prog.spent, prog.committed, prog.floor_payments, prog.announced_spent,
+            arr[self.e_us].sum(), prog.spent + prog.training_spent, prog.committed, prog.floor_payments, prog.announced_spent,
             *self._caps,
             prog.workforce, self._n_operating, self._n_developing, *self.chips.record_row())
         tail = row[_N_HEAD:]

@@ -81,16 +81,21 @@ def test_a_deal_reduces_idle_plant_days_against_status_quo_and_escalation():
 
 
 def test_without_floors_chinas_price_response_delays_or_stops_projects():
-    # under the deal, ex-China prices stay near their 2024 level: below the new chain's unit cost
-    base = ("scenario.end=2031-12-31", "investment.cn_price_response=0.8", "investment.announced_projects=false")
-    with_floor, _, _ = _run("managed_derisking", 0, base + ("investment.floors=true",))
-    without, _, _ = _run("managed_derisking", 0, base + ("investment.floors=false",))
+    """Where new non-Chinese supply costs about what it sells for (here a magnet-stage unit cost of
+    $90/kg, inside the range of the assumption), floors keep every project going; without them,
+    China's price response stalls and cancels projects, more than without that response."""
+    base = ("scenario.end=2031-12-31", "investment.announced_projects=false",
+            "investment.stages.magnets.unit_cost_usd_kg=90")
+    runs = {(r, f): _run("managed_derisking", 0, base + (f"investment.cn_price_response={r}", f"investment.floors={f}"))[0]
+            for r in ("0.0", "0.8") for f in ("true", "false")}
     stalled = lambda m: sum(p.stalled_days for p in m.programme.projects)  # noqa: E731
     stopped = lambda m: sum(p.status == "cancelled" for p in m.programme.projects)  # noqa: E731
     operating = lambda m: sum(p.status == "operating" for p in m.programme.projects)  # noqa: E731
-    assert stalled(with_floor) == 0 and stopped(with_floor) == 0
-    assert stalled(without) > 0
-    assert operating(without) < operating(with_floor)
+    for r in ("0.0", "0.8"):
+        assert stalled(runs[(r, "true")]) == 0 and stopped(runs[(r, "true")]) == 0
+        assert stalled(runs[(r, "false")]) > 0 and operating(runs[(r, "false")]) < operating(runs[(r, "true")])
+    assert stalled(runs[("0.8", "false")]) > stalled(runs[("0.0", "false")])
+    assert operating(runs[("0.8", "false")]) < operating(runs[("0.0", "false")])
 
 
 def test_money_never_exceeds_the_budget_and_capacity_is_what_projects_delivered():
