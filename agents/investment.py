@@ -29,6 +29,8 @@ import math
 import mesa
 import numpy as np
 
+from model.draws import lognormal
+
 STAGES = ("mining", "separation", "metal", "magnets", "recycling")
 DEVELOPING, STAFFING, OPERATING, FAILED, CANCELLED = "developing", "staffing", "operating", "failed", "cancelled"
 
@@ -135,7 +137,7 @@ class InvestmentProgramme(mesa.Agent):
                 regions = list(sp.regions)
                 w = np.array([sp.regions[r] for r in regions], dtype=float)
                 region = regions[int(self.region_rng.choice(len(regions), p=w / w.sum()))]
-                lead = sp.lead_years * 365 * _lognormal_factor(self.project_rng(len(self.projects)), sp.lead_cv)
+                lead = sp.lead_years * 365 * float(lognormal(self.project_rng(len(self.projects)), 1.0, sp.lead_cv))
                 self._n += 1
                 self.add_project(day, f"programme-{stage}-{self._n}", stage, region, size, day + int(round(lead)),
                                  capex, cfg.floors, cfg.separation_heavy_share,
@@ -243,10 +245,3 @@ class InvestmentProgramme(mesa.Agent):
         for p in self.projects:
             out[p.status] = out.get(p.status, 0) + 1
         return out
-
-
-def _lognormal_factor(rng: np.random.Generator, cv: float) -> float:
-    if cv <= 0:
-        return 1.0
-    s2 = math.log(1 + cv * cv)
-    return float(rng.lognormal(-s2 / 2, math.sqrt(s2)))

@@ -22,12 +22,10 @@ from the sweep seed, keys are sorted and floats are rounded to 12 significant di
 from __future__ import annotations
 
 import contextlib
-import io
 import json
 import logging
 import math
 import re
-import sys
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -36,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from model.outputs import FIGURE_DPI, atomic_write_bytes, atomic_write_text, to_json
+from model.outputs import atomic_write_text, save_png, to_json, use_agg
 from model.sweep import Sweep, salib_problem
 
 if TYPE_CHECKING:
@@ -107,20 +105,6 @@ def _output_files(outputs: list[str]) -> dict[str, str]:
         used.add(stem)
         out[name] = stem
     return out
-
-
-def _plotting() -> None:
-    """Agg backend unless pyplot is already in use (ema_workbench imports pyplot)."""
-    import matplotlib
-
-    if "matplotlib.pyplot" not in sys.modules:
-        matplotlib.use("Agg")
-
-
-def _save_figure(fig: Figure, path: Path) -> None:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=FIGURE_DPI, metadata={"Software": None})
-    atomic_write_bytes(path, buf.getvalue())
 
 
 def _new_figure(width: float, height: float) -> tuple[Figure, Any]:
@@ -470,7 +454,7 @@ def grid_figures(sweep: Sweep, stats: pd.DataFrame, out_dir: Path, stems: dict[s
             fig = fig_heatmap(out, st, params, [p.grid_values() for p in sweep.config.parameters], reps)
         else:
             fig = fig_line(out, st, params[0], reps)
-        _save_figure(fig, path)
+        save_png(fig, path)
         files.append(f"{FIG_DIR}/{path.name}")
     return files, messages
 
@@ -544,7 +528,7 @@ def scenario_discovery(sweep: Sweep, runs: pd.DataFrame) -> tuple[dict, Any]:
         return {**head, "status": "skipped", "reason": "no_contrast",
                 "message": f"discovery: skipped: {what} ({rule}); there is no region to find."}, None
 
-    _plotting()
+    use_agg()
     with _quiet_ema():
         from ema_workbench.analysis import prim
 
@@ -644,7 +628,7 @@ def analyse_sweep(sweep: Sweep, out_dir: Path) -> dict:
     stems = _output_files(known)
     stats = sample_stats(design, runs, params, known)
     (out_dir / FIG_DIR).mkdir(exist_ok=True)
-    _plotting()
+    use_agg()
 
     name = "grid_means.csv" if s.method == "grid" else "sample_means.csv"
     atomic_write_text(out_dir / name, _csv(stats))
@@ -685,7 +669,7 @@ def analyse_sweep(sweep: Sweep, out_dir: Path) -> dict:
             if info["status"] == "ok":
                 with sns.axes_style("whitegrid"):
                     fig = draw(o, info, s.replications)
-                _save_figure(fig, path)
+                save_png(fig, path)
                 files.append(f"{FIG_DIR}/{path.name}")
                 lines.append(_top_line(s.method, o, info))
                 if info.get("note"):
@@ -712,7 +696,7 @@ def analyse_sweep(sweep: Sweep, out_dir: Path) -> dict:
         files.append("discovery.json")
         fig_path = out_dir / FIG_DIR / "prim_tradeoff.png"
         if traj is not None:
-            _save_figure(fig_prim_tradeoff(disc, traj), fig_path)
+            save_png(fig_prim_tradeoff(disc, traj), fig_path)
             files.append(f"{FIG_DIR}/prim_tradeoff.png")
         else:
             fig_path.unlink(missing_ok=True)

@@ -15,7 +15,6 @@ not depend on the number of workers. It writes, atomically:
 from __future__ import annotations
 
 import datetime as dt
-import io
 import os
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -191,13 +190,11 @@ def _markdown(table: pd.DataFrame, reps: int) -> str:
 
 
 def _figure(df: pd.DataFrame, metric: str, label: str, order: list[str], path: Path) -> None:
-    import matplotlib
+    from model.outputs import save_png, use_agg
 
-    matplotlib.use("Agg")
+    use_agg()
     import seaborn as sns
     from matplotlib.figure import Figure
-
-    from model.outputs import atomic_write_bytes
 
     fig = Figure(figsize=(9, 4.8))
     ax = fig.subplots()
@@ -206,6 +203,4 @@ def _figure(df: pd.DataFrame, metric: str, label: str, order: list[str], path: P
     ax.set_xlabel("year")
     ax.set_ylabel(label)
     ax.set_title(f"{label}: median and 10-90% band over seeds")
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight", metadata={"Software": None})
-    atomic_write_bytes(path, buf.getvalue())
+    save_png(fig, path, bbox_inches="tight")

@@ -13,7 +13,7 @@ import math
 import mesa
 import numpy as np
 
-from agents import automaker, defense, industry, magnet_maker
+from agents import defense, magnet_maker
 from agents.automaker import AutomakerPlant, PlantFleet
 from agents.chips import ChipSector
 from agents.defense import DefenseProgramme
@@ -25,10 +25,11 @@ from agents.magnet_maker import MagnetMaker
 from agents.sourcing import Sourcing
 from agents.separator import Separator
 from model.calendar import working_day_index
+from model.draws import lognormal
 from model.config import CONTROLLABLE, REGIONS, ConfigError, ScenarioConfig
 from model.network import (
     CN, DEFENSE, DYTB, INDUSTRY, ITEM_DYTB, ITEM_NDFEB_HEAVY, ITEM_NDFEB_LIGHT, ITEM_NDPR, ITEM_SM, ITEM_SMCO,
-    MAKER, NDFEB, NDPR, PIPE_DAYS, PLANT, SEPARATOR, SM, SMCO, M, Network, NodeSpec,
+    MAKER, NDFEB, NDPR, PLANT, SEPARATOR, SM, SMCO, M, Network, NodeSpec,
 )
 
 R = len(REGIONS)
@@ -60,14 +61,6 @@ _N_HEAD = len(COLUMNS) - 4 * len(MAT_NAMES)
 _EXPORT_ORDER = np.array([REGIONS.index(r) for r in EXPORT_REGIONS])
 _PLANT_ORDER = np.array([REGIONS.index(r) for r in PLANT_REGIONS])
 assert COLUMNS[29] == "us_auto_buffer_days" and COLUMNS[11] == "cn_licences_submitted_cum"
-
-
-def _lognormal(rng: np.random.Generator, mean: float, cv: float, n: int) -> np.ndarray:
-    """Draws with the given mean and coefficient of variation."""
-    if cv <= 0:
-        return np.full(n, mean)
-    s2 = math.log(1 + cv * cv)
-    return rng.lognormal(math.log(mean) - s2 / 2, math.sqrt(s2), n)
 
 
 def _sizes(rng: np.random.Generator, n: int) -> np.ndarray:
@@ -183,7 +176,7 @@ class RareShockModel(mesa.Model):
             kg = (1 - rp.bev_share - rp.hev_share) * am.magnet_kg_ice + rp.hev_share * am.magnet_kg_hev \
                 + rp.bev_share * am.magnet_kg_bev
             vpd = rp.vehicles_per_year / 365 * _sizes(rng, rp.plants)
-            cover = _lognormal(rng, rp.buffer_days_mean, rp.buffer_days_cv, rp.plants)
+            cover = lognormal(rng, rp.buffer_days_mean, rp.buffer_days_cv, rp.plants)
             for v, c in zip(vpd, cover):
                 node = add(NodeSpec(PLANT, REGIONS.index(reg), float(c), need={NDFEB: v * kg / 1000}, end_use=0))
                 plants.append((node, reg, float(v), kg))
@@ -193,7 +186,7 @@ class RareShockModel(mesa.Model):
             if dr.programmes == 0:
                 continue
             w = _sizes(rng, dr.programmes) * dr.magnets_t_per_year / 365
-            cover = _lognormal(rng, dr.buffer_days_mean, dr.buffer_days_cv, dr.programmes)
+            cover = lognormal(rng, dr.buffer_days_mean, dr.buffer_days_cv, dr.programmes)
             for x, c in zip(w, cover):
                 node = add(NodeSpec(DEFENSE, REGIONS.index(reg), float(c), military=True, end_use=2,
                                     need={NDFEB: x * (1 - dr.smco_share), SMCO: x * dr.smco_share}))
@@ -367,7 +360,6 @@ class RareShockModel(mesa.Model):
                                  np.array([REGIONS.index(r) for _, r, _, _ in plants]), am.restart_cover_days)
         self.plant_region_masks = {r: self.plants.region == REGIONS.index(r) for r in PLANT_REGIONS}
         self.vpd_by_region = np.bincount(self.plants.region, self.plants.vpd, minlength=R)
-        self.def_nodes = np.array([n for n, _ in progs], dtype=np.int64)
         self.us_def_nodes = np.array([n for n, r in progs if r == "US"], dtype=np.int64)
         self.other_def_nodes = np.array([n for n, r in progs if r != "US"], dtype=np.int64)
         # programmes and industrial users: (node, material) pairs that consume, with their group
@@ -403,7 +395,6 @@ class RareShockModel(mesa.Model):
         self.ex_cn_makers_dytb = np.flatnonzero(exn & (net.kind == MAKER) & (net.need[:, DYTB] > 0))
         self.export_dytb = self.export_dytb.astype(float)
         self.export_mag = self.export_mag.astype(float)
-        self.ex_cn_dytb_cover_days = float(net.cover_days[self.ex_cn_makers_dytb].mean()) if self.ex_cn_makers_dytb.size else 0.0
         self.cn_ndfeb_makers = np.flatnonzero((net.region == CN) & (net.cap[:, NDFEB] > 0))
         self.cn_dytb_seps = np.flatnonzero((net.region == CN) & (net.cap[:, DYTB] > 0))
         self._p_ex_nd = self.ex_cn_end_ndfeb * M + NDFEB
@@ -423,7 +414,6 @@ class RareShockModel(mesa.Model):
         self.price = np.array([pr.dy_oxide_cn_usd_kg, pr.dy_oxide_ex_cn_usd_kg, pr.ndfeb_usd_kg, pr.ndfeb_usd_kg,
                                pr.ndpr_oxide_usd_kg, pr.ndpr_oxide_usd_kg])
         self.price0 = self.price.copy()
-        self.initial_material = net.stock.sum(axis=0) + net.transit_by_material() + self.stockpile
 
     def _build_institutions(self) -> None:
         cfg, net = self.cfg, self.net
@@ -454,7 +444,6 @@ class RareShockModel(mesa.Model):
         self.month_start[0] = True
         x = net.region != CN
         self.x_ndfeb = np.flatnonzero(x & (net.kind == MAKER) & (net.cap[:, NDFEB] > 0))
-        self.x_smco = np.flatnonzero(x & (net.kind == MAKER) & (net.cap[:, SMCO] > 0))
         self.x_seps = np.flatnonzero(x & (net.kind == SEPARATOR))
         self.base_cap = net.cap.copy()
         base_sep = float(net.cap[self.x_seps][:, [NDPR, DYTB]].sum() * 365)
@@ -742,7 +731,7 @@ class RareShockModel(mesa.Model):
         tail[0::4] = made
         tail[1::4] = consumed
         tail[2::4] = net.stock.sum(axis=0) + self.stockpile
-        tail[3::4] = np.bincount(net.mat, net.transit, minlength=M)
+        tail[3::4] = net.transit_by_material()
 
     def reviewer_count(self) -> int:
         return sum(o.reviewers for o in self.offices)

@@ -67,7 +67,6 @@ class Network:
         self.target_stock_days = target_stock_days  # per node, for producers' finished goods
         self.end_need = self.need.copy()      # baseline need; the builder re-copies it once producers' input need is set
         self.out_rate = np.zeros((n, M))      # producers' smoothed shipments, t/day
-        self.edges_built = False
 
     # ------------------------------------------------------------------ edges
     def set_edges(self, sup, buy, mat, share, lead_sea, item, pipe_days: int = PIPE_DAYS) -> None:
@@ -96,7 +95,6 @@ class Network:
         self.extra_lead = np.zeros(e, dtype=np.int64)  # customs friction on licensed shipments
         self.pipe = np.zeros((pipe_days, e))
         self.cols = np.arange(e)
-        self.edges_built = True
 
     def rate(self) -> np.ndarray:
         """Each edge's share of its buyer's need, t/day."""

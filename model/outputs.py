@@ -215,7 +215,7 @@ def parquet_bytes(df: pd.DataFrame) -> bytes:
 # --------------------------------------------------------------------------------------------------
 # Figures
 # --------------------------------------------------------------------------------------------------
-def _plotting() -> None:
+def use_agg() -> None:
     """Select the non-interactive Agg backend unless pyplot is already in use (e.g. in a notebook)."""
     import matplotlib
 
@@ -345,11 +345,24 @@ FIGURES: dict[str, Callable[[pd.DataFrame], Figure | None]] = {
 }
 
 
+def png_bytes(fig: Figure, **kw: Any) -> bytes:
+    """PNG bytes of ``fig`` at the project's dpi, with no "Software" text chunk, so the bytes depend only
+    on the drawing."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=FIGURE_DPI, metadata={"Software": None}, **kw)
+    return buf.getvalue()
+
+
+def save_png(fig: Figure, path: Path, **kw: Any) -> None:
+    """Write ``fig`` as a PNG, atomically."""
+    atomic_write_bytes(path, png_bytes(fig, **kw))
+
+
 def write_figures(df: pd.DataFrame, fig_dir: Path) -> list[str]:
     """Draw every figure whose data is present into ``fig_dir``; return the file names written."""
     if df.empty:
         return []
-    _plotting()
+    use_agg()
     import seaborn as sns
 
     written = []
@@ -358,10 +371,8 @@ def write_figures(df: pd.DataFrame, fig_dir: Path) -> list[str]:
             fig = draw(df)
             if fig is None:
                 continue
-            buf = io.BytesIO()
-            # No "Software" text chunk, so the bytes depend only on the drawing.
-            fig.savefig(buf, format="png", dpi=FIGURE_DPI, metadata={"Software": None})
-        _write_synced(fig_dir / name, buf.getvalue())
+            data = png_bytes(fig)
+        _write_synced(fig_dir / name, data)
         written.append(name)
     return written
 

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from model.config import REGIONS, ScenarioConfig
-from model.model import COLUMNS, PLANT_REGIONS, RareShockModel
+from model.model import COL, COLUMNS, PLANT_REGIONS, RareShockModel
 
 
 @dataclass
@@ -72,7 +72,7 @@ def _chip_metrics(model: RareShockModel) -> dict:
 
 def summarise(model: RareShockModel) -> dict:
     """The outcome metrics of one run (names fixed: users and checks rely on them)."""
-    rec, col = model.rec, {c: i for i, c in enumerate(COLUMNS)}
+    rec, col = model.rec, COL
     dates = pd.date_range(model.start, periods=model.n_days, freq="D")
     prog = model.programme
     origin = model.first_control_day

@@ -27,9 +27,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from model.config import (ConfigError, ScenarioConfig, _merge, _resolve_extends, apply_override, defaults, format_error, read_toml,
                           validate)
 
-METHODS = ("grid", "random", "lhs", "sobol", "morris")
-
-
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 

@@ -13,7 +13,7 @@ import pandas as pd
 from model.config import ConfigError
 from model.executor import RUNS, STATE, check_complete, execute, prepare
 from model.outputs import atomic_write_text, build_manifest, to_json
-from model.sweep import Sweep, build_design, flatten, run_specs, scenario_for
+from model.sweep import Sweep, _plain, build_design, flatten, run_specs, scenario_for
 
 
 def run_sweep(sweep: Sweep, out_dir: Path, workers: int | None, scheduler: str | None, resume: bool,
@@ -66,14 +66,6 @@ def rerun_row(sweep_dir: Path, run_id: int) -> tuple[dict, dict, object]:
     result = run_scenario(cfg, int(stored["seed"]))
     fresh = flatten({k: v for k, v in result.summary.items() if k != "scenario"})
     return stored, fresh, result
-
-
-def _plain(v):
-    if isinstance(v, np.integer):
-        return int(v)
-    if isinstance(v, np.floating):
-        return float(v)
-    return v
 
 
 def differences(stored: dict, fresh: dict, metrics: list[str]) -> list[str]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.conftest import BASELINE, SHOCK, run_cached
+from tests.conftest import SHOCK, run_cached
 
 EXPORTS_2024_T_MONTH = 58152 / 12        # Adamas / Reuters (calibration_facts §3)
 US_EXPORTS_2024_T_MONTH = 620            # derived, same source
