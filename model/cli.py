@@ -240,6 +240,9 @@ def _add_reproduce(sub: Any) -> None:
                                    "with --check, compare the regenerated numbers with the committed ones.")
     p.add_argument("--check", action="store_true", help="compare with results/ instead of replacing it; "
                                                        "exit 1 on any difference")
+    p.add_argument("--exact", action="store_true", help="with --check: floats must be bit-identical (the "
+                                                       "promise on one machine; across CPUs floats agree to "
+                                                       "a relative 1e-9)")
     p.add_argument("--only", nargs="+", metavar="NAME", help="only these experiments")
     p.add_argument("--results", type=Path, default=None, metavar="DIR", help="reference results folder "
                                                                              "(default: results/ of the repository)")
@@ -252,9 +255,11 @@ def _cmd_reproduce(args: argparse.Namespace, argv: list[str]) -> int:
     from model.config import ConfigError
     from model.reproduce import ROOT, reproduce
 
+    if args.exact and not args.check:
+        return _fail("--exact: only with --check", 2)
     try:
         ok, lines = reproduce(args.check, args.only, args.results or ROOT / "results", args.workers,
-                              not args.no_progress)
+                              not args.no_progress, exact=args.exact)
     except ConfigError as err:
         return _fail(str(err), 2)
     print("\n".join(lines))

@@ -151,10 +151,12 @@ def git_provenance(repo_dir: str | Path = REPO_DIR) -> dict[str, str | bool | No
     """``{"commit": sha | None, "dirty": bool | None}`` for the checkout at ``repo_dir``; never raises.
 
     Both are None outside a git checkout (or without git); ``commit`` alone is None in a repository
-    without commits yet.
+    without commits yet. Changes under ``results/`` (what rareshock itself writes there) do not make the
+    tree dirty: regenerating the reference results one after another from a clean commit records that
+    commit as clean in every manifest.
     """
     repo_dir = Path(repo_dir)
-    status = _git(repo_dir, "status", "--porcelain")
+    status = _git(repo_dir, "status", "--porcelain", "--", ".", ":(exclude)results")
     if status is None:
         return {"commit": None, "dirty": None}
     head = _git(repo_dir, "rev-parse", "--verify", "--quiet", "HEAD")

@@ -5,7 +5,11 @@ reference set. Without
 ``--check`` each is regenerated into ``results/<name>/`` (replacing it atomically). With ``--check`` each
 is regenerated into a temporary directory and its numbers compared with the committed ones: a scenario's
 ``summary.json`` and ``timeseries.parquet``; a sweep's ``runs.parquet`` (sorted by run_id) and its analysis
-files. Any difference fails the check. Figures and manifests (which hold times) are not compared.
+files; a comparison's tables. Figures and manifests (which hold times) are not compared.
+
+What "the same" means: integers, booleans, strings and dates must be equal; floats must agree to
+:data:`RTOL` relative (see there why), and the largest difference found is reported. ``--exact`` asks
+for bit-identical floats, which holds for reruns on one machine but not across CPUs.
 """
 
 from __future__ import annotations
@@ -14,9 +18,10 @@ import json
 import shutil
 import tempfile
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -66,67 +71,131 @@ def regenerate(exp: Experiment, dest: Path, workers: int | None, progress: bool)
         run_comparison(exp.path, dest, workers)
 
 
-def _frame_diff(name: str, ref: pd.DataFrame, new: pd.DataFrame) -> list[str]:
-    if list(ref.columns) != list(new.columns):
-        return [f"{name}: columns differ: {sorted(set(ref.columns) ^ set(new.columns))[:5]}"]
-    if len(ref) != len(new):
-        return [f"{name}: {len(new)} rows, reference has {len(ref)}"]
-    for col in ref.columns:
-        a, b = ref[col], new[col]
-        same = (a == b) | (a.isna() & b.isna())
-        if not same.all():
-            i = int((~same).to_numpy().argmax())
-            return [f"{name}: column {col!r} row {i}: reference {a.iloc[i]!r}, regenerated {b.iloc[i]!r}"]
-    return []
+# --------------------------------------------------------------------------------------------------
+# Comparing numbers: exact for integers, booleans, strings and dates; floats to a relative tolerance
+# --------------------------------------------------------------------------------------------------
+RTOL = 1e-9
+"""Floats agree when ``|a - b| <= RTOL * max(|a|, |b|, scale)``, where ``scale`` is the largest magnitude in
+the reference column (time series, tables) or the value itself (JSON). Different CPUs (SIMD width, the
+BLAS kernel NumPy picks at run time) change the last bits of sums and dot products, at most a few 1e-16
+relative; 1e-9 is six orders of magnitude above that and far below any modelled effect. With ``exact``
+every float must be bit-identical (the promise for reruns on one machine)."""
 
 
-def _json_diff(name: str, ref: object, new: object, path: str = "") -> list[str]:
-    if isinstance(ref, dict) and isinstance(new, dict):
-        out = []
-        for k in sorted(set(ref) | set(new)):
-            if k not in ref or k not in new:
-                out.append(f"{name}: {path}{k} only in {'regenerated' if k in new else 'reference'}")
-            else:
-                out += _json_diff(name, ref[k], new[k], f"{path}{k}.")
-        return out
-    if isinstance(ref, list) and isinstance(new, list) and len(ref) == len(new):
-        return [d for i, (a, b) in enumerate(zip(ref, new)) for d in _json_diff(name, a, b, f"{path}{i}.")]
-    return [] if ref == new else [f"{name}: {path.rstrip('.')}: reference {ref!r}, regenerated {new!r}"]
+@dataclass
+class Comparison:
+    """What one comparison found: differences beyond tolerance, and the largest difference seen."""
+
+    exact: bool = False
+    diffs: list[str] = field(default_factory=list)
+    worst: float = 0.0            # largest relative float difference seen (0 if all identical)
+    worst_at: str = ""
+
+    def floats(self, name: str, ref: np.ndarray, new: np.ndarray, scale: float | None = None) -> None:
+        """Compare float arrays of the same shape (NaN equals NaN); record the first real difference."""
+        ref, new = np.asarray(ref, dtype=float), np.asarray(new, dtype=float)
+        both_nan = np.isnan(ref) & np.isnan(new)
+        same = (ref == new) | both_nan
+        if same.all():
+            return
+        if scale is None:
+            scale = 0.0
+        with np.errstate(invalid="ignore"):
+            denom = np.maximum(np.maximum(np.abs(ref), np.abs(new)), scale)
+            rel = np.where(same, 0.0, np.abs(ref - new) / np.where(denom > 0, denom, 1.0))
+        rel = np.where(np.isnan(rel), np.inf, rel)   # NaN on one side only, or inf vs finite
+        i = int(np.argmax(rel))
+        if rel.flat[i] > self.worst:
+            self.worst, self.worst_at = float(rel.flat[i]), name
+        bad = rel > (0.0 if self.exact else RTOL)
+        if bad.any():
+            j = int(np.flatnonzero(bad.ravel())[0])
+            where = f" row {j}" if ref.ndim else ""
+            self.diffs.append(f"{name}{where}: reference {ref.flat[j]!r}, regenerated {new.flat[j]!r} "
+                              f"(relative difference {rel.flat[j]:.1e})")
+
+    def frame(self, name: str, ref: pd.DataFrame, new: pd.DataFrame) -> None:
+        if list(ref.columns) != list(new.columns):
+            self.diffs.append(f"{name}: columns differ: {sorted(set(ref.columns) ^ set(new.columns))[:5]}")
+            return
+        if len(ref) != len(new):
+            self.diffs.append(f"{name}: {len(new)} rows, reference has {len(ref)}")
+            return
+        for col in ref.columns:
+            a, b = ref[col], new[col]
+            if pd.api.types.is_float_dtype(a) and pd.api.types.is_float_dtype(b):
+                finite = np.abs(a.to_numpy(dtype=float))
+                finite = finite[np.isfinite(finite)]
+                self.floats(f"{name}: column {col!r}", a.to_numpy(), b.to_numpy(),
+                            float(finite.max()) if finite.size else 0.0)
+                continue
+            if a.dtype != b.dtype:
+                self.diffs.append(f"{name}: column {col!r}: reference type {a.dtype}, regenerated {b.dtype}")
+                continue
+            same = (a == b) | (a.isna() & b.isna())
+            if not same.all():
+                i = int((~same).to_numpy().argmax())
+                self.diffs.append(f"{name}: column {col!r} row {i}: reference {a.iloc[i]!r}, "
+                                  f"regenerated {b.iloc[i]!r}")
+
+    def json(self, name: str, ref: object, new: object, path: str = "") -> None:
+        where = f"{name}: {path.rstrip('.')}"
+        if isinstance(ref, dict) and isinstance(new, dict):
+            for k in sorted(set(ref) | set(new)):
+                if k not in ref or k not in new:
+                    self.diffs.append(f"{name}: {path}{k} only in {'regenerated' if k in new else 'reference'}")
+                else:
+                    self.json(name, ref[k], new[k], f"{path}{k}.")
+        elif isinstance(ref, list) and isinstance(new, list) and len(ref) == len(new):
+            for i, (a, b) in enumerate(zip(ref, new)):
+                self.json(name, a, b, f"{path}{i}.")
+        elif isinstance(ref, float) and isinstance(new, float) and not isinstance(ref, bool):
+            self.floats(where, np.array(ref), np.array(new))
+        elif type(ref) is not type(new) or ref != new:
+            self.diffs.append(f"{where}: reference {ref!r}, regenerated {new!r}")
+
+    def summary(self) -> str:
+        if self.diffs:
+            return "DIFFERS"
+        if self.worst == 0.0:
+            return "identical"
+        return f"equal within tolerance (largest relative difference {self.worst:.1e}, {self.worst_at})"
 
 
-def compare(exp: Experiment, ref: Path, new: Path) -> list[str]:
+def compare(exp: Experiment, ref: Path, new: Path, exact: bool = False) -> Comparison:
+    """Compare ``exp``'s regenerated results in ``new`` with the reference in ``ref``."""
+    cmp = Comparison(exact=exact)
     if not ref.is_dir():
-        return [f"{exp.name}: no reference results at {ref}"]
+        cmp.diffs.append(f"{exp.name}: no reference results at {ref}")
+        return cmp
     if exp.kind == "scenario":
-        diffs = _json_diff(f"{exp.name}/summary.json", json.loads((ref / "summary.json").read_text()),
-                           json.loads((new / "summary.json").read_text()))
-        diffs += _frame_diff(f"{exp.name}/timeseries.parquet", pd.read_parquet(ref / "timeseries.parquet"),
-                             pd.read_parquet(new / "timeseries.parquet"))
-        return diffs
+        cmp.json(f"{exp.name}/summary.json", json.loads((ref / "summary.json").read_text()),
+                 json.loads((new / "summary.json").read_text()))
+        cmp.frame(f"{exp.name}/timeseries.parquet", pd.read_parquet(ref / "timeseries.parquet"),
+                  pd.read_parquet(new / "timeseries.parquet"))
+        return cmp
     if exp.kind == "comparison":
-        diffs = []
         for f in ("runs.csv", "yearly.csv", "table.csv"):
-            a, b = pd.read_csv(ref / f), pd.read_csv(new / f)
-            diffs += _frame_diff(f"{exp.name}/{f}", a, b)
-        return diffs
+            cmp.frame(f"{exp.name}/{f}", pd.read_csv(ref / f), pd.read_csv(new / f))
+        return cmp
     key = ["run_id"]
     a = pd.read_parquet(ref / "runs.parquet").drop(columns=["batch"]).sort_values(key).reset_index(drop=True)
     b = pd.read_parquet(new / "runs.parquet").drop(columns=["batch"]).sort_values(key).reset_index(drop=True)
-    diffs = _frame_diff(f"{exp.name}/runs.parquet", a, b)
+    cmp.frame(f"{exp.name}/runs.parquet", a, b)
     for f in ANALYSIS_FILES:
         if (ref / f).exists() or (new / f).exists():
             if not (ref / f).exists() or not (new / f).exists():
-                diffs.append(f"{exp.name}/{f}: present in only one of reference and regenerated")
+                cmp.diffs.append(f"{exp.name}/{f}: present in only one of reference and regenerated")
             elif f.endswith(".json"):
-                diffs += _json_diff(f"{exp.name}/{f}", json.loads((ref / f).read_text()),
-                                    json.loads((new / f).read_text()))
-            elif (ref / f).read_text() != (new / f).read_text():
-                diffs.append(f"{exp.name}/{f}: contents differ")
-    return diffs
+                cmp.json(f"{exp.name}/{f}", json.loads((ref / f).read_text()), json.loads((new / f).read_text()))
+            else:
+                cmp.frame(f"{exp.name}/{f}", pd.read_csv(ref / f), pd.read_csv(new / f))
+    return cmp
 
 
 def reproduce(check: bool, only: list[str] | None = None, results: Path = ROOT / "results",
-              workers: int | None = None, progress: bool = True, root: Path = ROOT) -> tuple[bool, list[str]]:
+              workers: int | None = None, progress: bool = True, root: Path = ROOT,
+              exact: bool = False) -> tuple[bool, list[str]]:
     """Regenerate (or check) the reference results; returns (all good, report lines)."""
     exps = experiments(root)
     if only:
@@ -142,10 +211,10 @@ def reproduce(check: bool, only: list[str] | None = None, results: Path = ROOT /
             with tempfile.TemporaryDirectory(prefix="rareshock-check-") as tmp:
                 new = Path(tmp) / exp.name
                 regenerate(exp, new, workers, progress)
-                diffs = compare(exp, results / exp.name, new)
-            ok &= not diffs
-            lines.append(f"{exp.name}: {'identical' if not diffs else 'DIFFERS'}")
-            lines += [f"  {d}" for d in diffs[:10]]
+                cmp = compare(exp, results / exp.name, new, exact)
+            ok &= not cmp.diffs
+            lines.append(f"{exp.name}: {cmp.summary()}")
+            lines += [f"  {d}" for d in cmp.diffs[:10]]
         else:
             dest = results / exp.name
             stage = results / f".{exp.name}.tmp"

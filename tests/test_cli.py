@@ -251,3 +251,19 @@ def test_config_hash_is_canonical() -> None:
 
 def test_git_provenance_outside_a_checkout(tmp_path: Path) -> None:
     assert outputs.git_provenance(tmp_path) == {"commit": None, "dirty": None}
+
+
+def test_git_provenance_ignores_results_but_not_code(tmp_path: Path) -> None:
+    import subprocess
+
+    def git(*a: str) -> None:
+        subprocess.run(["git", "-C", str(tmp_path), *a], check=True, capture_output=True)
+
+    git("init", "-q")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "--allow-empty", "-m", "start")
+    assert outputs.git_provenance(tmp_path)["dirty"] is False
+    (tmp_path / "results" / "x").mkdir(parents=True)
+    (tmp_path / "results" / "x" / "summary.json").write_text("{}")
+    assert outputs.git_provenance(tmp_path)["dirty"] is False
+    (tmp_path / "code.py").write_text("x = 1")
+    assert outputs.git_provenance(tmp_path)["dirty"] is True

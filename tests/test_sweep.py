@@ -153,19 +153,3 @@ def test_malformed_sweeps_give_one_line_and_exit_2(tmp_path, capsys, patch, expe
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "Traceback" not in err and expected in err, err
     assert not out.exists()
-
-
-def test_reproduce_check_passes_and_catches_a_changed_number(tmp_path, capsys):
-    assert main(["reproduce", "--check", "--only", "baseline_2024", "--no-progress"]) == 0
-    import shutil
-    import json
-
-    ref = tmp_path / "results"
-    shutil.copytree(ROOT / "results" / "baseline_2024", ref / "baseline_2024")
-    summary = ref / "baseline_2024" / "summary.json"
-    data = json.loads(summary.read_text())
-    data["us_auto_idle_plant_days"] += 1
-    summary.write_text(json.dumps(data))
-    capsys.readouterr()
-    assert main(["reproduce", "--check", "--only", "baseline_2024", "--results", str(ref), "--no-progress"]) == 1
-    assert "us_auto_idle_plant_days" in capsys.readouterr().out

@@ -1,0 +1,114 @@
+"""What `rareshock reproduce --check` promises: the committed numbers come back on any machine of this kind.
+
+Integers, booleans and strings must be equal; floats agree to a relative 1e-9 (RTOL) because CPUs differ in
+the last bits of sums and dot products; `--exact` demands bit-identical floats (reruns on one machine).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from model.cli import main
+from model.reproduce import RTOL, Comparison
+
+from tests.conftest import ROOT
+
+
+def _ref_copy(tmp_path, name="baseline_2024"):
+    ref = tmp_path / "results"
+    shutil.copytree(ROOT / "results" / name, ref / name)
+    return ref
+
+
+def test_reproduce_check_passes_and_catches_a_changed_number(tmp_path, capsys):
+    assert main(["reproduce", "--check", "--only", "baseline_2024", "--no-progress"]) == 0
+    ref = _ref_copy(tmp_path)
+    summary = ref / "baseline_2024" / "summary.json"
+    data = json.loads(summary.read_text())
+    data["us_auto_idle_plant_days"] += 1
+    summary.write_text(json.dumps(data))
+    capsys.readouterr()
+    assert main(["reproduce", "--check", "--only", "baseline_2024", "--results", str(ref), "--no-progress"]) == 1
+    assert "us_auto_idle_plant_days" in capsys.readouterr().out
+
+
+def test_last_bit_differences_pass_but_fail_with_exact(tmp_path, capsys):
+    """Against a reference made on this machine, --exact passes; a float moved by one ulp then passes the
+    default check (and is reported) and fails --exact; a float moved by 1e-6 relative fails both."""
+    ref = tmp_path / "results"
+    assert main(["reproduce", "--only", "baseline_2024", "--results", str(ref), "--no-progress"]) == 0
+    args = ["reproduce", "--check", "--only", "baseline_2024", "--results", str(ref), "--no-progress"]
+    assert main(args + ["--exact"]) == 0
+    path = ref / "baseline_2024" / "timeseries.parquet"
+    df = pd.read_parquet(path)
+    col = "price_ndfeb_ex_cn_usd_kg"
+    df.loc[100, col] = np.nextafter(df.loc[100, col], np.inf)
+    df.to_parquet(path, index=False)
+    capsys.readouterr()
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "equal within tolerance" in out and col in out
+    assert main(args + ["--exact"]) == 1
+    assert col in capsys.readouterr().out
+    df.loc[100, col] *= 1 + 1e-6
+    df.to_parquet(path, index=False)
+    assert main(args) == 1
+
+
+def test_integer_columns_compare_exactly():
+    cmp = Comparison()
+    a = pd.DataFrame({"n": np.array([1, 2, 3], dtype=np.int64), "x": [1.0, 2.0, 3.0]})
+    b = a.copy()
+    b.loc[2, "n"] = 4
+    cmp.frame("t", a, b)
+    assert cmp.diffs and "'n' row 2" in cmp.diffs[0]
+
+
+def test_float_tolerance_is_relative_to_the_column_scale():
+    """A near-zero value next to large ones in the same column may differ by RTOL of the column's scale."""
+    cmp = Comparison()
+    cmp.frame("t", pd.DataFrame({"x": [1e4, 0.0]}), pd.DataFrame({"x": [1e4, 1e-9]}))
+    assert not cmp.diffs and 0 < cmp.worst <= RTOL
+    cmp.frame("t", pd.DataFrame({"x": [1e4, 0.0]}), pd.DataFrame({"x": [1e4, 1e-3]}))
+    assert cmp.diffs
+
+
+def test_json_types_must_match():
+    cmp = Comparison()
+    cmp.json("s", {"a": 1, "b": True, "c": None, "d": 0.1}, {"a": 1.0, "b": 1, "c": 0.0, "d": 0.1})
+    assert len(cmp.diffs) == 3
+
+
+def test_exact_needs_check(capsys):
+    assert main(["reproduce", "--exact", "--only", "baseline_2024", "--no-progress"]) == 2
+    assert "--exact" in capsys.readouterr().err
+
+
+def _other_cpu_env() -> dict[str, str]:
+    """Environment that makes NumPy and OpenBLAS take other code paths than this CPU's best: no AVX-512
+    dispatch in NumPy and a different OpenBLAS kernel, as on another x86-64 machine."""
+    from numpy._core._multiarray_umath import __cpu_dispatch__
+
+    env = dict(os.environ)
+    env["NPY_DISABLE_CPU_FEATURES"] = " ".join(f for f in __cpu_dispatch__ if f != "X86_V3")
+    env["OPENBLAS_CORETYPE"] = "Sandybridge"
+    return env
+
+
+@pytest.mark.skipif(sys.platform != "linux" or os.uname().machine != "x86_64", reason="x86-64 code paths")
+def test_check_passes_on_an_emulated_other_cpu():
+    """The committed reference results pass `--check` when NumPy and OpenBLAS are forced onto the code
+    paths of an older CPU: what a user on another machine gets."""
+    proc = subprocess.run([sys.executable, "-m", "model.cli", "reproduce", "--check", "--only", "baseline_2024",
+                           "april_2025_shock", "--no-progress"], cwd=ROOT, env=_other_cpu_env(),
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "DIFFERS" not in proc.stdout
