@@ -4,16 +4,16 @@ Agents are Mesa agents; their per-day arithmetic runs over NumPy arrays of the w
 (see :mod:`model.network`), so each module exposes population-level functions next to its Agent class.
 """
 
-from agents.automaker import AutomakerPlant
-from agents.chips import ChineseChipBuyer, ChipFirm, ChipSector
-from agents.defense import DefenseProgramme
-from agents.government import Government
-from agents.industry import IndustrialBuyer
-from agents.investment import InvestmentProgramme, Project
-from agents.licensing import InteragencyReview, MofcomOffice
-from agents.magnet_maker import MagnetMaker
-from agents.separator import Separator
-from agents.sourcing import Sourcing
+from rareshock.agents.automaker import AutomakerPlant
+from rareshock.agents.chips import ChineseChipBuyer, ChipFirm, ChipSector
+from rareshock.agents.defense import DefenseProgramme
+from rareshock.agents.government import Government
+from rareshock.agents.industry import IndustrialBuyer
+from rareshock.agents.investment import InvestmentProgramme, Project
+from rareshock.agents.licensing import InteragencyReview, MofcomOffice
+from rareshock.agents.magnet_maker import MagnetMaker
+from rareshock.agents.separator import Separator
+from rareshock.agents.sourcing import Sourcing
 
 __all__ = [
     "AutomakerPlant", "ChineseChipBuyer", "ChipFirm", "ChipSector", "DefenseProgramme", "Government", "IndustrialBuyer",

@@ -12,7 +12,7 @@ from __future__ import annotations
 import mesa
 import numpy as np
 
-from model.network import NDFEB
+from rareshock.model.network import NDFEB
 
 
 class AutomakerPlant(mesa.Agent):

@@ -86,7 +86,7 @@ import math
 
 import mesa
 
-from model.chips_config import ChipBuyerConfig, ChipFirmConfig, ChipsConfig
+from rareshock.model.chips_config import ChipBuyerConfig, ChipFirmConfig, ChipsConfig
 
 # Origins of blocked orders and applications.
 PRODUCT, ENTITY_CASE, ENTITY_DENIAL, OLD = 0, 1, 2, 3

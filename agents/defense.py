@@ -12,7 +12,7 @@ from __future__ import annotations
 import mesa
 import numpy as np
 
-from model.network import NDFEB, SMCO
+from rareshock.model.network import NDFEB, SMCO
 
 
 class DefenseProgramme(mesa.Agent):

@@ -29,7 +29,7 @@ import math
 import mesa
 import numpy as np
 
-from model.draws import lognormal
+from rareshock.model.draws import lognormal
 
 STAGES = ("mining", "separation", "metal", "magnets", "recycling")
 DEVELOPING, STAFFING, OPERATING, FAILED, CANCELLED = "developing", "staffing", "operating", "failed", "cancelled"

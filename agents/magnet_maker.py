@@ -26,7 +26,7 @@ class Production:
     Each output needs at most two inputs (NdFeB: NdPr and Dy/Tb; SmCo: Sm; oxides: none)."""
 
     def __init__(self, net, producers: np.ndarray, potential: np.ndarray | None = None):
-        from model.network import M
+        from rareshock.model.network import M
         mask = (net.cap > 0) if potential is None else potential
         pn, pm = np.nonzero(mask[producers])
         self.node = producers[pn]

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from model.network import CN, M
+from rareshock.model.network import CN, M
 
 
 class Sourcing:

@@ -17,8 +17,8 @@ import time
 
 import mesa
 
-from model.config import load_scenario
-from model.model import RareShockModel
+from rareshock.model.config import load_scenario
+from rareshock.model.model import RareShockModel
 
 
 class _Trivial(mesa.Agent):

@@ -53,7 +53,7 @@ integer = true
 
 
 def timed(args: list[str]) -> float:
-    from model.cli import main
+    from rareshock.cli import main
 
     t = time.perf_counter()
     assert main(args + ["--no-progress"]) == 0
@@ -62,7 +62,7 @@ def timed(args: list[str]) -> float:
 
 def peak_rss_mb(args: list[str]) -> float:
     """Run the sweep in a fresh process and report its own peak RSS (the parent, not the workers)."""
-    code = ("import resource, sys; from model.cli import main; rc = main(sys.argv[1:] + ['--no-progress']); "
+    code = ("import resource, sys; from rareshock.cli import main; rc = main(sys.argv[1:] + ['--no-progress']); "
             "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024); sys.exit(rc)")
     out = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, check=True, cwd=ROOT)
     return float(out.stdout.strip().splitlines()[-1])

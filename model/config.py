@@ -19,7 +19,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from model.chips_config import CHIP_EVENT_KINDS, CHIP_EVENTS, ChipsConfig
+from rareshock.model.chips_config import CHIP_EVENT_KINDS, CHIP_EVENTS, ChipsConfig
 
 REGIONS = ("CN", "US", "JP", "EU", "IN", "ROW")
 MATERIALS = ("ndpr_oxide", "dytb_oxide", "sm_oxide", "ndfeb", "smco")

@@ -13,21 +13,21 @@ import math
 import mesa
 import numpy as np
 
-from agents import defense, magnet_maker
-from agents.automaker import AutomakerPlant, PlantFleet
-from agents.chips import ChipSector
-from agents.defense import DefenseProgramme
-from agents.government import Diplomacy, Government
-from agents.industry import IndustrialBuyer
-from agents.licensing import InteragencyReview, MofcomOffice, Stance
-from agents.investment import STAGES, InvestmentProgramme
-from agents.magnet_maker import MagnetMaker
-from agents.sourcing import Sourcing
-from agents.separator import Separator
-from model.calendar import working_day_index
-from model.draws import lognormal
-from model.config import CONTROLLABLE, REGIONS, ConfigError, ScenarioConfig
-from model.network import (
+from rareshock.agents import defense, magnet_maker
+from rareshock.agents.automaker import AutomakerPlant, PlantFleet
+from rareshock.agents.chips import ChipSector
+from rareshock.agents.defense import DefenseProgramme
+from rareshock.agents.government import Diplomacy, Government
+from rareshock.agents.industry import IndustrialBuyer
+from rareshock.agents.licensing import InteragencyReview, MofcomOffice, Stance
+from rareshock.agents.investment import STAGES, InvestmentProgramme
+from rareshock.agents.magnet_maker import MagnetMaker
+from rareshock.agents.sourcing import Sourcing
+from rareshock.agents.separator import Separator
+from rareshock.model.calendar import working_day_index
+from rareshock.model.draws import lognormal
+from rareshock.model.config import CONTROLLABLE, REGIONS, ConfigError, ScenarioConfig
+from rareshock.model.network import (
     CN, DEFENSE, DYTB, INDUSTRY, ITEM_DYTB, ITEM_NDFEB_HEAVY, ITEM_NDFEB_LIGHT, ITEM_NDPR, ITEM_SM, ITEM_SMCO,
     MAKER, NDFEB, NDPR, PLANT, SEPARATOR, SM, SMCO, M, Network, NodeSpec,
 )

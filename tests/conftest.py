@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from model.config import load_scenario
-from model.simulation import RunResult, run_scenario
+from rareshock.model.config import load_scenario
+from rareshock.simulation import RunResult, run_scenario
 
 ROOT = Path(__file__).resolve().parents[1]
 SHOCK = ROOT / "experiments" / "scenarios" / "april_2025_shock.toml"

@@ -1,4 +1,4 @@
-"""Sweep analysis (model.analysis) on fake sweep directories built from synthetic functions: no model runs.
+"""Sweep analysis (rareshock.sweeps.analysis) on fake sweep directories built from synthetic functions: no model runs.
 
 Each test writes a sweep TOML over real scenario paths, builds its design with ``build_design``, computes
 the outputs from a function with known sensitivity, and writes ``design.parquet`` and
@@ -17,9 +17,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from model.analysis import analyse_sweep, analysis_seed, choose_box, safe_name
-from model.outputs import atomic_write_bytes, parquet_bytes
-from model.sweep import Sweep, build_design, load_sweep, run_seed
+from rareshock.sweeps.analysis import analyse_sweep, analysis_seed, choose_box, safe_name
+from rareshock.outputs import atomic_write_bytes, parquet_bytes
+from rareshock.sweeps.spec import Sweep, build_design, load_sweep, run_seed
 
 ROOT = Path(__file__).resolve().parents[1]
 SHOCK = ROOT / "experiments" / "scenarios" / "april_2025_shock.toml"

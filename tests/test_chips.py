@@ -14,8 +14,8 @@ import mesa
 import pytest
 from pydantic import ValidationError
 
-from agents.chips import ChipSector
-from model.chips_config import (
+from rareshock.agents.chips import ChipSector
+from rareshock.model.chips_config import (
     CHIP_EVENT_KINDS, CHIP_EVENTS, ChipsConfig, UsBisStance, UsChipLicencesGranted, UsChipLicenceRequirement,
     UsChipRollback, UsEntityList, UsEntityListRemoval, UsIsInformed,
 )

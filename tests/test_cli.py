@@ -1,4 +1,4 @@
-"""The ``rareshock run`` command, in-process through ``model.cli.main``, and the run directory it writes."""
+"""The ``rareshock run`` command, in-process through ``rareshock.cli.main``, and the run directory it writes."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from model import outputs
-from model.cli import main
+from rareshock import outputs
+from rareshock.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 SHOCK = ROOT / "experiments" / "scenarios" / "april_2025_shock.toml"
@@ -144,12 +144,12 @@ def test_usage_errors(capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_unexpected_failure_exits_1(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    import model.simulation
+    import rareshock.simulation
 
     def boom(cfg, seed=None):
         raise RuntimeError("model blew up")
 
-    monkeypatch.setattr(model.simulation, "run_scenario", boom)
+    monkeypatch.setattr(rareshock.simulation, "run_scenario", boom)
     monkeypatch.delenv("RARESHOCK_DEBUG", raising=False)
     out = tmp_path / "out"
     assert main(["run", str(SHOCK), "--out", str(out)]) == 1

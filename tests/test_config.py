@@ -6,7 +6,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from model.config import ConfigError, load_scenario, validate, defaults
+from rareshock.model.config import ConfigError, load_scenario, validate, defaults
 from tests.conftest import SHOCK
 
 GOOD = SHOCK.read_text()

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from model.config import load_scenario
-from model.simulation import run_scenario
+from rareshock.model.config import load_scenario
+from rareshock.simulation import run_scenario
 from tests.conftest import SHOCK
 
 

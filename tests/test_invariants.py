@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from model.config import load_scenario
-from model.model import MAT_NAMES, RareShockModel
+from rareshock.model.config import load_scenario
+from rareshock.model.model import MAT_NAMES, RareShockModel
 from tests.conftest import SHOCK
 
 
@@ -71,7 +71,7 @@ def test_licences_add_up_every_day(shock_run):
 def test_plants_idle_only_when_their_buffer_cannot_cover_a_day(stepped):
     model, _, _ = stepped
     fleet, net = model.plants, model.net
-    from model.network import NDFEB
+    from rareshock.model.network import NDFEB
     # after the last step: running plants had a day's magnets; idle plants hold less than the restart level
     idle = fleet.idle
     stock = net.stock[fleet.nodes, NDFEB]

@@ -7,8 +7,8 @@ from functools import lru_cache
 import numpy as np
 import pytest
 
-from model.config import load_scenario
-from model.simulation import run_model, summarise, timeseries
+from rareshock.model.config import load_scenario
+from rareshock.simulation import run_model, summarise, timeseries
 from tests.conftest import ROOT
 
 SCEN = ROOT / "experiments" / "scenarios"

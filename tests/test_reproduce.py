@@ -16,8 +16,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from model.cli import main
-from model.reproduce import RTOL, Comparison
+from rareshock.cli import main
+from rareshock.reproduce import RTOL, Comparison
 
 from tests.conftest import ROOT
 
@@ -107,7 +107,7 @@ def _other_cpu_env() -> dict[str, str]:
 def test_check_passes_on_an_emulated_other_cpu():
     """The committed reference results pass `--check` when NumPy and OpenBLAS are forced onto the code
     paths of an older CPU: what a user on another machine gets."""
-    proc = subprocess.run([sys.executable, "-m", "model.cli", "reproduce", "--check", "--only", "baseline_2024",
+    proc = subprocess.run([sys.executable, "-m", "rareshock.cli", "reproduce", "--check", "--only", "baseline_2024",
                            "april_2025_shock", "--no-progress"], cwd=ROOT, env=_other_cpu_env(),
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr

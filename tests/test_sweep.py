@@ -12,8 +12,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from model.cli import main
-from model.sweep import build_design, load_sweep, run_seed, run_specs
+from rareshock.cli import main
+from rareshock.sweeps.spec import build_design, load_sweep, run_seed, run_specs
 from tests.conftest import ROOT, SHOCK
 
 SWEEP = f"""
@@ -87,7 +87,7 @@ def test_killed_sweep_resumes_without_losing_or_repeating_runs(tmp_path):
     cfg = _write(tmp_path, samples=20, batch=2)
     out = tmp_path / "killed"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen([sys.executable, "-m", "model.cli", "sweep", str(cfg), "--workers", "2", "--out",
+    proc = subprocess.Popen([sys.executable, "-m", "rareshock.cli", "sweep", str(cfg), "--workers", "2", "--out",
                              str(out), "--no-progress"], env=env, cwd=ROOT,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.time() + 120

@@ -26,9 +26,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from model.config import ConfigError
-from model.outputs import atomic_write_bytes, atomic_write_text, parquet_bytes
-from model.sweep import RunSpec, Sweep, flatten, run_one
+from rareshock.model.config import ConfigError
+from rareshock.outputs import atomic_write_bytes, atomic_write_text, parquet_bytes
+from rareshock.sweeps.spec import RunSpec, Sweep, flatten, run_one
 
 STATE = "sweep_state.json"
 RUNS = "runs.parquet"
@@ -46,11 +46,13 @@ class Progress:
 
 def metric_columns() -> list[str]:
     """The flattened summary metrics every row carries (NaN where a run failed or a metric is null)."""
-    from model.config import load_scenario
-    from model.simulation import run_scenario
+    import datetime as dt
 
-    probe = Path(__file__).resolve().parents[1] / "experiments" / "scenarios" / "baseline_2024.toml"
-    summary = run_scenario(load_scenario(probe, ["scenario.end=2025-01-02"])).summary
+    from rareshock.model.config import Scenario, ScenarioConfig
+    from rareshock.simulation import run_scenario
+
+    probe = ScenarioConfig(scenario=Scenario(name="probe", start=dt.date(2025, 1, 1), end=dt.date(2025, 1, 2)))
+    summary = run_scenario(probe).summary
     return sorted(flatten({k: v for k, v in summary.items() if k != "scenario"}))
 
 

@@ -122,9 +122,9 @@ def headline(summary: dict, name: str, seed: int, out: Path) -> str:
 
 
 def _cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
-    from model.config import ConfigError, load_scenario
-    from model.outputs import OutputDirError, build_manifest, check_out_dir, write_run
-    from model.simulation import run_scenario
+    from rareshock.model.config import ConfigError, load_scenario
+    from rareshock.outputs import OutputDirError, build_manifest, check_out_dir, write_run
+    from rareshock.simulation import run_scenario
 
     if args.from_dir is not None:
         return _cmd_rerun(args, argv)
@@ -151,9 +151,9 @@ def _cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
 
 
 def _cmd_rerun(args: argparse.Namespace, argv: list[str]) -> int:
-    from model.config import ConfigError
-    from model.outputs import OutputDirError, build_manifest, check_out_dir, write_run
-    from model.sweeping import differences, rerun_row
+    from rareshock.model.config import ConfigError
+    from rareshock.outputs import OutputDirError, build_manifest, check_out_dir, write_run
+    from rareshock.sweeps.runner import differences, rerun_row
 
     if args.overrides or args.seed is not None:
         return _fail("--from: --set and --seed do not apply (the sweep row fixes config and seed)", 2)
@@ -207,9 +207,9 @@ def _add_sweep(sub: Any) -> None:
 
 
 def _cmd_sweep(args: argparse.Namespace, argv: list[str]) -> int:
-    from model.config import ConfigError
-    from model.sweep import load_sweep
-    from model.sweeping import run_sweep
+    from rareshock.model.config import ConfigError
+    from rareshock.sweeps.spec import load_sweep
+    from rareshock.sweeps.runner import run_sweep
 
     try:
         sweep = load_sweep(args.sweep, args.overrides)
@@ -252,8 +252,8 @@ def _add_reproduce(sub: Any) -> None:
 
 
 def _cmd_reproduce(args: argparse.Namespace, argv: list[str]) -> int:
-    from model.config import ConfigError
-    from model.reproduce import ROOT, reproduce
+    from rareshock.model.config import ConfigError
+    from rareshock.reproduce import ROOT, reproduce
 
     if args.exact and not args.check:
         return _fail("--exact: only with --check", 2)

@@ -51,9 +51,9 @@ def regenerate(exp: Experiment, dest: Path, workers: int | None, progress: bool)
     import time
 
     if exp.kind == "scenario":
-        from model.config import load_scenario
-        from model.outputs import build_manifest, write_run
-        from model.simulation import run_scenario
+        from rareshock.model.config import load_scenario
+        from rareshock.outputs import build_manifest, write_run
+        from rareshock.simulation import run_scenario
 
         started, t0 = dt.datetime.now(dt.UTC), time.perf_counter()
         result = run_scenario(load_scenario(exp.path))
@@ -61,12 +61,12 @@ def regenerate(exp: Experiment, dest: Path, workers: int | None, progress: bool)
                                   ["rareshock", "reproduce"])
         write_run(result, dest, manifest)
     elif exp.kind == "sweep":
-        from model.sweep import load_sweep
-        from model.sweeping import run_sweep
+        from rareshock.sweeps.spec import load_sweep
+        from rareshock.sweeps.runner import run_sweep
 
         run_sweep(load_sweep(exp.path), dest, workers, None, False, progress, ["rareshock", "reproduce"])
     else:
-        from model.compare import run_comparison
+        from rareshock.compare import run_comparison
 
         run_comparison(exp.path, dest, workers)
 
@@ -202,7 +202,7 @@ def reproduce(check: bool, only: list[str] | None = None, results: Path = ROOT /
         names = {e.name for e in exps}
         unknown = [n for n in only if n not in names]
         if unknown:
-            from model.config import ConfigError
+            from rareshock.model.config import ConfigError
             raise ConfigError(f"--only: unknown experiment {unknown[0]!r}; allowed: {', '.join(sorted(names))}")
         exps = [e for e in exps if e.name in only]
     lines, ok = [], True

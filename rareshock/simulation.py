@@ -8,8 +8,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from model.config import REGIONS, ScenarioConfig
-from model.model import COL, COLUMNS, PLANT_REGIONS, RareShockModel
+from rareshock.model.config import REGIONS, ScenarioConfig
+from rareshock.model.model import COL, COLUMNS, PLANT_REGIONS, RareShockModel
 
 
 @dataclass

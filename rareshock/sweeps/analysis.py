@@ -34,8 +34,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from model.outputs import atomic_write_text, save_png, to_json, use_agg
-from model.sweep import Sweep, salib_problem
+from rareshock.outputs import atomic_write_text, save_png, to_json, use_agg
+from rareshock.sweeps.spec import Sweep, salib_problem
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

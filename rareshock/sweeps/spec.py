@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from model.config import (ConfigError, ScenarioConfig, _merge, _resolve_extends, apply_override, defaults, format_error, read_toml,
+from rareshock.model.config import (ConfigError, ScenarioConfig, _merge, _resolve_extends, apply_override, defaults, format_error, read_toml,
                           validate)
 
 class _Strict(BaseModel):
@@ -306,7 +306,7 @@ def flatten(summary: dict, prefix: str = "") -> dict:
 def run_one(base: dict, spec: RunSpec, timeseries: str = "none", ts_columns: tuple = ()) -> tuple[dict, pd.DataFrame | None]:
     """Run one row of a sweep. Returns its result row and, if asked, its aggregated time series.
     A run that raises becomes an error row (message kept), so the sweep goes on."""
-    from model.simulation import run_scenario
+    from rareshock.simulation import run_scenario
 
     row = {"run_id": spec.run_id, "sample": spec.sample, "replicate": spec.replicate, "seed": spec.seed,
            **spec.params}

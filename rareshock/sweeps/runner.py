@@ -10,10 +10,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from model.config import ConfigError
-from model.executor import RUNS, STATE, check_complete, execute, prepare
-from model.outputs import atomic_write_text, build_manifest, to_json
-from model.sweep import Sweep, _plain, build_design, flatten, run_specs, scenario_for
+from rareshock.model.config import ConfigError
+from rareshock.sweeps.executor import RUNS, STATE, check_complete, execute, prepare
+from rareshock.outputs import atomic_write_text, build_manifest, to_json
+from rareshock.sweeps.spec import Sweep, _plain, build_design, flatten, run_specs, scenario_for
 
 
 def run_sweep(sweep: Sweep, out_dir: Path, workers: int | None, scheduler: str | None, resume: bool,
@@ -26,7 +26,7 @@ def run_sweep(sweep: Sweep, out_dir: Path, workers: int | None, scheduler: str |
     state = prepare(sweep, out_dir, runs, resume, design)
     prog = execute(sweep, runs, out_dir, state, workers=workers, scheduler=scheduler, progress=progress)
     check_complete(out_dir, len(runs))
-    from model.analysis import analyse_sweep
+    from rareshock.sweeps.analysis import analyse_sweep
 
     analysis = analyse_sweep(sweep, out_dir)
     manifest = build_manifest(sweep.base, sweep.settings.seed, started, time.perf_counter() - t0, command)
@@ -48,7 +48,7 @@ def run_sweep(sweep: Sweep, out_dir: Path, workers: int | None, scheduler: str |
 
 def rerun_row(sweep_dir: Path, run_id: int) -> tuple[dict, dict, object]:
     """Run one row of a finished sweep again from its manifest; returns (stored row, fresh row, result)."""
-    from model.simulation import run_scenario
+    from rareshock.simulation import run_scenario
 
     man_path = sweep_dir / "manifest.json"
     if not man_path.is_file():

@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from model.config import ConfigError, format_error, read_toml
+from rareshock.model.config import ConfigError, format_error, read_toml
 
 SUMMARY_METRICS = (
     "us_auto_idle_plant_days", "lost_vehicles_us", "shutdown_episodes_us", "defense_shortfall_share",
@@ -68,7 +68,7 @@ def load_comparison(path: str | Path) -> tuple[ComparisonSettings, list[Path]]:
     except ValidationError as err:
         raise ConfigError(format_error(err, ComparisonConfig)) from None
     paths = [(p.parent / s).resolve() for s in cfg.comparison.scenarios]
-    from model.config import load_scenario
+    from rareshock.model.config import load_scenario
 
     for i, sp in enumerate(paths):
         try:
@@ -100,8 +100,8 @@ def yearly(ts: pd.DataFrame, model_info: dict) -> pd.DataFrame:
 
 
 def _run(path: str, seed: int) -> tuple[dict, pd.DataFrame]:
-    from model.config import REGIONS, load_scenario
-    from model.simulation import run_model, summarise, timeseries
+    from rareshock.model.config import REGIONS, load_scenario
+    from rareshock.simulation import run_model, summarise, timeseries
 
     model = run_model(load_scenario(path), seed)
     summary = summarise(model)
@@ -111,8 +111,8 @@ def _run(path: str, seed: int) -> tuple[dict, pd.DataFrame]:
 
 def run_comparison(path: str | Path, out_dir: Path, workers: int | None = None) -> list[str]:
     """Run every scenario x replicate and write the comparison files. Returns lines for the terminal."""
-    from model.outputs import atomic_write_text, build_manifest, to_json
-    from model.sweep import run_seed
+    from rareshock.outputs import atomic_write_text, build_manifest, to_json
+    from rareshock.sweeps.spec import run_seed
 
     started, t0 = dt.datetime.now(dt.UTC), time.perf_counter()
     settings, paths = load_comparison(path)
@@ -190,7 +190,7 @@ def _markdown(table: pd.DataFrame, reps: int) -> str:
 
 
 def _figure(df: pd.DataFrame, metric: str, label: str, order: list[str], path: Path) -> None:
-    from model.outputs import save_png, use_agg
+    from rareshock.outputs import save_png, use_agg
 
     use_agg()
     import seaborn as sns

@@ -40,7 +40,7 @@ IDLE_REGIONS = {"US": "us", "EU": "eu", "JP": "jp", "IN": "in"}
 
 
 class RunResultLike(Protocol):
-    """What :func:`write_run` needs from ``model.simulation.RunResult``."""
+    """What :func:`write_run` needs from ``rareshock.simulation.RunResult``."""
 
     summary: dict
     timeseries: pd.DataFrame
