@@ -19,7 +19,7 @@ import mesa
 import numpy as np
 
 from rareshock.model.chips_config import CHIP_EVENT_KINDS
-from rareshock.model.config import CONTROLLABLE, REGIONS
+from rareshock.model.codes import CONTROLLABLE, REGIONS
 
 US_ESCALATIONS = {"us_chip_licence_requirement", "us_entity_list", "us_is_informed"}
 CN_ESCALATIONS = {"cn_export_controls"}

@@ -29,9 +29,9 @@ import math
 import mesa
 import numpy as np
 
+from rareshock.model.codes import STAGES
 from rareshock.model.draws import lognormal
 
-STAGES = ("mining", "separation", "metal", "magnets", "recycling")
 DEVELOPING, STAFFING, OPERATING, FAILED, CANCELLED = "developing", "staffing", "operating", "failed", "cancelled"
 
 

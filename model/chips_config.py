@@ -31,25 +31,19 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
-NonNeg = Annotated[float, Field(ge=0)]
-Pos = Annotated[float, Field(gt=0)]
-Share = Annotated[float, Field(ge=0, le=1)]
-PosShare = Annotated[float, Field(gt=0, le=1)]
+from rareshock.model.schema import NonNeg, Pos, PosShare, Share, Strict
+
 Reviewers = Annotated[int, Field(ge=0, le=100_000)]
 
 FIRM_KINDS = ("designer", "toolmaker")
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
-
-
 # --------------------------------------------------------------------------------------------------
 # Populations
 # --------------------------------------------------------------------------------------------------
-class ChipFirmConfig(_Strict):
+class ChipFirmConfig(Strict):
     """A US chip designer or toolmaker selling into China."""
 
     kind: Literal["designer", "toolmaker"]
@@ -69,7 +63,7 @@ class ChipFirmConfig(_Strict):
     buyer: str | None = None
 
 
-class ChipBuyerConfig(_Strict):
+class ChipBuyerConfig(Strict):
     """A population of Chinese buyers (AI-chip users, or chipmakers buying tools) and its localisation.
 
     Localisation L is the share of the buyers' needs met by Chinese suppliers. It closes the gap to
@@ -101,7 +95,7 @@ class ChipBuyerConfig(_Strict):
         return self
 
 
-class BisConfig(_Strict):
+class BisConfig(Strict):
     """The BIS licensing queue for these firms' China applications (US Commerce Department)."""
 
     # Licensing officers working these applications (assumption). With 0.5 applications per reviewer
@@ -167,7 +161,7 @@ def _default_buyers() -> dict[str, ChipBuyerConfig]:
     }
 
 
-class ChipsConfig(_Strict):
+class ChipsConfig(Strict):
     """US chip designers and toolmakers, the Chinese buyers, and the BIS licensing queue."""
 
     firms: dict[str, ChipFirmConfig] = Field(default_factory=_default_firms)
@@ -208,7 +202,7 @@ class ChipsConfig(_Strict):
 # --------------------------------------------------------------------------------------------------
 # Events (US side). Each has kind, date, source, note and typed parameters.
 # --------------------------------------------------------------------------------------------------
-class _ChipEvent(_Strict):
+class _ChipEvent(Strict):
     date: dt.date | None = None      # required for scenario events (checked there); deal terms take the deal's
     source: str = ""
     note: str = ""

@@ -17,24 +17,15 @@ import typing
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
 from rareshock.model.chips_config import CHIP_EVENT_KINDS, CHIP_EVENTS, ChipsConfig
+from rareshock.model.codes import CONTROLLABLE, MATERIALS, REGIONS, STAGES
+from rareshock.model.schema import ConfigError, Days, NonNeg, Pos, Share, Strict
 
-REGIONS = ("CN", "US", "JP", "EU", "IN", "ROW")
-MATERIALS = ("ndpr_oxide", "dytb_oxide", "sm_oxide", "ndfeb", "smco")
-# What an export-control event can cover: oxides/metals by element group, and magnets by grade.
-CONTROLLABLE = ("dytb_oxide", "sm_oxide", "ndpr_oxide", "ndfeb_heavy", "ndfeb_light", "smco",
-                "foreign_magnets_cn_content")
+StageName = Literal[STAGES]  # type: ignore[valid-type]
 
-NonNeg = Annotated[float, Field(ge=0)]
-Pos = Annotated[float, Field(gt=0)]
-Share = Annotated[float, Field(ge=0, le=1)]
-Days = Annotated[int, Field(ge=0, le=3650)]
-
-
-class ConfigError(Exception):
-    """A config or override problem; ``str(err)`` is one line for the user."""
+__all__ = ["CONTROLLABLE", "MATERIALS", "REGIONS", "STAGES", "ConfigError", "ScenarioConfig", "load_scenario"]
 
 
 def _ex_cn_keys(v: dict) -> dict:
@@ -52,14 +43,10 @@ def _all_ex_cn_keys(v: dict) -> dict:
     return v
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
-
-
 # --------------------------------------------------------------------------------------------------
 # Populations
 # --------------------------------------------------------------------------------------------------
-class RegionalPlants(_Strict):
+class RegionalPlants(Strict):
     """Automaker assembly plants of one region."""
 
     plants: Annotated[int, Field(ge=0, le=2000)]
@@ -82,7 +69,7 @@ def _plants(n, vpy, bev, hev, cn, buf) -> RegionalPlants:
                           cn_supply_share=cn, buffer_days_mean=buf)
 
 
-class Automakers(_Strict):
+class Automakers(Strict):
     magnet_kg_ice: NonNeg = 0.25
     magnet_kg_hev: NonNeg = 1.0
     magnet_kg_bev: NonNeg = 1.6
@@ -95,7 +82,7 @@ class Automakers(_Strict):
     ROW: RegionalPlants = _plants(20, 12e6, 0.05, 0.10, 0.85, 24.5)
 
 
-class Sourcing(_Strict):
+class Sourcing(Strict):
     """How buyers move orders from stalled Chinese suppliers to non-Chinese ones."""
 
     switch_share_per_day: Annotated[float, Field(ge=0, le=0.1)] = 0.002
@@ -105,7 +92,7 @@ class Sourcing(_Strict):
     derisk_share_per_month: Share = 0.1
 
 
-class DefenseRegion(_Strict):
+class DefenseRegion(Strict):
     programmes: Annotated[int, Field(ge=0, le=500)]
     magnets_t_per_year: NonNeg
     smco_share: Share
@@ -114,7 +101,7 @@ class DefenseRegion(_Strict):
     buffer_days_cv: Annotated[float, Field(ge=0, le=2)] = 0.35
 
 
-class Defense(_Strict):
+class Defense(Strict):
     US: DefenseRegion = DefenseRegion(programmes=12, magnets_t_per_year=3500, smco_share=0.3,
                                       cn_supply_share=0.7, buffer_days_mean=90)
     EU: DefenseRegion = DefenseRegion(programmes=4, magnets_t_per_year=1000, smco_share=0.3,
@@ -125,7 +112,7 @@ class Defense(_Strict):
     stockpile_release_trigger_days: Pos = 30.0
 
 
-class OtherDemand(_Strict):
+class OtherDemand(Strict):
     """Non-auto, non-defence magnet users (wind, industrial motors, electronics) by region."""
 
     cn_magnet_exports_t_per_year: NonNeg = 58152.0
@@ -148,7 +135,7 @@ class OtherDemand(_Strict):
     _regions = field_validator("smco_t_per_year")(_ex_cn_keys)
 
 
-class MagnetMakers(_Strict):
+class MagnetMakers(Strict):
     """Magnet makers per region: count, NdFeB and SmCo capacity (t/yr)."""
 
     cn_makers: Annotated[int, Field(ge=1, le=500)] = 40
@@ -169,7 +156,7 @@ class MagnetMakers(_Strict):
     _regions = field_validator("ndfeb_capacity_t_per_year", "smco_capacity_t_per_year", "makers_per_region")(_ex_cn_keys)
 
 
-class Separators(_Strict):
+class Separators(Strict):
     """Upstream separation capacity (t oxide/yr) by region and element group."""
 
     cn_separators: Annotated[int, Field(ge=1, le=100)] = 6
@@ -183,7 +170,7 @@ class Separators(_Strict):
     _regions = field_validator("ex_cn_ndpr_t_per_year", "ex_cn_dytb_t_per_year")(_ex_cn_keys)
 
 
-class Shipping(_Strict):
+class Shipping(Strict):
     sea_days: dict[str, Annotated[int, Field(ge=1, le=90)]] = {"US": 32, "EU": 38, "JP": 7, "IN": 20, "ROW": 18}
     air_days: Annotated[int, Field(ge=1, le=30)] = 4
     domestic_days: Annotated[int, Field(ge=1, le=30)] = 3
@@ -194,7 +181,7 @@ class Shipping(_Strict):
     _regions = field_validator("sea_days")(_all_ex_cn_keys)
 
 
-class CnLicensing(_Strict):
+class CnLicensing(Strict):
     reviewers: Annotated[int, Field(ge=1, le=100000)] = 15
     provincial_offices: Annotated[int, Field(ge=0, le=31)] = 4
     effort_reviewer_days: Pos = 5.0
@@ -221,11 +208,11 @@ class CnLicensing(_Strict):
     _regions = field_validator("destination_factor")(_ex_cn_keys)
 
 
-class Licensing(_Strict):
+class Licensing(Strict):
     cn: CnLicensing = CnLicensing()
 
 
-class Prices(_Strict):
+class Prices(Strict):
     ndpr_oxide_usd_kg: Pos = 51.0
     dy_oxide_cn_usd_kg: Pos = 224.0
     dy_oxide_ex_cn_usd_kg: Pos = 250.0
@@ -237,10 +224,7 @@ class Prices(_Strict):
     max_multiple: Pos = 10.0
 
 
-STAGES = ("mining", "separation", "metal", "magnets", "recycling")
-
-
-class Stage(_Strict):
+class Stage(Strict):
     """One stage of the non-Chinese mine-to-magnet chain (capacity in t of the stage's output per year:
     mining and recycling in t of NdPr+Dy/Tb oxide equivalent, separation in t oxide, metal in t alloy,
     magnets in t NdFeB)."""
@@ -263,11 +247,11 @@ def _stage(capex, lead, ramp, fail, size, staff, cost, regions) -> Stage:
                  project_tpa=size, staff_per_1000_tpa=staff, unit_cost_usd_kg=cost, regions=regions)
 
 
-class AnnouncedProject(_Strict):
+class AnnouncedProject(Strict):
     """A project already announced before the programme (built whatever the budget)."""
 
     name: str
-    stage: Literal["mining", "separation", "metal", "magnets", "recycling"]
+    stage: StageName
     region: Literal["US", "JP", "EU", "IN", "ROW"]
     tpa: Pos
     online: dt.date
@@ -305,18 +289,18 @@ def _announced() -> list[AnnouncedProject]:
     ]
 
 
-class Investment(_Strict):
+class Investment(Strict):
     """The derisking programme: budget, stages, projects, workforce, floors, China's price response."""
 
     budget_usd: Annotated[float, Field(ge=0, le=5e12)] = 0.0
     start: dt.date = dt.date(2026, 1, 1)
     years: Annotated[int, Field(ge=1, le=30)] = 10
     year_shares: list[Share] = []
-    stage_shares: dict[Literal["mining", "separation", "metal", "magnets", "recycling"], Share] = {
+    stage_shares: dict[StageName, Share] = {
         "mining": 0.3, "separation": 0.3, "metal": 0.1, "magnets": 0.2, "recycling": 0.1}
     target_share: Annotated[float, Field(ge=0, le=2)] = 1.0
     target_regions: list[Literal["US", "JP", "EU", "IN", "ROW"]] = ["US", "EU", "JP"]
-    stages: dict[Literal["mining", "separation", "metal", "magnets", "recycling"], Stage] = {
+    stages: dict[StageName, Stage] = {
         "mining": _stage(60_000, 8.0, 3.0, 0.08, 5000, 20, 12.0, {"US": 0.4, "ROW": 0.6}),
         "separation": _stage(120_000, 4.0, 2.0, 0.07, 3000, 60, 15.0, {"US": 0.5, "ROW": 0.5}),
         "metal": _stage(30_000, 2.5, 1.0, 0.05, 3000, 30, 5.0, {"US": 0.6, "EU": 0.2, "JP": 0.2}),
@@ -349,7 +333,7 @@ class Investment(_Strict):
         return self
 
 
-class Scenario(_Strict):
+class Scenario(Strict):
     name: Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.-]+$")]
     description: str = ""
     start: dt.date
@@ -370,7 +354,7 @@ class Scenario(_Strict):
 # --------------------------------------------------------------------------------------------------
 # Events: dated policy changes, each a typed record (new episodes need no code)
 # --------------------------------------------------------------------------------------------------
-class _Event(_Strict):
+class _Event(Strict):
     date: dt.date | None = None          # required for scenario events; terms of a deal take the deal's date
     source: str = ""
     note: str = ""
@@ -448,7 +432,7 @@ class Deal(_Event):
 Event = Annotated[typing.Union[_BASE_EVENTS + (Deal,)], Field(discriminator="kind")]  # noqa: UP007
 
 
-class Policy(_Strict):
+class Policy(Strict):
     """Reactive rules: retaliation for the other side's escalation, and whether deals take effect."""
 
     deal: bool = True
@@ -459,7 +443,7 @@ class Policy(_Strict):
     us_retaliation: list[BaseEvent] = []
 
 
-class ScenarioConfig(_Strict):
+class ScenarioConfig(Strict):
     scenario: Scenario
     automakers: Automakers = Automakers()
     sourcing: Sourcing = Sourcing()

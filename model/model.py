@@ -20,13 +20,14 @@ from rareshock.agents.defense import DefenseProgramme
 from rareshock.agents.government import Diplomacy, Government
 from rareshock.agents.industry import IndustrialBuyer
 from rareshock.agents.licensing import InteragencyReview, MofcomOffice, Stance
-from rareshock.agents.investment import STAGES, InvestmentProgramme
+from rareshock.agents.investment import InvestmentProgramme
 from rareshock.agents.magnet_maker import MagnetMaker
 from rareshock.agents.sourcing import Sourcing
 from rareshock.agents.separator import Separator
 from rareshock.model.calendar import working_day_index
 from rareshock.model.draws import lognormal
-from rareshock.model.config import CONTROLLABLE, REGIONS, ConfigError, ScenarioConfig
+from rareshock.model.codes import CONTROLLABLE, REGIONS, STAGES
+from rareshock.model.config import ConfigError, ScenarioConfig
 from rareshock.model.network import (
     CN, DEFENSE, DYTB, INDUSTRY, ITEM_DYTB, ITEM_NDFEB_HEAVY, ITEM_NDFEB_LIGHT, ITEM_NDPR, ITEM_SM, ITEM_SMCO,
     MAKER, NDFEB, NDPR, PLANT, SEPARATOR, SM, SMCO, M, Network, NodeSpec,

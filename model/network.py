@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from rareshock.model.config import MATERIALS, REGIONS
+from rareshock.model.codes import MATERIALS, REGIONS
 
 NDPR, DYTB, SM, NDFEB, SMCO = range(len(MATERIALS))
 M = len(MATERIALS)

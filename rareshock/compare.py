@@ -24,9 +24,10 @@ from typing import Annotated
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field, ValidationError
 
 from rareshock.model.config import ConfigError, format_error, read_toml
+from rareshock.model.schema import Strict
 
 SUMMARY_METRICS = (
     "us_auto_idle_plant_days", "lost_vehicles_us", "shutdown_episodes_us", "defense_shortfall_share",
@@ -46,8 +47,7 @@ YEARLY = {
 }
 
 
-class ComparisonSettings(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class ComparisonSettings(Strict):
     name: Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")]
     description: str = ""
     scenarios: list[str] = Field(min_length=1)
@@ -56,8 +56,7 @@ class ComparisonSettings(BaseModel):
     reproduce: bool = False
 
 
-class ComparisonConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class ComparisonConfig(Strict):
     comparison: ComparisonSettings
 
 

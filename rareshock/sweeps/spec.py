@@ -22,16 +22,13 @@ from typing import Annotated, Any, Literal
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, model_validator
 
+from rareshock.model.schema import Strict
 from rareshock.model.config import (ConfigError, ScenarioConfig, _merge, _resolve_extends, apply_override, defaults, format_error, read_toml,
                           validate)
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class Parameter(_Strict):
+class Parameter(Strict):
     """One swept parameter: explicit ``values`` (grid), or a ``low``..``high`` range."""
 
     path: Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)+$")]
@@ -62,7 +59,7 @@ class Parameter(_Strict):
         return [int(round(x)) for x in v] if self.integer else [float(x) for x in v]
 
 
-class Discovery(_Strict):
+class Discovery(Strict):
     """Scenario discovery: which parameter regions lead to an outcome (PRIM)."""
 
     outcome: str
@@ -78,7 +75,7 @@ class Discovery(_Strict):
         return self
 
 
-class SweepSettings(_Strict):
+class SweepSettings(Strict):
     name: Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.-]+$")]
     description: str = ""
     scenario: str
@@ -102,7 +99,7 @@ class SweepSettings(_Strict):
         return self
 
 
-class SweepConfig(_Strict):
+class SweepConfig(Strict):
     sweep: SweepSettings
     parameters: list[Parameter] = Field(min_length=1)
     discovery: Discovery | None = None
