@@ -684,11 +684,11 @@ class RareShockModel(mesa.Model):
         net, pr = self.net, self.cfg.prices
         stock, need, out = net.stock.ravel(), net.need.ravel(), net.out_rate.ravel()
         cover_nd = stock[self._p_ex_nd].sum() / max(self.ex_cn_ndfeb_target, 1e-12)
-        cover_dy = stock[self._p_mk].sum() / max(float(need[self._p_mk] @ self._p_mk_cover), 1e-12) \
+        cover_dy = stock[self._p_mk].sum() / max(float((need[self._p_mk] * self._p_mk_cover).sum()), 1e-12) \
             if self._p_mk.size else 1.0
         sales_nd = out[self._p_cn_nd].sum() / max(self.base_cn_ndfeb_sales, 1e-12)
         sales_dy = out[self._p_cn_dy].sum() / max(self.base_cn_dytb_sales, 1e-12)
-        cover_pr = stock[self._p_mk_nd].sum() / max(float(need[self._p_mk_nd] @ self._p_mk_nd_cover), 1e-12) \
+        cover_pr = stock[self._p_mk_nd].sum() / max(float((need[self._p_mk_nd] * self._p_mk_nd_cover).sum()), 1e-12) \
             if self._p_mk_nd.size else 1.0
         sales_pr = out[self._p_cn_ndpr].sum() / max(self.base_cn_ndpr_sales, 1e-12)
         lo, hi = 1.0 / pr.max_multiple, pr.max_multiple
@@ -714,7 +714,7 @@ class RareShockModel(mesa.Model):
         row = self.rec[day]
         row[0] = exp.sum()
         row[1:6] = exp[_EXPORT_ORDER]
-        row[6] = ship @ self.export_dytb
+        row[6] = (ship * self.export_dytb).sum()
         row[7:11] = self.price[:4]
         row[11:17] = (c.submitted, c.approved, c.denied, c.returned, q.pending, self.reviewer_count())
         row[17:23] = idle[_PLANT_ORDER]
@@ -724,7 +724,8 @@ class RareShockModel(mesa.Model):
             (used_by_group[0] + used_by_group[1]) / max(need[0] + need[1], 1e-12),
             used_by_group[0] / max(need[0], 1e-12), self.stockpile.sum(), used_by_group[2] / max(need[2], 1e-12),
             self._dy_days, self.price[4], self.price[5],
-            arr[self.e_us_def] @ self.w_us_def, arr[self.e_us_auto] @ self.w_us_auto, arr[self.e_us] @ self.w_us,
+            (arr[self.e_us_def] * self.w_us_def).sum(), (arr[self.e_us_auto] * self.w_us_auto).sum(),
+            (arr[self.e_us] * self.w_us).sum(),
             arr[self.e_us].sum(), prog.spent + prog.training_spent, prog.committed, prog.floor_payments, prog.announced_spent,
             *self._caps,
             prog.workforce, self._n_operating, self._n_developing, *self.chips.record_row())
