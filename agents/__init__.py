@@ -1,21 +1,16 @@
-"""The actors of rareshock, one module per kind: each holds its state and its decisions.
+"""The actors of rareshock: one module per population, each holding its arrays, its decisions, its
+record columns and a documented interface (see each module's docstring).
 
-Agents are Mesa agents; their per-day arithmetic runs over NumPy arrays of the whole population
-(see :mod:`model.network`), so each module exposes population-level functions next to its Agent class.
+| module | population | phases |
+|---|---|---|
+| :mod:`.producers` | separators and magnet makers | produce, ship |
+| :mod:`.automaker` | assembly plants | assemble |
+| :mod:`.defense` | defence programmes, national stockpile | consume |
+| :mod:`.industry` | other magnet users | consume |
+| :mod:`.licensing` | MOFCOM offices and the interagency review | decide, file_applications |
+| :mod:`.sourcing` | every buyer's split between Chinese and other suppliers | review |
+| :mod:`.market` | prices in and outside China | update |
+| :mod:`.investment` | the derisking programme and its projects | month |
+| :mod:`.chips` | US chip firms, Chinese buyers, BIS | step |
+| :mod:`.government` | the two governments and their diplomacy | act, month |
 """
-
-from rareshock.agents.automaker import AutomakerPlant
-from rareshock.agents.chips import ChineseChipBuyer, ChipFirm, ChipSector
-from rareshock.agents.defense import DefenseProgramme
-from rareshock.agents.government import Government
-from rareshock.agents.industry import IndustrialBuyer
-from rareshock.agents.investment import InvestmentProgramme, Project
-from rareshock.agents.licensing import InteragencyReview, MofcomOffice
-from rareshock.agents.magnet_maker import MagnetMaker
-from rareshock.agents.separator import Separator
-from rareshock.agents.sourcing import Sourcing
-
-__all__ = [
-    "AutomakerPlant", "ChineseChipBuyer", "ChipFirm", "ChipSector", "DefenseProgramme", "Government", "IndustrialBuyer",
-    "InteragencyReview", "InvestmentProgramme", "MofcomOffice", "MagnetMaker", "Project", "Separator", "Sourcing",
-]

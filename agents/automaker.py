@@ -1,56 +1,123 @@
-"""Automaker assembly plants.
+"""Automaker assembly plants: where a plant decides to run or to idle.
 
-A plant builds ``vehicles_per_day`` and needs NdFeB magnets for each vehicle (kg by powertrain). Its
-magnet buffer (days of cover) stands for the plant's own stock and its tier-1 supply network. The plant
-runs a day only if the buffer holds that day's magnets; once idle it restarts when the buffer is back to
-``restart_cover_days``. How it moves orders away from stalled Chinese suppliers is in
-:mod:`agents.sourcing` (shared by every magnet buyer).
+Interface (what the model uses)
+-------------------------------
+``Plants(model, cfg)`` with ``cfg`` the ``automakers`` config section.
+``add_nodes(builder)``
+    For each region (US, EU, JP, IN, CN, ROW) with plants: ``plants`` nodes, output shares drawn from
+    ``model.rng`` (gamma(4)), magnet buffers (days of cover) drawn lognormal around ``buffer_days_mean``
+    with ``buffer_days_cv``. Each plant's NdFeB need is its vehicles per day times the magnet mass per
+    vehicle of its region's powertrain mix.
+``bind(net)``
+    After the network is built: the plants' node indices and their arrays.
+``assemble(ledger)``
+    Phase 5 of the day (after arrivals): every plant runs or idles; magnets used are added to ``ledger``
+    (t by material, the day's end-use consumption).
+``COLUMNS``
+    Idle plants and vehicles produced by region, and the US plants' magnet buffer in days of need, written
+    by ``assemble`` into the record row (``row`` at ``at``, set by the registry).
+
+Decision
+--------
+A plant of need n (t NdFeB/day) and stock S runs today if ``S >= n h - 1e-12``, where h = 1 while it is
+running and h = ``restart_cover_days`` once it is idle (a plant restarts only when its buffer, which stands
+for its own stock and its tier-1 suppliers', holds a few days again). A running plant uses n; an idle one
+uses nothing. How plants move orders away from stalled Chinese suppliers is in :mod:`.sourcing` (shared by
+every magnet buyer).
 """
 
 from __future__ import annotations
 
-import mesa
 import numpy as np
 
-from rareshock.model.network import NDFEB
+from rareshock.model.codes import REGIONS, EndUse, Kind, Material
+from rareshock.model.draws import lognormal
+from rareshock.model.network import M
+from rareshock.model.numerics import kernel, psum
+
+from .producers import sizes
+
+NDFEB = int(Material.NDFEB)
+PLANT_REGIONS = ("US", "EU", "JP", "IN", "CN", "ROW")
 
 
-class AutomakerPlant(mesa.Agent):
-    def __init__(self, model: mesa.Model, node: int, region: str, vehicles_per_day: float, kg_per_vehicle: float):
-        super().__init__(model)
-        self.node = node
-        self.region = region
-        self.vehicles_per_day = vehicles_per_day
-        self.kg_per_vehicle = kg_per_vehicle
+@kernel
+def _assemble(stock_flat, need_flat, flat, idle, restart_days, used, ledger, vpd, region, order, us_flat, us_need,
+              row, at):
+    for k in range(flat.shape[0]):
+        i = flat[k]
+        need = need_flat[i]
+        stock = stock_flat[i]
+        threshold = need * (restart_days if idle[k] else 1.0) - 1e-12
+        idle[k] = (not stock >= threshold) and need > 0.0
+        u = 0.0 if idle[k] else need
+        used[k] = u
+        stock_flat[i] = stock - u
+    ledger[NDFEB] += psum(used)
+    # record: idle plants and vehicles by region, the US plants' buffer
+    n_r = order.shape[0]
+    idle_r = np.zeros(n_r)
+    veh_r = np.zeros(n_r)
+    for k in range(idle.shape[0]):
+        r = region[k]
+        if idle[k]:
+            idle_r[r] += 1.0
+        else:
+            veh_r[r] += vpd[k]
+    for j in range(n_r):
+        row[at + j] = idle_r[order[j]]
+        row[at + n_r + j] = veh_r[order[j]]
+    tmp = np.empty(us_flat.shape[0])
+    for k in range(us_flat.shape[0]):
+        tmp[k] = stock_flat[us_flat[k]]
+    row[at + 2 * n_r] = psum(tmp) / us_need
 
-    @property
-    def buffer_days(self) -> float:
-        net = self.model.net
-        need = net.need[self.node, NDFEB]
-        return float(net.stock[self.node, NDFEB] / need) if need > 0 else float("inf")
 
-    @property
-    def idle(self) -> bool:
-        return bool(self.model.plants.idle[self.model.plants.pos[self.node]])
+class Plants:
+    """The assembly plants of every region, as arrays."""
 
+    COLUMNS = (tuple(f"auto_plants_idle_{r.lower()}" for r in PLANT_REGIONS)
+               + tuple(f"vehicles_produced_{r.lower()}" for r in PLANT_REGIONS) + ("us_auto_buffer_days",))
+    INTEGER_COLUMNS = tuple(f"auto_plants_idle_{r.lower()}" for r in PLANT_REGIONS)
 
-class PlantFleet:
-    """The plants' arrays: which node each is, their output, and whether they are idle."""
+    def __init__(self, model, cfg):
+        self.model = model
+        self.cfg = cfg
+        self._nodes: list[int] = []
+        self._vpd: list[float] = []
+        self._region: list[int] = []
 
-    def __init__(self, nodes: np.ndarray, vehicles_per_day: np.ndarray, region: np.ndarray, restart_days: float):
-        self.nodes = nodes
-        self.vpd = vehicles_per_day
-        self.region = region
-        self.idle = np.zeros(nodes.size, dtype=bool)
-        self.restart_days = restart_days
-        self.pos = {int(n): i for i, n in enumerate(nodes)}
+    def add_nodes(self, builder) -> None:
+        am, rng = self.cfg, self.model.rng
+        for reg in PLANT_REGIONS:
+            rp = getattr(am, reg)
+            if rp.plants == 0:
+                continue
+            kg = ((1 - rp.bev_share - rp.hev_share) * am.magnet_kg_ice + rp.hev_share * am.magnet_kg_hev
+                  + rp.bev_share * am.magnet_kg_bev)
+            vpd = rp.vehicles_per_year / 365 * sizes(rng, rp.plants)
+            cover = lognormal(rng, rp.buffer_days_mean, rp.buffer_days_cv, rp.plants)
+            r = REGIONS.index(reg)
+            for v, c in zip(vpd, cover):
+                self._nodes.append(builder.add(Kind.PLANT, r, float(c), need={NDFEB: v * kg / 1000},
+                                               end_use=EndUse.AUTO, cn_share=rp.cn_supply_share))
+                self._vpd.append(float(v))
+                self._region.append(r)
 
-    def run(self, net) -> tuple[np.ndarray, float]:
-        """One day of assembly: idle or run, consume magnets. Returns (running mask, magnets used t)."""
-        stock = net.stock[self.nodes, NDFEB]
-        need = net.need[self.nodes, NDFEB]
-        can = stock >= need * np.where(self.idle, self.restart_days, 1.0) - 1e-12
-        self.idle = ~can & (need > 0)
-        used = np.where(self.idle, 0.0, need)
-        net.stock[self.nodes, NDFEB] = stock - used
-        return ~self.idle, float(used.sum())
+    def bind(self, net) -> None:
+        self.net = net
+        self.nodes = np.array(self._nodes, dtype=np.int64)
+        self.flat = self.nodes * M + NDFEB
+        self.vpd = np.array(self._vpd)
+        self.region = np.array(self._region, dtype=np.int64)
+        self.idle = np.zeros(self.nodes.size, dtype=bool)
+        self.used = np.zeros(self.nodes.size)
+        self.vpd_by_region = np.bincount(self.region, self.vpd, minlength=len(REGIONS))
+        self.order = np.array([REGIONS.index(r) for r in PLANT_REGIONS], dtype=np.int64)
+        us = self.region == REGIONS.index("US")
+        self.us_flat = self.flat[us]
+        self.us_need = max(float(net.end_need[self.nodes[us], NDFEB].sum()), 1e-12)
+
+    def assemble(self, ledger: np.ndarray) -> None:
+        _assemble(self.net.stock_f, self.net.need_f, self.flat, self.idle, self.cfg.restart_cover_days, self.used,
+                  ledger, self.vpd, self.region, self.order, self.us_flat, self.us_need, self.row, self.at)

@@ -97,7 +97,7 @@ _F, _O, _N, _W, _S = 0, 1, 2, 3, 4
 
 class ChipFirm(mesa.Agent):
     """A US chip designer or toolmaker: China sales, licence-bound shares, BIS filings, write-offs."""
-    def __init__(self, model: mesa.Model, name: str, cfg: ChipFirmConfig, buyer: "ChineseChipBuyer",
+    def __init__(self, model: mesa.Model, name: str, cfg: ChipFirmConfig, buyer: ChineseChipBuyer,
                  index: int):
         super().__init__(model)
         self.name, self.cfg, self.kind, self.index, self.buyer = name, cfg, cfg.kind, index, buyer
@@ -467,7 +467,7 @@ class ChipSector:
         if day <= self.day:
             raise ValueError(f"chip event on day {day} after day {self.day} was stepped")
         self._close(day)
-        getattr(self, "_" + event.kind)(event, day)
+        self.HANDLERS[event.kind](self, event, day)
         self._rates()
 
     def _us_chip_licence_requirement(self, ev, day: int) -> None:
@@ -521,6 +521,17 @@ class ChipSector:
         if ev.entity_list_removed_share > 0:
             self._delist(ev.buyers, ev.entity_list_removed_share, day)
         self._stance(ev)
+
+    # what each chip event kind does (explicit dispatch: kind -> handler)
+    HANDLERS = {
+        "us_chip_licence_requirement": _us_chip_licence_requirement,
+        "us_is_informed": _us_is_informed,
+        "us_chip_licences_granted": _us_chip_licences_granted,
+        "us_entity_list": _us_entity_list,
+        "us_entity_list_removal": _us_entity_list_removal,
+        "us_bis_stance": _us_bis_stance,
+        "us_chip_rollback": _us_chip_rollback,
+    }
 
     # ----------------------------------------------------------------- event helpers
     def _buyers(self, names: list[str]) -> list[ChineseChipBuyer]:
@@ -581,6 +592,10 @@ class ChipSector:
             L += w * x
             Lcf += w * y
         return L, Lcf
+
+    def end_of_day(self) -> None:
+        """Write today's values of ``COLUMNS`` into the record row (``row`` at ``at``, set by the registry)."""
+        self.row[self.at:self.at + len(self.COLUMNS)] = self.record_row()
 
     def record_row(self) -> tuple[float, ...]:
         day = self.day

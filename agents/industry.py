@@ -1,18 +1,94 @@
-"""Other magnet users by region (wind, industrial motors, electronics, SmCo industrial users).
+"""Other magnet users by region: wind, industrial motors, electronics (NdFeB) and industrial SmCo users.
 
-Each is an aggregate buyer for one region and one grade (Dy/Tb-bearing NdFeB, light-grade NdFeB, or
-SmCo); it consumes what it needs or what it has (:meth:`model.network.Network.consume`), and the gap
-is lost output.
+Interface (what the model uses)
+-------------------------------
+``IndustrialUsers(model, cfg)`` with ``cfg`` the scenario config (``other_demand``; it also reads the
+automakers' and defence programmes' Chinese supply to size itself).
+``add_nodes(builder)``
+    Per region outside China: the rest of China's 2024 magnet exports to that region (``export_share`` of
+    ``cn_magnet_exports_t_per_year``) after the region's plants and defence programmes take their Chinese
+    share, grossed up by ``cn_supply_share``, as one Dy/Tb-grade and one light-grade NdFeB buyer
+    (``heavy_grade_share``), plus one SmCo buyer; and China's own domestic users. Raises
+    :class:`ConfigError` if a region's plants and programmes alone exceed China's exports to it.
+``bind(net)``
+    After the network is built: the (node, material) pairs that consume, grouped outside / inside China.
+``consume(ledger)``
+    Phase 5: each user uses what it needs or what it has (the gap is lost output), adding it to ``ledger``.
+``COLUMNS``
+    Output share of users outside China, written by ``consume``.
 """
 
 from __future__ import annotations
 
-import mesa
+import numpy as np
+
+from rareshock.model.codes import CN, REGIONS, EndUse, Kind, Material
+from rareshock.model.network import M
+from rareshock.model.schema import ConfigError
+
+NDFEB, SMCO = int(Material.NDFEB), int(Material.SMCO)
+EXPORT_REGIONS = ("US", "EU", "JP", "IN", "ROW")
 
 
-class IndustrialBuyer(mesa.Agent):
-    def __init__(self, model: mesa.Model, node: int, region: str, grade: str):
-        super().__init__(model)
-        self.node = node
-        self.region = region
-        self.grade = grade
+class IndustrialUsers:
+    """Aggregate industrial buyers by region and grade, as arrays."""
+
+    COLUMNS = ("industry_output_share_ex_cn",)
+
+    def __init__(self, model, cfg):
+        self.model = model
+        self.cfg = cfg
+        self.users: list[tuple[int, str, str]] = []    # (node, region, grade)
+
+    def add_nodes(self, builder) -> None:
+        od, am, df = self.cfg.other_demand, self.cfg.automakers, self.cfg.defense
+
+        def add(r: int, grade: str, need: dict) -> None:
+            if sum(need.values()) > 0:
+                node = builder.add(Kind.INDUSTRY, r, od.buffer_days_mean, need=need, heavy_grade=grade != "light",
+                                   end_use=EndUse.INDUSTRIAL, cn_share=od.cn_supply_share)
+                self.users.append((node, REGIONS[r], grade))
+
+        for reg in EXPORT_REGIONS:
+            r = REGIONS.index(reg)
+            imports = od.cn_magnet_exports_t_per_year * od.export_share.get(reg, 0.0) / 365
+            auto = sum(builder.specs[n].need[NDFEB] for n in builder.nodes(Kind.PLANT, r)) \
+                * getattr(am, reg).cn_supply_share
+            dfn = 0.0
+            if reg in ("US", "EU", "JP"):
+                dr = getattr(df, reg)
+                dfn = dr.magnets_t_per_year / 365 * dr.cn_supply_share
+            smco = od.smco_t_per_year.get(reg, 0.0) / 365
+            rest = imports - auto - dfn - smco * od.cn_supply_share
+            if rest < 0:
+                raise ConfigError(
+                    f"other_demand.export_share.{reg}: China's exports to {reg} ({imports * 365:.0f} t/yr) are "
+                    f"smaller than its automakers' and defence programmes' Chinese supply "
+                    f"({(auto + dfn + smco * od.cn_supply_share) * 365:.0f} t/yr); raise the share or lower those")
+            total = rest / od.cn_supply_share if od.cn_supply_share > 0 else 0.0
+            add(r, "heavy", {NDFEB: total * od.heavy_grade_share})
+            add(r, "light", {NDFEB: total * (1 - od.heavy_grade_share)})
+            add(r, "smco", {SMCO: smco})
+        add(CN, "heavy", {NDFEB: od.cn_domestic_t_per_year * od.heavy_grade_share / 365})
+        add(CN, "light", {NDFEB: od.cn_domestic_t_per_year * (1 - od.heavy_grade_share) / 365})
+        add(CN, "smco", {SMCO: od.cn_domestic_smco_t_per_year / 365})
+
+    def bind(self, net) -> None:
+        self.net = net
+        flat, grp = [], []
+        for in_cn in (False, True):
+            for n, reg, _ in self.users:
+                if (reg == "CN") == in_cn:
+                    for m in np.flatnonzero(net.end_need[n] > 0):
+                        flat.append(n * M + m)
+                        grp.append(int(in_cn))
+        self.flat = np.array(flat, dtype=np.int64)
+        self.group = np.array(grp, dtype=np.int64)
+        self.mat = self.flat % M
+        self.need_by_group = np.bincount(self.group, net.end_need.ravel()[self.flat], minlength=2)
+        self.used = np.zeros(self.flat.size)
+        self.used_by_group = np.zeros(2)
+
+    def consume(self, ledger: np.ndarray) -> None:
+        self.net.consume(self.flat, self.group, self.mat, self.used, self.used_by_group, ledger)
+        self.row[self.at] = self.used_by_group[0] / max(self.need_by_group[0], 1e-12)

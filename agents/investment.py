@@ -1,5 +1,21 @@
 """The derisking investment programme and its projects: non-Chinese mine-to-magnet capacity.
 
+Interface (what the model uses)
+-------------------------------
+``Investment(model, cfg)`` with ``cfg`` the scenario config (``investment``; also ``magnet_makers`` and
+``sourcing``); create it after the network, the producers, sourcing and the market. It creates the
+:class:`InvestmentProgramme` and one :class:`Project` per announced project (Mesa agents).
+``month(day)``
+    Phase 7, on the first day of each month: the programme starts and advances projects; the chain's
+    non-Chinese capacities follow the operating projects (bounded by feed and metal); offtakes move
+    orders to new capacity; China's price response; the suppliers' non-Chinese content.
+``COLUMNS``
+    Written monthly: money spent, committed, floor payments, announced projects' spending (USD, cumulative); non-Chinese
+    NdFeB, NdPr and Dy/Tb capacity (t/yr); the workforce; projects operating and developing.
+
+Programme
+---------
+
 The programme (run by the US and its allies) has a budget spread over ``years`` (``year_shares``, flat by
 default) and over the five stages of the chain (``stage_shares``). Each month it starts projects in the
 stages whose planned non-Chinese capacity (operating plus under way) is short of its target, if the
@@ -29,8 +45,13 @@ import math
 import mesa
 import numpy as np
 
-from rareshock.model.codes import STAGES
+from rareshock.model.codes import CN, REGIONS, STAGES, Kind, Material
 from rareshock.model.draws import lognormal
+from rareshock.model.network import M
+from rareshock.model.schema import ConfigError
+
+NDPR, DYTB, SM, NDFEB = int(Material.NDPR), int(Material.DYTB), int(Material.SM), int(Material.NDFEB)
+_SEPARATION_MATERIAL = {"separation_ndpr": NDPR, "separation_dytb": DYTB, "separation_sm": SM}
 
 DEVELOPING, STAFFING, OPERATING, FAILED, CANCELLED = "developing", "staffing", "operating", "failed", "cancelled"
 
@@ -216,8 +237,8 @@ class InvestmentProgramme(mesa.Agent):
                 continue
             f = p.ramp(day, self.cfg.stages[p.stage].ramp_years * 365)
             if p.stage == "separation":
-                for key, v in (("separation_ndpr", p.tpa * (1 - p.heavy_share)), ("separation_dytb", p.tpa * p.heavy_share),
-                               ("separation_sm", p.samarium_tpa)):
+                for key, v in (("separation_ndpr", p.tpa * (1 - p.heavy_share)),
+                               ("separation_dytb", p.tpa * p.heavy_share), ("separation_sm", p.samarium_tpa)):
                     out[(key, p.region)] = out.get((key, p.region), 0.0) + v * f
             else:
                 out[(p.stage, p.region)] = out.get((p.stage, p.region), 0.0) + p.tpa * f
@@ -245,3 +266,135 @@ class InvestmentProgramme(mesa.Agent):
         for p in self.projects:
             out[p.status] = out.get(p.status, 0) + 1
         return out
+
+
+class Investment:
+    """The programme, the projects already announced, and the non-Chinese chain's capacities by stage."""
+
+    COLUMNS = ("investment_spent_usd_cum", "investment_committed_usd", "floor_payments_usd_cum",
+               "announced_spent_usd_cum", "ex_cn_ndfeb_capacity_tpa", "ex_cn_ndpr_capacity_tpa",
+               "ex_cn_dytb_capacity_tpa", "rare_earth_workforce", "projects_operating", "projects_developing")
+
+    def __init__(self, model, cfg):
+        self.model, self.cfg = model, cfg
+        net = model.net
+        self.net = net
+        inv = cfg.investment
+        x = net.region != CN
+        self.x_ndfeb = np.flatnonzero(x & (net.kind == Kind.MAKER) & (net.cap[:, NDFEB] > 0))
+        self.x_seps = np.flatnonzero(x & (net.kind == Kind.SEPARATOR))
+        self.base_cap = net.cap.copy()
+        base_sep = float(net.cap[self.x_seps][:, [NDPR, DYTB]].sum() * 365)
+        base_mag = float(net.cap[self.x_ndfeb, NDFEB].sum() * 365)
+        base = {"mining": base_sep, "separation": base_sep, "metal": base_mag, "magnets": base_mag, "recycling": 0.0}
+        self.base_feed, self.base_metal = base_sep, base_mag * (1 + inv.metal_base_headroom)
+        regions = [REGIONS.index(r) for r in inv.target_regions]
+        demand = float(net.end_need[np.isin(net.region, regions) & (net.kind >= Kind.PLANT)][:, NDFEB].sum() * 365)
+        mm = cfg.magnet_makers
+        mag_t = base_mag + inv.target_share * demand
+        h = inv.separation_heavy_share
+        sep_t = base_sep + max(mm.ndpr_per_t_ndfeb * inv.target_share * demand / max(1 - h, 1e-9),
+                               mm.dytb_per_t_ndfeb * inv.target_share * demand / max(h, 1e-9))
+        target = {"magnets": mag_t, "metal": mag_t, "separation": sep_t,
+                  "mining": sep_t / max(inv.ore_oxide_share, 1e-9),
+                  "recycling": inv.recycling_scrap_share * inv.target_share * demand}
+        for stage in STAGES:                       # every stage must be buildable where its projects go
+            for reg in inv.stages[stage].regions:
+                self._stage_nodes(stage, reg, f"investment.stages.{stage}.regions")
+        start = model.calendar.start
+        self.programme = InvestmentProgramme(model, inv, (inv.start - start).days, model.calendar.n_days, target,
+                                             base)
+        if inv.announced_projects:
+            for i, a in enumerate(inv.announced):
+                self._stage_nodes(a.stage, a.region, f"investment.announced[{i}].region")
+                sp = inv.stages[a.stage]
+                online = (a.online - start).days
+                self.programme.add_project(min(online, 0) - 1, a.name, a.stage, a.region, a.tpa, online,
+                                           a.tpa * sp.capex_usd_per_tpa, a.floor,
+                                           inv.separation_heavy_share if a.heavy_share is None else a.heavy_share,
+                                           a.samarium_tpa, announced=True)
+        # utilisation at which suppliers normally run: capacity beyond it is spare for new offtakes
+        demand_on = np.bincount(net.sup_flat, net.rate(), minlength=net.n * M)
+        cap = net.cap_f
+        self.base_util = np.divide(demand_on, cap, out=np.ones_like(cap), where=cap > 0)
+        self.ex_cn_ndfeb_demand = float(net.end_need[x & (net.kind >= Kind.PLANT), NDFEB].sum())
+        self.caps = (0.0, 0.0, 0.0)
+        self.n_operating = self.n_developing = 0
+
+    def _stage_nodes(self, stage: str, region: str, where: str) -> np.ndarray:
+        """The supply-network nodes a stage's capacity in ``region`` goes to (pooled stages: none)."""
+        r = REGIONS.index(region)
+        net = self.net
+        if stage == "magnets":
+            nodes = self.x_ndfeb[net.region[self.x_ndfeb] == r]
+        elif stage == "separation":
+            nodes = self.x_seps[net.region[self.x_seps] == r]
+        else:
+            return np.zeros(0, dtype=np.int64)
+        if nodes.size == 0:
+            have = sorted({REGIONS[i] for i in net.region[self.x_ndfeb if stage == "magnets" else self.x_seps]})
+            raise ConfigError(f"{where}: no non-Chinese {stage} plant can be built in {region}; "
+                              f"allowed: {', '.join(have)}")
+        return nodes
+
+    def month(self, day: int) -> None:
+        """Investment, the chain's capacities, offtakes moving orders, China's price response and the
+        suppliers' non-Chinese content."""
+        model, net, prog, inv = self.model, self.net, self.programme, self.cfg.investment
+        market, sourcing = model.market, model.sourcing
+        prog.start_projects(day)
+        prog.monthly(day, market.price_ex_cn_ndfeb)
+        add = prog.capacity_by(day)
+        cap = self.base_cap.copy()
+
+        def by(key: str) -> float:
+            return sum(v for (k, _), v in add.items() if k == key)
+
+        for (key, reg), v in add.items():
+            if key == "magnets":
+                nodes = self._stage_nodes("magnets", reg, "")
+                w = self.base_cap[nodes, NDFEB]
+                w = w / w.sum() if w.sum() > 0 else np.full(nodes.size, 1 / nodes.size)
+                cap[nodes, NDFEB] += v / 365 * w
+            elif key.startswith("separation_"):
+                node = self._stage_nodes("separation", reg, "")[0]
+                cap[node, _SEPARATION_MATERIAL[key]] += v / 365
+        feed = self.base_feed + by("mining") + by("recycling")
+        sep_total = float(cap[self.x_seps][:, [NDPR, DYTB]].sum() * 365)
+        if sep_total > feed > 0:
+            cap[np.ix_(self.x_seps, [NDPR, DYTB])] *= feed / sep_total
+        metal = self.base_metal + by("metal")
+        mag_total = float(cap[self.x_ndfeb, NDFEB].sum() * 365)
+        if mag_total > metal > 0:
+            cap[self.x_ndfeb, NDFEB] *= metal / mag_total
+        net.cap[:] = cap
+        model.producers.refresh_capacity(net)
+        sourcing.refresh(net)
+        self.caps = (cap[self.x_ndfeb, NDFEB].sum() * 365, cap[self.x_seps, NDPR].sum() * 365,
+                     cap[self.x_seps, DYTB].sum() * 365)
+        prog.learn({"magnets": by("magnets") / 12, "separation": (by("separation_ndpr") + by("separation_dytb")) / 12,
+                    "metal": by("metal") / 12, "mining": by("mining") / 12})
+        # floors: the programme pays the gap between the floor and the market on floor projects' output
+        floor_t = sum(p.tpa * p.ramp(day, inv.stages["magnets"].ramp_years * 365) for p in prog.projects
+                      if p.floor and p.stage == "magnets" and p.status == "operating") / 12
+        prog.floor_payments += floor_t * 1000 * max(0.0, inv.floor_ndfeb_usd_kg - market.price_ex_cn_ndfeb)
+        # offtakes: new capacity beyond suppliers' normal operating point finds buyers
+        demand_on = np.bincount(net.sup_flat, net.rate(), minlength=net.n * M)
+        spare = np.maximum(net.cap_f * np.minimum(self.base_util, 1.0) - demand_on, 0.0)
+        spare[(net.region == CN).repeat(M)] = 0.0
+        sourcing.derisk(net, spare, self.cfg.sourcing.derisk_share_per_month)
+        # China's price response to non-Chinese capacity, and non-Chinese content of each supplier
+        counts = prog.counts()
+        self.n_operating = counts.get(OPERATING, 0)
+        self.n_developing = counts.get(DEVELOPING, 0) + counts.get(STAFFING, 0)
+        added = by("magnets") / 365 / max(self.ex_cn_ndfeb_demand, 1e-9)
+        market.set_cn_discount(inv.cn_price_response * min(1.0, added))
+        sourcing.update_content()
+        self.start_record()
+
+    def start_record(self) -> None:
+        """Write the programme's figures into the record row (at the start and after each month)."""
+        prog = self.programme
+        self.row[self.at:self.at + 10] = (prog.spent + prog.training_spent, prog.committed, prog.floor_payments,
+                                          prog.announced_spent, *self.caps, prog.workforce, self.n_operating,
+                                          self.n_developing)

@@ -1,7 +1,28 @@
-"""China's export licensing: MOFCOM offices (central and provincial) and the interagency review.
+"""China's export licensing: what needs a licence, MOFCOM's offices and the interagency review.
 
-An application is filed by a Chinese exporter for one supply relationship (exporter → foreign end user,
-one material) and carries its end-user class, destination and tonnage. It goes through:
+Interface (what the model uses)
+-------------------------------
+``Licensing(model, cfg)`` with ``cfg`` the ``licensing.cn`` config section; create it after the network.
+Creates one :class:`MofcomOffice` Mesa agent per office (central + ``provincial_offices``), held in the
+AgentSet ``offices``.
+``decide(day, working)``
+    Phase 2 of the day: on Chinese working days offices onboard trainees and hire, and the review works
+    its queue (document checks, reviewer work, decisions); every day, licences past their expiry lapse.
+``file_applications(day, working)``
+    Phase 5 (after orders): exporters file for licensed relationships that need volume.
+Policy methods (used by :mod:`.government`): ``set_controls(items, on)``, ``refresh_controls()``,
+``set_stance(**terms)``, ``fast_track(destinations, end_use, review_working_days, validity_days)``,
+``hire(n)``.
+``COLUMNS``
+    Applications submitted / approved / denied / returned (cumulative), pending, reviewers (written when
+    they change).
+``counts``, ``first_approval`` (day by destination × end use), ``first_control_day``, ``pending``: for the
+summary.
+
+Mechanism
+---------
+An application is filed by a Chinese exporter for one supply relationship (exporter → foreign buyer, one
+material) and carries its end-user class, destination and tonnage. It goes through:
 
 1. a document check ``doc_check_working_days`` after filing: incomplete files are returned (and the
    exporter resubmits a new application after ``resubmit_days``);
@@ -12,17 +33,24 @@ one material) and carries its end-user class, destination and tonnage. It goes t
 3. a decision with approval odds by end-user class, destination and the current stance. An approved
    licence carries a volume and a validity; a refused military end user is not applied for again.
 
-Offices hire when the backlog per reviewer is high; new reviewers work after ``training_days``.
+Exporters file when a licensed relationship has open orders and its licensed volume left is below
+``renew_cover_days`` of its rate (or the licence has expired), once their documents are ready (a first
+filing waits ``prep_days_min``..``prep_days_max`` days after the control). Offices hire when the backlog
+per reviewer is high; new reviewers work after ``training_days``.
 Identity that always holds: submitted = approved + denied + pending + returned (returned files are
 withdrawn; their resubmission is a new application).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import mesa
 import numpy as np
+from mesa.agentset import AgentSet
+
+from rareshock.model.codes import CN, CONTROLLABLE, REGIONS, EndUse, Kind
+from rareshock.model.numerics import kernel
 
 DOC_CHECK, REVIEW, CLOSED = 0, 1, 2
 
@@ -42,7 +70,7 @@ class Stance:
 
 
 @dataclass
-class QueueCounts:
+class Counts:
     submitted: int = 0
     approved: int = 0
     denied: int = 0
@@ -53,36 +81,191 @@ class QueueCounts:
     first_submission_day: int | None = None
 
 
-_FIELDS = ("edge", "submit_wd", "doc_wd", "due_wd", "effort", "stage", "military", "dest", "tonnage", "validity")
+_INT = ("edge", "submit_wd", "doc_wd", "due_wd", "dest", "validity")
+_FLOAT = ("effort", "tonnage")
 
 
-@dataclass
 class LicenceQueue:
-    """Open applications as parallel arrays, in filing order."""
+    """Open applications in filing order: the first ``n`` columns of an integer table (edge, filing,
+    document-check and statutory due working days, destination, validity), a float table (reviewer
+    effort left, tonnage), and the military flag and stage of each."""
 
-    edge: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
-    submit_wd: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
-    doc_wd: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
-    due_wd: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
-    effort: np.ndarray = field(default_factory=lambda: np.zeros(0))
-    stage: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int8))
-    military: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))
-    dest: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
-    tonnage: np.ndarray = field(default_factory=lambda: np.zeros(0))
-    validity: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
-    counts: QueueCounts = field(default_factory=QueueCounts)
+    def __init__(self, capacity: int = 256):
+        self.n = 0
+        self.ints = np.zeros((len(_INT), capacity), np.int64)
+        self.floats = np.zeros((len(_FLOAT), capacity))
+        self.military = np.zeros(capacity, bool)
+        self.stage = np.zeros(capacity, np.int8)
+        self._views()
 
-    @property
-    def pending(self) -> int:
-        return int(self.edge.size)
+    def _views(self) -> None:
+        """Name each row of the tables (``edge``, ``submit_wd``, ..., ``tonnage``)."""
+        for i, name in enumerate(_INT):
+            setattr(self, name, self.ints[i])
+        for i, name in enumerate(_FLOAT):
+            setattr(self, name, self.floats[i])
 
-    def append(self, **cols: np.ndarray) -> None:
-        for name in _FIELDS:
-            setattr(self, name, np.concatenate([getattr(self, name), cols[name]]))
+    def reserve(self, size: int) -> None:
+        """Room for at least ``size`` open applications (the arrays double as needed)."""
+        cap = self.stage.size
+        if size > cap:
+            new = max(size, 2 * cap)
+            self.ints = np.concatenate([self.ints, np.zeros((len(_INT), new - cap), np.int64)], axis=1)
+            self.floats = np.concatenate([self.floats, np.zeros((len(_FLOAT), new - cap))], axis=1)
+            self.military = np.concatenate([self.military, np.zeros(new - cap, bool)])
+            self.stage = np.concatenate([self.stage, np.zeros(new - cap, np.int8)])
+            self._views()
 
-    def drop(self, keep: np.ndarray) -> None:
-        for name in _FIELDS:
-            setattr(self, name, getattr(self, name)[keep])
+
+# --------------------------------------------------------------------------------------------------
+# Kernels
+# --------------------------------------------------------------------------------------------------
+@kernel
+def _due_checks(n, stage, doc_wd, wd, out):
+    """Applications whose document check is due today (indices into ``out``); returns how many."""
+    k = 0
+    for i in range(n):
+        if stage[i] == DOC_CHECK and doc_wd[i] <= wd:
+            out[k] = i
+            k += 1
+    return k
+
+
+@kernel
+def _work(n, stage, effort, due_wd, wd, budget, out):
+    """Reviewer work in filing order from today's pooled capacity ``budget``, then the applications
+    ready for a decision (work done, statutory clock run); returns how many are in ``out``."""
+    if budget > 0.0:
+        done = 0.0
+        for i in range(n):
+            if stage[i] != REVIEW or not effort[i] > 0.0:
+                continue
+            if done + effort[i] <= budget:
+                done += effort[i]
+                effort[i] = 0.0
+            else:
+                effort[i] -= budget - done
+                break
+    k = 0
+    for i in range(n):
+        if stage[i] == REVIEW and effort[i] <= 0.0 and due_wd[i] <= wd:
+            out[k] = i
+            k += 1
+    return k
+
+
+@kernel
+def _compact(n, stage, cols_i, cols_f, military):
+    """Drop closed applications, keeping filing order; returns the new count."""
+    j = 0
+    for i in range(n):
+        if stage[i] != CLOSED:
+            if j != i:
+                for c in range(cols_i.shape[0]):
+                    cols_i[c, j] = cols_i[c, i]
+                for c in range(cols_f.shape[0]):
+                    cols_f[c, j] = cols_f[c, i]
+                military[j] = military[i]
+                stage[j] = stage[i]
+            j += 1
+    return j
+
+
+@kernel
+def _expire(licence_exp, licence_left, day):
+    """Licences past their expiry lapse; returns the next day on which one can (a large number if none)."""
+    nxt = 1 << 62
+    for e in range(licence_exp.shape[0]):
+        if licence_left[e] > 0.0:
+            if licence_exp[e] < day:
+                licence_left[e] = 0.0
+            elif licence_exp[e] < nxt:
+                nxt = licence_exp[e]
+    return nxt
+
+
+@kernel
+def _file(controlled, app_open, blocked, ready_day, licence_left, licence_exp, backlog, rate, renew_cover_days, day,
+          wd, n, ints, floats, military, stage, fast, fast_review_wd, fast_validity, statutory_wd, volume_days,
+          validity_days, doc_check_wd, effort, buy_military, dest):
+    """Exporters file for licensed relationships with open orders and too little licensed volume left
+    (or an expired licence), once their documents are ready: appended to the queue (columns as in
+    ``_INT``/``_FLOAT``). Returns the new number of open applications."""
+    for e in range(controlled.shape[0]):
+        if (controlled[e] and not app_open[e] and not blocked[e] and ready_day[e] <= day and backlog[e] > 0.0
+                and (licence_left[e] < rate[e] * renew_cover_days or licence_exp[e] < day)):
+            f = fast[e]
+            ints[0, n] = e
+            ints[1, n] = wd
+            ints[2, n] = wd + doc_check_wd
+            ints[3, n] = wd + (fast_review_wd[e] if f else statutory_wd)
+            ints[4, n] = dest[e]
+            ints[5, n] = fast_validity[e] if f else validity_days
+            floats[0, n] = effort
+            floats[1, n] = backlog[e] + rate[e] * (float(fast_validity[e]) if f else volume_days)
+            military[n] = buy_military[e]
+            stage[n] = DOC_CHECK
+            app_open[e] = True
+            n += 1
+    return n
+
+
+@kernel
+def _returns(idx, k, u, p_incomplete, stage, edge, app_open, ready_day, ready):
+    """Document checks of ``idx[:k]`` with uniforms ``u``: incomplete files go back (returns how many)."""
+    returned = 0
+    for j in range(k):
+        i = idx[j]
+        stage[i] = REVIEW
+        if u[j] < p_incomplete:
+            e = edge[i]
+            app_open[e] = False
+            ready_day[e] = ready
+            stage[i] = CLOSED
+            returned += 1
+    return returned
+
+
+@kernel
+def _decisions(idx, k, u, day, wd, p_civil, p_military, destination_factor, stage, edge, military, dest, validity,
+               tonnage, submit_wd, licence_left, licence_exp, app_open, blocked, ready_day, reapply_days, end_use,
+               buy, first_approval, tally):
+    """Decide ``idx[:k]`` with uniforms ``u``. ``tally`` gets (approved, approved military, denied, sum of
+    waits in working days, earliest new expiry)."""
+    approved = approved_mil = denied = wait = 0
+    nxt = 1 << 62
+    for j in range(k):
+        i = idx[j]
+        e = edge[i]
+        mil = military[i]
+        p = p_military if mil else p_civil * destination_factor[dest[i]]
+        if u[j] < p:
+            # volume adds up; remaining volume of an older licence keeps the later of the two expiries
+            old = licence_exp[e] if licence_left[e] > 0 else -1
+            exp = max(old, day + validity[i])
+            licence_exp[e] = exp
+            licence_left[e] += tonnage[i]
+            nxt = min(nxt, exp)
+            approved += 1
+            if mil:
+                approved_mil += 1
+            use = end_use[buy[e]]
+            if first_approval[dest[i], use] < 0:
+                first_approval[dest[i], use] = day
+        else:
+            denied += 1
+            if mil:
+                blocked[e] = True            # exporters stop filing for refused military users
+            else:
+                ready_day[e] = day + reapply_days
+        app_open[e] = False
+        wait += wd - submit_wd[i]
+        stage[i] = CLOSED
+    tally[0] = approved
+    tally[1] = approved_mil
+    tally[2] = denied
+    tally[3] = wait
+    tally[4] = nxt
 
 
 class MofcomOffice(mesa.Agent):
@@ -98,134 +281,218 @@ class MofcomOffice(mesa.Agent):
         if n > 0:
             self.trainees.append((day + training_days, n))
 
-    def onboard(self, day: int) -> None:
+    def onboard(self, day: int) -> int:
+        """Trainees whose training is over start reviewing; returns how many."""
         if self.trainees and self.trainees[0][0] <= day:
             ready = [t for t in self.trainees if t[0] <= day]
             self.trainees = [t for t in self.trainees if t[0] > day]
-            self.reviewers += sum(n for _, n in ready)
+            n = sum(n for _, n in ready)
+            self.reviewers += n
+            return n
+        return 0
 
     @property
     def in_training(self) -> int:
         return sum(n for _, n in self.trainees)
 
 
-class InteragencyReview(mesa.Agent):
-    """The National Export Control Coordination Mechanism: reviews and decides applications."""
+class Licensing:
+    """The licensing regime: controls in force, the offices, the review and its queue."""
 
-    def __init__(self, model: mesa.Model, params, stance: Stance, n_edges: int):
-        super().__init__(model)
-        self.p = params
-        self.stance = stance
+    COLUMNS = ("cn_licences_submitted_cum", "cn_licences_approved_cum", "cn_licences_denied_cum",
+               "cn_licences_returned_cum", "cn_licences_pending", "cn_reviewers")
+    INTEGER_COLUMNS = COLUMNS
+
+    def __init__(self, model, cfg):
+        self.model = model
+        self.p = cfg
+        net = model.net
+        self.net = net
+        n_off = 1 + cfg.provincial_offices
+        base = cfg.reviewers // n_off
+        offices = [MofcomOffice(model, "central", cfg.reviewers - base * cfg.provincial_offices)]
+        offices += [MofcomOffice(model, "provincial", base) for _ in range(cfg.provincial_offices)]
+        self.offices = AgentSet(offices, random=model.random)
+        self._office_list = offices
+        self.stance = Stance(cfg.p_approve_civil, cfg.p_approve_military, cfg.p_incomplete,
+                             cfg.statutory_working_days, cfg.customs_days, cfg.licence_volume_days,
+                             cfg.validity_days, np.array([cfg.destination_factor.get(r, 1.0) for r in REGIONS]))
+        self.controls = np.zeros(len(CONTROLLABLE), dtype=bool)   # items that need a licence now
+        self.first_control_day: int | None = None
         self.queue = LicenceQueue()
-        # fast-track terms per supply relationship (June 2025 temporary licences and the like)
-        self.fast = np.zeros(n_edges, dtype=bool)
-        self.fast_review_wd = np.zeros(n_edges, dtype=np.int64)
-        self.fast_validity = np.zeros(n_edges, dtype=np.int64)
-        self.hired = 0.0   # fractional hires carried between working days
-        self.first_approval = np.full((6, 4), -1, dtype=np.int64)   # day, by destination and end use
+        self.counts = Counts()
+        e = net.e
+        # per relationship: the exporter's side of licensing
+        self.app_open = np.zeros(e, dtype=bool)      # an application is in the queue
+        self.blocked = np.zeros(e, dtype=bool)       # the exporter has stopped applying (military refusal)
+        self.ready_day = np.zeros(e, dtype=np.int64)  # earliest day the exporter can (re)apply
+        # fast-track terms per relationship (June 2025 temporary licences and the like)
+        self.fast = np.zeros(e, dtype=bool)
+        self.fast_review_wd = np.zeros(e, dtype=np.int64)
+        self.fast_validity = np.zeros(e, dtype=np.int64)
+        self.hired = 0.0            # fractional hires carried between working days
+        self.first_approval = np.full((len(REGIONS), len(EndUse)), -1, dtype=np.int64)
+        self.wd = 0                 # working days so far (the statutory clock)
+        self.next_expiry = 1 << 62
+        self._idx = np.zeros(e, dtype=np.int64)
+        self._tally = np.zeros(5, dtype=np.int64)
+        self._buy_military = net.military[net.buy]
+        self.reviewers = sum(o.reviewers for o in offices)     # reviewing now, all offices
+        self.in_training = 0                                    # hired, in training, all offices
+        self.foreign_rule = CONTROLLABLE.index("foreign_magnets_cn_content")
 
-    # ----------------------------------------------------------------- exporters file applications
-    def file_applications(self, net, rate: np.ndarray, day: int, wd: int, rng: np.random.Generator) -> None:
-        """Chinese exporters file for every licensed relationship that has open orders and too little
-        licensed volume left, once their documents are ready."""
-        p = self.p
-        low = (net.licence_left < rate * p.renew_cover_days) | (net.licence_exp < day)
-        want = net.controlled & ~net.app_open & ~net.blocked & (net.ready_day <= day) & low & (net.backlog > 0)
-        idx = np.flatnonzero(want)
-        if idx.size == 0:
-            return
-        st = self.stance
-        mil = net.military[net.buy[idx]]
-        fast = self.fast[idx]
-        clock = np.where(fast, self.fast_review_wd[idx], st.statutory_working_days)
-        self.queue.append(
-            edge=idx, submit_wd=np.full(idx.size, wd), doc_wd=np.full(idx.size, wd + p.doc_check_working_days),
-            due_wd=wd + clock,
-            effort=np.full(idx.size, float(p.effort_reviewer_days)), stage=np.zeros(idx.size, np.int8),
-            military=mil, dest=net.dest[idx],
-            tonnage=net.backlog[idx] + rate[idx] * np.where(fast, self.fast_validity[idx], st.licence_volume_days),
-            validity=np.where(fast, self.fast_validity[idx], st.validity_days),
-        )
-        net.app_open[idx] = True
-        c = self.queue.counts
-        c.submitted += int(idx.size)
-        if c.first_submission_day is None:
-            c.first_submission_day = day
+    @property
+    def pending(self) -> int:
+        return self.queue.n
 
-    # ----------------------------------------------------------------- one working day of review
-    def review(self, net, offices: list[MofcomOffice], day: int, wd: int, rng: np.random.Generator) -> None:
-        q, p, st, c = self.queue, self.p, self.stance, self.queue.counts
-        if q.pending == 0:
-            return
-        # 1. document check: incomplete files go back to the exporter
-        stage = q.stage
-        check = np.flatnonzero((stage == DOC_CHECK) & (q.doc_wd <= wd))
-        closed = False
-        if check.size:
-            bad = rng.random(check.size) < st.p_incomplete
-            ret = check[bad]
-            stage[check] = REVIEW
-            if ret.size:
-                e = q.edge[ret]
-                net.app_open[e] = False
-                net.ready_day[e] = day + p.resubmit_days
-                c.returned += int(ret.size)
-                stage[ret] = CLOSED
-                closed = True
-        # 2. reviewer work, first filed first served, from the offices' pooled capacity
-        in_review = stage == REVIEW
-        rev = np.flatnonzero(in_review & (q.effort > 0))
-        budget = float(sum(o.reviewers for o in offices))
-        if rev.size and budget > 0:
-            cs = np.cumsum(q.effort[rev])
-            k = int(np.searchsorted(cs, budget, side="right"))      # applications finished today
-            q.effort[rev[:k]] = 0.0
-            if k < rev.size:
-                q.effort[rev[k]] -= budget - (cs[k - 1] if k else 0.0)
-        # 3. decisions once the work is done and the consultation clock has run
-        dec = np.flatnonzero(in_review & (q.effort <= 0) & (q.due_wd <= wd))
-        if dec.size:
-            mil = q.military[dec]
-            p_ok = np.where(mil, st.p_approve_military, st.p_approve_civil * st.destination_factor[q.dest[dec]])
-            ok = rng.random(dec.size) < p_ok
-            edges = q.edge[dec]
-            e_ok, e_no = edges[ok], edges[~ok]
-            # volume adds up; remaining volume of an older licence keeps the later of the two expiries
-            net.licence_exp[e_ok] = np.maximum(np.where(net.licence_left[e_ok] > 0, net.licence_exp[e_ok], -1),
-                                               day + q.validity[dec[ok]])
-            net.licence_left[e_ok] += q.tonnage[dec[ok]]
-            net.app_open[edges] = False
-            mil_no = mil[~ok]
-            net.blocked[e_no[mil_no]] = True            # exporters stop filing for refused military users
-            net.ready_day[e_no[~mil_no]] = day + p.reapply_days
-            n_ok = int(ok.sum())
-            c.approved += n_ok
-            c.approved_military += int(mil[ok].sum())
-            c.denied += int(dec.size - n_ok)
-            c.wait_sum_wd += float(wd * dec.size - q.submit_wd[dec].sum())
-            if n_ok:
-                if c.first_approval_day is None:
-                    c.first_approval_day = day
-                d, u = net.dest[e_ok], net.end_use[net.buy[e_ok]]
-                new = self.first_approval[d, u] < 0
-                self.first_approval[d[new], u[new]] = day
-            stage[dec] = CLOSED
-            closed = True
-        if closed:
-            q.drop(stage != CLOSED)
+    # ================================================================== policy (used by governments)
+    def set_controls(self, items, on: bool) -> None:
+        for item in items:
+            self.controls[CONTROLLABLE.index(item)] = on
+        if on and self.first_control_day is None:
+            self.first_control_day = self.model.day
+        self.refresh_controls()
 
-    # ----------------------------------------------------------------- staffing
-    def staff(self, offices: list[MofcomOffice], day: int) -> None:
+    def refresh_controls(self) -> None:
+        """Recompute which relationships need a Chinese licence and the customs friction on them."""
+        net, p, model = self.net, self.p, self.model
+        was = net.controlled
+        controlled = net.cn_export & self.controls[net.item]
+        if self.controls[self.foreign_rule]:
+            # foreign-made magnets with Chinese material need a Chinese licence to cross a border
+            x_maker = (net.region[net.sup] != CN) & (net.kind[net.sup] == Kind.MAKER)
+            cross = net.region[net.sup] != net.region[net.buy]
+            controlled |= x_maker & cross & (model.sourcing.non_cn_frac[net.sup] < 1.0)
+        net.set_controlled(controlled)
+        new = net.controlled & ~was
+        if new.any():   # exporters need time to assemble the documents for a first application
+            self.ready_day[new] = model.day + model.rng.integers(
+                p.prep_days_min, max(p.prep_days_min, p.prep_days_max) + 1, int(new.sum()))
+        net.extra_lead = np.where(net.controlled, self.stance.customs_days, 0)
+
+    def controlled_items(self) -> list[str]:
+        return [c for c, on in zip(CONTROLLABLE, self.controls) if on]
+
+    def set_stance(self, destination_factor: dict | None = None, **terms) -> None:
+        for name, v in terms.items():
+            if v is not None:
+                setattr(self.stance, name, v)
+        if destination_factor:
+            for r, v in destination_factor.items():
+                self.stance.destination_factor[REGIONS.index(r)] = v
+        self.refresh_controls()
+
+    def fast_track(self, destinations: list[str], end_use: str, review_working_days: int, validity_days: int) -> None:
+        """Temporary licences for suppliers of named end-user groups: a shorter clock and a validity of
+        their own for these relationships, applied to applications already in the queue too."""
+        net = self.net
+        dests = np.isin(net.dest, [REGIONS.index(r) for r in destinations])
+        use = net.end_use[net.buy]
+        civil = ~net.military[net.buy]
+        group = {"auto": use == EndUse.AUTO, "industrial": use == EndUse.INDUSTRIAL, "all_civil": civil}[end_use]
+        group &= civil
+        sel = dests & group & net.cn_export
+        self.fast[sel] = True
+        self.fast_review_wd[sel] = review_working_days
+        self.fast_validity[sel] = validity_days
+        q, n = self.queue, self.queue.n
+        hit = np.flatnonzero(sel[q.edge[:n]])
+        q.due_wd[hit] = np.minimum(q.due_wd[hit], q.submit_wd[hit] + review_working_days)
+        q.validity[hit] = validity_days
+        e = q.edge[hit]
+        q.tonnage[hit] = np.maximum(q.tonnage[hit], net.backlog[e] + net.rate()[e] * validity_days)
+
+    def hire(self, n: int) -> None:
+        target = [o for o in self._office_list if o.level == "provincial"] or self._office_list
+        target[0].hire(self.model.day, n, self.p.training_days)
+        self.in_training += n
+
+    # ================================================================== phase 2: decisions
+    def decide(self, day: int, working: bool) -> None:
+        if working:
+            self.wd += 1
+            self._staff(day)
+            if self.queue.n:
+                self._review(day, self.wd)
+            self.start_record()
+        if day > self.next_expiry:
+            self.next_expiry = _expire(self.net.licence_exp, self.net.licence_left, day)
+
+    def _staff(self, day: int) -> None:
         """Hire into the provincial offices (or the centre if there are none) while the backlog per
         reviewer is above the threshold; new hires review after their training."""
-        p = self.p
-        for o in offices:
-            o.onboard(day)
-        staff = sum(o.reviewers + o.in_training for o in offices)
-        if self.queue.pending > p.hire_backlog_per_reviewer * staff and staff < p.max_reviewers:
+        p, offices = self.p, self._office_list
+        if self.in_training:
+            started = sum(o.onboard(day) for o in offices)
+            self.reviewers += started
+            self.in_training -= started
+        staff = self.reviewers + self.in_training
+        if self.queue.n > p.hire_backlog_per_reviewer * staff and staff < p.max_reviewers:
             self.hired += p.hire_per_month * 12 / 250   # per working day
             n = min(int(self.hired), p.max_reviewers - staff)
             if n > 0:
                 self.hired -= n
                 target = [o for o in offices if o.level == "provincial"] or offices
                 target[day % len(target)].hire(day, n, p.training_days)
+                self.in_training += n
+
+    def _review(self, day: int, wd: int) -> None:
+        q, p, st, c, net, rng = self.queue, self.p, self.stance, self.counts, self.net, self.model.rng
+        n = q.n
+        idx = self._idx        # at most one open application per relationship, so n <= edges
+        closed = False
+        # 1. document check: incomplete files go back to the exporter
+        k = _due_checks(n, q.stage, q.doc_wd, wd, idx)
+        if k:
+            returned = _returns(idx, k, rng.random(k), st.p_incomplete, q.stage, q.edge, self.app_open,
+                                self.ready_day, day + p.resubmit_days)
+            c.returned += returned
+            closed = returned > 0
+        # 2. reviewer work, first filed first served; 3. decisions once work and clock are done
+        k = _work(n, q.stage, q.effort, q.due_wd, wd, float(self.reviewers), idx)
+        if k:
+            t = self._tally
+            _decisions(idx, k, rng.random(k), day, wd, st.p_approve_civil, st.p_approve_military,
+                       st.destination_factor, q.stage, q.edge, q.military, q.dest, q.validity, q.tonnage, q.submit_wd,
+                       net.licence_left, net.licence_exp, self.app_open, self.blocked, self.ready_day, p.reapply_days,
+                       net.end_use, net.buy, self.first_approval, t)
+            c.approved += int(t[0])
+            c.approved_military += int(t[1])
+            c.denied += int(t[2])
+            c.wait_sum_wd += float(t[3])
+            if t[0]:
+                self.next_expiry = min(self.next_expiry, int(t[4]))
+                if c.first_approval_day is None:
+                    c.first_approval_day = day
+            closed = True
+        if closed:
+            q.n = _compact(n, q.stage, q.ints, q.floats, q.military)
+
+    # ================================================================== phase 5: applications
+    def file_applications(self, day: int, working: bool) -> None:
+        """Chinese exporters file for every licensed relationship that has open orders and too little
+        licensed volume left, once their documents are ready (working days)."""
+        if not working or not self.net.any_controlled:
+            return
+        net, p, st, q = self.net, self.p, self.stance, self.queue
+        q.reserve(q.n + net.e)
+        n = _file(net.controlled, self.app_open, self.blocked, self.ready_day, net.licence_left, net.licence_exp,
+                  net.backlog, net.order_rate, p.renew_cover_days, day, self.wd, q.n, q.ints, q.floats, q.military,
+                  q.stage, self.fast, self.fast_review_wd, self.fast_validity, st.statutory_working_days,
+                  st.licence_volume_days, st.validity_days, p.doc_check_working_days, float(p.effort_reviewer_days),
+                  self._buy_military, net.dest)
+        k = n - q.n
+        if k == 0:
+            return
+        q.n = n
+        c = self.counts
+        c.submitted += k
+        if c.first_submission_day is None:
+            c.first_submission_day = day
+        self.start_record()
+
+    # ================================================================== record
+    def start_record(self) -> None:
+        """Write the counts into the record row (at the start, and whenever they change)."""
+        c = self.counts
+        self.row[self.at:self.at + 6] = (c.submitted, c.approved, c.denied, c.returned, self.queue.n, self.reviewers)

@@ -40,3 +40,20 @@ def working_day_index(start: dt.date, n_days: int) -> tuple[np.ndarray, np.ndarr
         hol |= cn_holidays(y)
     working = np.array([d.weekday() < 5 and d not in hol for d in dates], dtype=bool)
     return working, np.cumsum(working)
+
+
+class Calendar:
+    """The run's days: dates, China's working days (and the working-day clock), first days of months."""
+
+    def __init__(self, start: dt.date, end: dt.date):
+        self.start = start
+        self.n_days = (end - start).days + 1
+        self.working, self.wd_clock = working_day_index(start, self.n_days)
+        self.working = self.working.tolist()          # plain bools: read once per day
+        days = np.array([(start + dt.timedelta(days=i)).day for i in range(self.n_days)])
+        month_start = days == 1
+        month_start[0] = True
+        self.month_start = month_start.tolist()
+
+    def date(self, day: int) -> dt.date:
+        return self.start + dt.timedelta(days=day)

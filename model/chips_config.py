@@ -87,7 +87,7 @@ class ChipBuyerConfig(Strict):
     entity_presumption_of_denial_start: bool = True
 
     @model_validator(mode="after")
-    def _ceiling(self) -> "ChipBuyerConfig":
+    def _ceiling(self) -> ChipBuyerConfig:
         if self.localisation_ceiling < self.localisation_start:
             raise ValueError("localisation_ceiling must not be below localisation_start")
         if self.localisation_start >= 1.0:
@@ -172,7 +172,7 @@ class ChipsConfig(Strict):
     update_days: Annotated[int, Field(ge=1, le=365)] = 30
 
     @model_validator(mode="after")
-    def _buyers_of_firms(self) -> "ChipsConfig":
+    def _buyers_of_firms(self) -> ChipsConfig:
         for name, f in self.firms.items():
             self.buyer_of(name, f)
         return self
@@ -267,7 +267,7 @@ class UsBisStance(_ChipEvent):
     reviewers: Reviewers | None = None
 
     @model_validator(mode="after")
-    def _something(self) -> "UsBisStance":
+    def _something(self) -> UsBisStance:
         if self.p_approve is None and self.p_approve_presumption_of_denial is None and self.reviewers is None:
             raise ValueError("set at least one of p_approve, p_approve_presumption_of_denial, reviewers")
         return self

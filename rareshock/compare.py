@@ -104,7 +104,7 @@ def _run(path: str, seed: int) -> tuple[dict, pd.DataFrame]:
 
     model = run_model(load_scenario(path), seed)
     summary = summarise(model)
-    info = {"us_vehicles_per_day": float(model.vpd_by_region[REGIONS.index("US")])}
+    info = {"us_vehicles_per_day": float(model.plants.vpd_by_region[REGIONS.index("US")])}
     return summary, yearly(timeseries(model), info)
 
 

@@ -115,7 +115,7 @@ class Comparison:
                               f"(relative difference {rel.flat[j]:.1e})")
 
     def frame(self, name: str, ref: pd.DataFrame, new: pd.DataFrame) -> None:
-        if list(ref.columns) != list(new.columns):
+        if set(ref.columns) != set(new.columns):     # columns are compared by name, in any order
             self.diffs.append(f"{name}: columns differ: {sorted(set(ref.columns) ^ set(new.columns))[:5]}")
             return
         if len(ref) != len(new):

@@ -8,8 +8,10 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from rareshock.model.config import REGIONS, ScenarioConfig
-from rareshock.model.model import COL, COLUMNS, PLANT_REGIONS, RareShockModel
+from rareshock.agents.automaker import PLANT_REGIONS
+from rareshock.model.codes import REGIONS, EndUse
+from rareshock.model.config import ScenarioConfig
+from rareshock.model.model import RareShockModel
 
 
 @dataclass
@@ -30,12 +32,7 @@ def run_model(cfg: ScenarioConfig, seed: int | None = None) -> RareShockModel:
 
 
 def timeseries(model: RareShockModel) -> pd.DataFrame:
-    df = pd.DataFrame(model.rec, columns=list(COLUMNS))
-    for c in df.columns:
-        if c.startswith(("auto_plants_idle_", "cn_licences_", "cn_reviewers")):
-            df[c] = df[c].astype(np.int64)
-    df.insert(0, "date", pd.date_range(model.start, periods=model.n_days, freq="D"))
-    return df
+    return model.records.frame(model.start)
 
 
 def _first_day(mask: np.ndarray, origin: int | None) -> int | None:
@@ -72,16 +69,19 @@ def _chip_metrics(model: RareShockModel) -> dict:
 
 def summarise(model: RareShockModel) -> dict:
     """The outcome metrics of one run (names fixed: users and checks rely on them)."""
-    rec, col = model.rec, COL
+    col = model.records.column
     dates = pd.date_range(model.start, periods=model.n_days, freq="D")
-    prog = model.programme
-    origin = model.first_control_day
-    idle = {r: rec[:, col[f"auto_plants_idle_{r.lower()}"]] for r in PLANT_REGIONS}
-    vpd = model.vpd_by_region
-    lost = {r: float(vpd[REGIONS.index(r)] * model.n_days - rec[:, col[f"vehicles_produced_{r.lower()}"]].sum())
+    prog = model.investment.programme
+    lic = model.licensing
+    origin = lic.first_control_day
+    idle = {r: col(f"auto_plants_idle_{r.lower()}") for r in PLANT_REGIONS}
+    vpd = model.plants.vpd_by_region
+    lost = {r: float(vpd[REGIONS.index(r)] * model.n_days - col(f"vehicles_produced_{r.lower()}").sum())
             for r in PLANT_REGIONS}
-    c = model.review.queue.counts
-    us_auto = int(model.review.first_approval[REGIONS.index("US"), 0])
+    c = lic.counts
+    us_auto = int(lic.first_approval[REGIONS.index("US"), EndUse.AUTO])
+    us_need = model.sourcing.us_need
+    diplomacy = model.governments.diplomacy
     half_recovery = None
     if us_auto >= 0:
         after = idle["US"][us_auto:]
@@ -89,7 +89,7 @@ def summarise(model: RareShockModel) -> dict:
         half_recovery = int(hit[0]) if hit.size else None
     decided = c.approved + c.denied
     start = 0 if origin is None else origin
-    def_share = rec[start:, col["defense_output_share"]]
+    def_share = col("defense_output_share")[start:]
     return {
         "scenario": model.cfg.scenario.name,
         "first_control_date": None if origin is None else str(model.start + dt.timedelta(days=origin)),
@@ -99,11 +99,11 @@ def summarise(model: RareShockModel) -> dict:
         "auto_idle_plant_days_by_region": {r: int(idle[r].sum()) for r in PLANT_REGIONS},
         "lost_vehicles_by_region": {r: round(v, 1) for r, v in lost.items()},
         "defense_shortfall_share": float(1.0 - def_share.mean()) if def_share.size else 0.0,
-        "us_defense_shortfall_share": float(1.0 - rec[start:, col["us_defense_output_share"]].mean())
+        "us_defense_shortfall_share": float(1.0 - col("us_defense_output_share")[start:].mean())
         if def_share.size else 0.0,
         "cn_licences": {
             "submitted": c.submitted, "approved": c.approved, "denied": c.denied,
-            "returned": c.returned, "pending_end": model.review.queue.pending,
+            "returned": c.returned, "pending_end": lic.pending,
             "mean_wait_working_days": round(c.wait_sum_wd / decided, 2) if decided else None,
             "approved_military": c.approved_military,
             "first_approval_day": None if c.first_approval_day is None or origin is None
@@ -111,21 +111,21 @@ def summarise(model: RareShockModel) -> dict:
         },
         "first_us_auto_licence_day": None if us_auto < 0 or origin is None else us_auto - origin,
         "us_auto_half_recovery_days": half_recovery,
-        "cn_reviewers_end": int(rec[-1, col["cn_reviewers"]]),
-        "price_dy_oxide_ex_cn_peak_usd_kg": round(float(rec[:, col["price_dy_oxide_ex_cn_usd_kg"]].max()), 2),
-        "price_ndfeb_ex_cn_peak_usd_kg": round(float(rec[:, col["price_ndfeb_ex_cn_usd_kg"]].max()), 2),
+        "cn_reviewers_end": int(col("cn_reviewers")[-1]),
+        "price_dy_oxide_ex_cn_peak_usd_kg": round(float(col("price_dy_oxide_ex_cn_usd_kg").max()), 2),
+        "price_ndfeb_ex_cn_peak_usd_kg": round(float(col("price_ndfeb_ex_cn_usd_kg").max()), 2),
         **_chip_metrics(model),
-        "year_us_defense_magnets_non_cn": _first_year(dates, rec[:, col["us_defense_non_cn_t"]], model.us_defense_need, 0.95),
-        "year_us_auto_magnets_non_cn_50": _first_year(dates, rec[:, col["us_auto_non_cn_t"]], model.us_auto_need, 0.50),
-        "year_us_auto_magnets_non_cn_80": _first_year(dates, rec[:, col["us_auto_non_cn_t"]], model.us_auto_need, 0.80),
+        "year_us_defense_magnets_non_cn": _first_year(dates, col("us_defense_non_cn_t"), us_need["defense"], 0.95),
+        "year_us_auto_magnets_non_cn_50": _first_year(dates, col("us_auto_non_cn_t"), us_need["auto"], 0.50),
+        "year_us_auto_magnets_non_cn_80": _first_year(dates, col("us_auto_non_cn_t"), us_need["auto"], 0.80),
         "investment_spent_usd": float(prog.spent + prog.training_spent),
         "investment_budget_usd": float(prog.budget),
         "announced_projects_spent_usd": float(prog.announced_spent),
         "floor_payments_usd": float(prog.floor_payments),
         "lost_vehicles_us": round(lost["US"], 1),
         "shutdown_episodes_us": _episodes(idle["US"]),
-        "deal_active_end": model.diplomacy.deal is not None,
-        "policy_log": [f"{model.start + dt.timedelta(days=d)}: {what}" for d, what in model.diplomacy.log],
+        "deal_active_end": diplomacy.deal is not None,
+        "policy_log": [f"{model.start + dt.timedelta(days=d)}: {what}" for d, what in diplomacy.log],
 
     }
 

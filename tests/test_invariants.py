@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from rareshock.model.config import load_scenario
-from rareshock.model.model import MAT_NAMES, RareShockModel
+from rareshock.model.codes import MATERIALS
+from rareshock.model.model import RareShockModel
 from tests.conftest import SHOCK
 
 
@@ -30,7 +31,7 @@ def stepped():
     return model, worst, military_licensed
 
 
-@pytest.mark.parametrize("material", MAT_NAMES)
+@pytest.mark.parametrize("material", MATERIALS)
 def test_material_is_conserved_every_day(shock_run, material):
     """produced - consumed = change in stocks + change in transit, for each material, each day."""
     ts = shock_run.timeseries
@@ -71,12 +72,13 @@ def test_licences_add_up_every_day(shock_run):
 def test_plants_idle_only_when_their_buffer_cannot_cover_a_day(stepped):
     model, _, _ = stepped
     fleet, net = model.plants, model.net
-    from rareshock.model.network import NDFEB
+    from rareshock.model.codes import Material
     # after the last step: running plants had a day's magnets; idle plants hold less than the restart level
     idle = fleet.idle
-    stock = net.stock[fleet.nodes, NDFEB]
-    need = net.need[fleet.nodes, NDFEB]
-    assert (stock[idle] < need[idle] * fleet.restart_days + net.need[fleet.nodes, NDFEB][idle] + 1e-9).all()
+    stock = net.stock[fleet.nodes, Material.NDFEB]
+    need = net.need[fleet.nodes, Material.NDFEB]
+    restart = model.cfg.automakers.restart_cover_days
+    assert (stock[idle] < need[idle] * restart + need[idle] + 1e-9).all()
 
 
 def test_records_are_finite(shock_run, baseline_run):

@@ -49,8 +49,8 @@ def test_no_budget_means_no_capacity_beyond_announced_projects():
     model, summary, ts = _run("status_quo", 0, ("scenario.end=2031-12-31",))
     inv = model.cfg.investment
     announced_magnets = sum(a.tpa for a in inv.announced if a.stage == "magnets")
-    base = model.programme.base["magnets"]
-    assert all(p.announced for p in model.programme.projects)
+    base = model.investment.programme.base["magnets"]
+    assert all(p.announced for p in model.investment.programme.projects)
     assert summary["investment_spent_usd"] == 0.0
     assert ts["ex_cn_ndfeb_capacity_tpa"].max() <= base + announced_magnets + 1e-6
 
@@ -59,14 +59,14 @@ def test_capacity_waits_for_lead_times_and_workforce():
     base = ("scenario.end=2030-12-31", "investment.announced_projects=false")
     no_staff = base + ("investment.workforce_start=0", "investment.trained_per_year=0", "investment.training_share=0")
     model, _, ts = _run("decoupling", 0, no_staff)
-    assert model.programme.projects and not any(p.status == "operating" for p in model.programme.projects)
+    assert model.investment.programme.projects and not any(p.status == "operating" for p in model.investment.programme.projects)
     assert ts["ex_cn_ndfeb_capacity_tpa"].iloc[-1] == pytest.approx(ts["ex_cn_ndfeb_capacity_tpa"].iloc[0])
     slow = base + tuple(f"investment.stages.{s}.lead_years=20" for s in
                         ("mining", "separation", "metal", "magnets", "recycling"))
     model, _, ts = _run("decoupling", 0, slow)
-    assert not any(p.status == "operating" for p in model.programme.projects)
+    assert not any(p.status == "operating" for p in model.investment.programme.projects)
     model, _, _ = _run("decoupling", 0, base)
-    for p in model.programme.projects:
+    for p in model.investment.programme.projects:
         if p.status == "operating":
             assert p.online_day >= p.ready_day >= p.start_day + 1      # never before its development time
 
@@ -88,9 +88,9 @@ def test_without_floors_chinas_price_response_delays_or_stops_projects():
             "investment.stages.magnets.unit_cost_usd_kg=90")
     runs = {(r, f): _run("managed_derisking", 0, base + (f"investment.cn_price_response={r}", f"investment.floors={f}"))[0]
             for r in ("0.0", "0.8") for f in ("true", "false")}
-    stalled = lambda m: sum(p.stalled_days for p in m.programme.projects)  # noqa: E731
-    stopped = lambda m: sum(p.status == "cancelled" for p in m.programme.projects)  # noqa: E731
-    operating = lambda m: sum(p.status == "operating" for p in m.programme.projects)  # noqa: E731
+    stalled = lambda m: sum(p.stalled_days for p in m.investment.programme.projects)  # noqa: E731
+    stopped = lambda m: sum(p.status == "cancelled" for p in m.investment.programme.projects)  # noqa: E731
+    operating = lambda m: sum(p.status == "operating" for p in m.investment.programme.projects)  # noqa: E731
     for r in ("0.0", "0.8"):
         assert stalled(runs[(r, "true")]) == 0 and stopped(runs[(r, "true")]) == 0
         assert stalled(runs[(r, "false")]) > 0 and operating(runs[(r, "false")]) < operating(runs[(r, "true")])
@@ -102,7 +102,7 @@ def test_money_never_exceeds_the_budget_and_capacity_is_what_projects_delivered(
     budget = 2.0e9
     model, summary, ts = _run("decoupling", 1, ("scenario.end=2033-12-31", f"investment.budget_usd={budget}",
                                                 "investment.metal_base_headroom=10"))
-    prog = model.programme
+    prog = model.investment.programme
     assert summary["investment_spent_usd"] <= budget + 1e-3
     assert (ts["investment_spent_usd_cum"].diff().dropna() >= -1e-6).all()
     assert prog.spent <= prog.committed + prog.released + 1e-3
