@@ -85,7 +85,7 @@ def assert_same_as_reference(out: Path, reference: tuple[pd.DataFrame, pd.DataFr
 
 def start(sweep_file: Path, out: Path, *extra: str, inject: dict | None = None) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(INJECT), str(ROOT)]),
-           "RARESHOCK_TEST_INJECT": json.dumps({"run_delay": 0.05, **(inject or {})})}
+           "RARESHOCK_TEST_INJECT": json.dumps({"run_delay": 0.08, **(inject or {})})}
     return subprocess.Popen([sys.executable, "-m", "rareshock.cli", "sweep", str(sweep_file), "--workers", "2",
                              "--out", str(out), "--no-progress", *extra], env=env, cwd=ROOT,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)

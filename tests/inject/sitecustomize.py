@@ -8,41 +8,57 @@ main process, its forkserver and every worker. ``RARESHOCK_TEST_INJECT`` (JSON) 
 - ``disk_full_flag``: while this file exists, writing a part file of ``runs.parquet`` or
   ``timeseries.parquet`` fails with ENOSPC, as on a full disk (used where no small tmpfs can be mounted).
 
-It patches the functions the executor imports, so it must run before rareshock is imported.
+The functions are patched just before ``rareshock.sweeps.executor`` is first imported (the executor
+binds them at import), and only in processes that import it.
 """
 
 import json
 import os
+import sys
 
 _SPEC = os.environ.get("RARESHOCK_TEST_INJECT")
-if _SPEC:
+
+
+def _patch() -> None:
     import errno
+    import signal
     import time
 
-    _CFG = json.loads(_SPEC)
-    import rareshock.outputs as _outputs
-    import rareshock.sweeps.spec as _sweep_spec
+    import rareshock.outputs as outputs
+    import rareshock.sweeps.spec as sweep_spec
 
-    if _CFG.get("run_delay") or "kill_run_id" in _CFG:
-        import signal
+    cfg = json.loads(_SPEC)
+    run_one = sweep_spec.run_one
 
-        _run_one = _sweep_spec.run_one
+    def faulty_run_one(base, spec, *args, **kwargs):
+        if spec.run_id == cfg.get("kill_run_id"):
+            os.kill(os.getpid(), signal.SIGKILL)
+        time.sleep(float(cfg.get("run_delay", 0)))
+        return run_one(base, spec, *args, **kwargs)
 
-        def _faulty_run_one(base, spec, *args, **kwargs):
-            if spec.run_id == _CFG.get("kill_run_id"):
-                os.kill(os.getpid(), signal.SIGKILL)
-            time.sleep(float(_CFG.get("run_delay", 0)))
-            return _run_one(base, spec, *args, **kwargs)
+    sweep_spec.run_one = faulty_run_one
+    if cfg.get("disk_full_flag"):
+        write = outputs.atomic_write_bytes
 
-        _sweep_spec.run_one = _faulty_run_one
-
-    if _CFG.get("disk_full_flag"):
-        _write = _outputs.atomic_write_bytes
-
-        def _full_disk_write(path, data):
-            name = os.path.basename(os.fspath(path))
-            if name.startswith("part-") and os.path.exists(_CFG["disk_full_flag"]):
+        def full_disk_write(path, data):
+            if os.path.basename(os.fspath(path)).startswith("part-") and os.path.exists(cfg["disk_full_flag"]):
                 raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), os.fspath(path))
-            return _write(path, data)
+            return write(path, data)
 
-        _outputs.atomic_write_bytes = _full_disk_write
+        outputs.atomic_write_bytes = full_disk_write
+
+
+class _BeforeExecutor:
+    """A meta-path finder that patches once, when rareshock.sweeps.executor is about to be imported."""
+
+    done = False
+
+    def find_spec(self, name, path=None, target=None):
+        if name == "rareshock.sweeps.executor" and not self.done:
+            self.done = True
+            _patch()
+        return None                       # the normal finders import the module
+
+
+if _SPEC:
+    sys.meta_path.insert(0, _BeforeExecutor())
