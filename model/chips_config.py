@@ -28,12 +28,11 @@ Chain of the main numbers:
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
-from rareshock.model.schema import NonNeg, Pos, PosShare, Share, Strict
+from rareshock.model.schema import Date, NonNeg, Pos, PosShare, Share, Strict
 
 Reviewers = Annotated[int, Field(ge=0, le=100_000)]
 
@@ -203,7 +202,7 @@ class ChipsConfig(Strict):
 # Events (US side). Each has kind, date, source, note and typed parameters.
 # --------------------------------------------------------------------------------------------------
 class _ChipEvent(Strict):
-    date: dt.date | None = None      # required for scenario events (checked there); deal terms take the deal's
+    date: Date | None = None         # required for scenario events (checked there); deal terms take the deal's
     source: str = ""
     note: str = ""
 

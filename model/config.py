@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import difflib
 import tomllib
+import types
 import typing
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -21,7 +22,7 @@ from pydantic import BaseModel, Field, ValidationError, field_validator, model_v
 
 from rareshock.model.chips_config import CHIP_EVENT_KINDS, CHIP_EVENTS, ChipsConfig
 from rareshock.model.codes import CONTROLLABLE, MATERIALS, REGIONS, STAGES
-from rareshock.model.schema import ConfigError, Days, NonNeg, Pos, Share, Strict
+from rareshock.model.schema import ConfigError, Date, Days, NonNeg, Pos, Share, Strict
 
 StageName = Literal[STAGES]  # type: ignore[valid-type]
 
@@ -207,6 +208,13 @@ class CnLicensing(Strict):
 
     _regions = field_validator("destination_factor")(_ex_cn_keys)
 
+    @model_validator(mode="after")
+    def _prep_range(self) -> "CnLicensing":
+        if self.prep_days_min > self.prep_days_max:
+            raise ValueError(f"prep_days_min ({self.prep_days_min}) must not exceed prep_days_max "
+                             f"({self.prep_days_max})")
+        return self
+
 
 class Licensing(Strict):
     cn: CnLicensing = CnLicensing()
@@ -239,7 +247,13 @@ class Stage(Strict):
     unit_cost_usd_kg: NonNeg        # cost per kg of NdFeB-equivalent output at first-of-a-kind scale
     regions: dict[str, Share]
 
-    _regions = field_validator("regions")(_ex_cn_keys)
+    @field_validator("regions")
+    @classmethod
+    def _region_shares(cls, v: dict[str, float]) -> dict[str, float]:
+        _ex_cn_keys(v)
+        if not any(share > 0 for share in v.values()):
+            raise ValueError("give at least one region a share above 0")
+        return v
 
 
 def _stage(capex, lead, ramp, fail, size, staff, cost, regions) -> Stage:
@@ -254,7 +268,7 @@ class AnnouncedProject(Strict):
     stage: StageName
     region: Literal["US", "JP", "EU", "IN", "ROW"]
     tpa: Pos
-    online: dt.date
+    online: Date
     heavy_share: Share | None = None        # separation only: share of output that is Dy/Tb (else the default)
     samarium_tpa: NonNeg = 0.0              # separation only: Sm oxide capacity
     floor: bool = False                     # offtake / price floor (e.g. MP-DoD)
@@ -293,7 +307,7 @@ class Investment(Strict):
     """The derisking programme: budget, stages, projects, workforce, floors, China's price response."""
 
     budget_usd: Annotated[float, Field(ge=0, le=5e12)] = 0.0
-    start: dt.date = dt.date(2026, 1, 1)
+    start: Date = dt.date(2026, 1, 1)
     years: Annotated[int, Field(ge=1, le=30)] = 10
     year_shares: list[Share] = []
     stage_shares: dict[StageName, Share] = {
@@ -326,6 +340,9 @@ class Investment(Strict):
 
     @model_validator(mode="after")
     def _shares(self) -> "Investment":
+        if self.year_shares and len(self.year_shares) != self.years:
+            raise ValueError(f"year_shares has {len(self.year_shares)} entries but years = {self.years}; give one "
+                             f"share per programme year (or none for equal shares)")
         if self.year_shares and abs(sum(self.year_shares) - 1) > 1e-6:
             raise ValueError(f"year_shares must sum to 1 (got {sum(self.year_shares):.4f})")
         if abs(sum(self.stage_shares.values()) - 1) > 1e-6:
@@ -336,8 +353,8 @@ class Investment(Strict):
 class Scenario(Strict):
     name: Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.-]+$")]
     description: str = ""
-    start: dt.date
-    end: dt.date
+    start: Date
+    end: Date
     seed: Annotated[int, Field(ge=0, le=2**63 - 1)] = 0
     reproduce: bool = False
     extends: str = ""
@@ -355,7 +372,7 @@ class Scenario(Strict):
 # Events: dated policy changes, each a typed record (new episodes need no code)
 # --------------------------------------------------------------------------------------------------
 class _Event(Strict):
-    date: dt.date | None = None          # required for scenario events; terms of a deal take the deal's date
+    date: Date | None = None             # required for scenario events; terms of a deal take the deal's date
     source: str = ""
     note: str = ""
 
@@ -436,7 +453,7 @@ class Policy(Strict):
     """Reactive rules: retaliation for the other side's escalation, and whether deals take effect."""
 
     deal: bool = True
-    reactions_from: dt.date | None = None     # reactive rules apply to escalations on or after this date
+    reactions_from: Date | None = None        # reactive rules apply to escalations on or after this date
     retaliation_lag_days: Days = 30
     retaliate_once: bool = True
     cn_retaliation: list[BaseEvent] = []
@@ -476,39 +493,113 @@ class ScenarioConfig(Strict):
 # --------------------------------------------------------------------------------------------------
 # Loading, overrides and one-line errors
 # --------------------------------------------------------------------------------------------------
-def _fields_at(model_cls: type[BaseModel] | None, loc: tuple) -> list[str]:
-    """Names allowed at ``loc`` (for a "did you mean"), walking pydantic model fields, list items and
-    optional tables."""
-    cls = model_cls
-    for part in loc:
-        if isinstance(part, int):
-            continue                                   # a list index: stay on the item type
-        if cls is None or part not in cls.model_fields:
-            return []
-        ann = cls.model_fields[part].annotation
-        args = typing.get_args(ann)
-        if args:
-            ann = next((a for a in args if isinstance(a, type) and issubclass(a, BaseModel)), ann)
-        cls = ann if isinstance(ann, type) and issubclass(ann, BaseModel) else None
-    return sorted(cls.model_fields) if cls is not None else []
+def _strip(ann: Any) -> Any:
+    """The type under ``Annotated[...]`` and ``X | None`` wrappers."""
+    while True:
+        origin = typing.get_origin(ann)
+        if origin is Annotated:
+            ann = typing.get_args(ann)[0]
+        elif origin in (typing.Union, types.UnionType):
+            members = [a for a in typing.get_args(ann) if a is not type(None)]
+            if len(members) != 1:
+                return ann
+            ann = members[0]
+        else:
+            return ann
+
+
+def _is_model(ann: Any) -> bool:
+    return isinstance(ann, type) and issubclass(ann, BaseModel)
+
+
+def _member_name(member: Any) -> str:
+    """How pydantic names a union member in an error location: an event's kind, else its type name."""
+    member = _strip(member)
+    if _is_model(member) and "kind" in member.model_fields:
+        return typing.get_args(member.model_fields["kind"].annotation)[0]
+    return getattr(member, "__name__", "")
+
+
+def _step(ann: Any, part: str | int) -> tuple[Any, bool]:
+    """The type one location ``part`` below ``ann``, and whether ``part`` only names a union member (an
+    event's kind tag, or ``float`` in ``float | str``) rather than a field, key or index."""
+    ann = _strip(ann)
+    origin = typing.get_origin(ann)
+    if isinstance(part, int):
+        return (typing.get_args(ann)[0], False) if origin is list else (None, False)
+    if _is_model(ann):
+        field = ann.model_fields.get(part)
+        return (field.annotation if field else None), False
+    if origin is dict:
+        return typing.get_args(ann)[1], False
+    if origin in (typing.Union, types.UnionType):
+        for member in typing.get_args(ann):
+            if _member_name(member) == part:
+                return member, True
+    return None, False
+
+
+def field_at(root: type[BaseModel], loc: tuple | list) -> tuple[list, Any]:
+    """Walk an error location (or a dotted path's parts) from ``root``: the parts a user sees (union tags
+    dropped) and the annotation found there (None if the location is not in the schema)."""
+    shown, ann = [], root
+    for i, part in enumerate(loc):
+        if ann is None:
+            tag = isinstance(part, str) and part in _EVENT_KINDS and i and isinstance(loc[i - 1], int)
+        else:
+            ann, tag = _step(ann, part)
+        if not tag:
+            shown.append(part)
+    return shown, ann
+
+
+def _fields_at(root: type[BaseModel], loc: tuple) -> list[str]:
+    """Field names allowed at ``loc`` (for a "did you mean")."""
+    ann = _strip(field_at(root, loc)[1])
+    return sorted(ann.model_fields) if _is_model(ann) else []
+
+
+def _dotted(parts: list) -> str:
+    return ".".join(f"[{p}]" if isinstance(p, int) else str(p) for p in parts).replace(".[", "[")
+
+
+def _given(value: Any) -> str:
+    """`` (got VALUE)`` for a message, shortened; nothing for tables and arrays."""
+    if isinstance(value, dict | list):
+        return ""
+    text = repr(value)
+    return f" (got {text if len(text) <= 60 else text[:40] + '...' + text[-12:]})"
 
 
 def format_error(err: ValidationError, root: type[BaseModel]) -> str:
     """One line for the first validation error: the field path, what is wrong, the value given."""
     e = err.errors(include_url=False)[0]
-    loc = tuple(p for p in e["loc"] if not (isinstance(p, str) and p in _EVENT_KINDS))
-    path = ".".join(f"[{p}]" if isinstance(p, int) else str(p) for p in loc).replace(".[", "[")
+    shown, _ = field_at(root, tuple(e["loc"]))
+    path = _dotted(shown)
     msg = e["msg"].removeprefix("Value error, ")
-    if e["type"] == "extra_forbidden":
-        allowed = _fields_at(root, loc[:-1])
-        near = difflib.get_close_matches(str(loc[-1]), allowed, n=1)
-        hint = f"; did you mean {near[0]!r}?" if near else ""
-        return f"{path}: unknown field{hint} allowed: {', '.join(allowed) or '(none)'}"
-    if e["type"] == "missing":
-        return f"{path}: required field is missing"
     given = e.get("input")
-    given_s = "" if isinstance(given, dict | list) else f" (got {given!r})"
-    return f"{path or 'config'}: {msg}{given_s}"
+    kind = e["type"]
+    if kind == "extra_forbidden":
+        allowed = _fields_at(root, tuple(e["loc"])[:-1])
+        given_key = str(e["loc"][-1])
+        near = ([a for a in allowed if a.startswith(given_key)] if len(given_key) >= 3 else []) \
+            or difflib.get_close_matches(given_key, allowed, n=1)
+        hint = f"; did you mean {near[0]!r}?" if near else ""
+        return f"{path}: unknown field{hint or '.'} Allowed: {', '.join(allowed) or '(none)'}"
+    if kind == "missing":
+        return f"{path}: required field is missing"
+    if kind in ("int_type", "float_type") and isinstance(given, bool):
+        msg = "expected a number, not true/false"
+    else:
+        msg = _TYPE_MESSAGES.get(kind, msg)
+    return f"{path or 'config'}: {msg}{_given(given)}"
+
+
+_TYPE_MESSAGES = {
+    "int_type": "expected a whole number", "float_type": "expected a number", "bool_type": "expected true or false",
+    "string_type": "expected text (in quotes)", "list_type": "expected an array [...]",
+    "dict_type": "expected a table", "model_type": "expected a table",
+}
 
 
 _EVENT_KINDS = {typing.get_args(c.model_fields["kind"].annotation)[0] for c in _BASE_EVENTS + (Deal,)}
@@ -569,18 +660,31 @@ def validate(data: dict) -> ScenarioConfig:
         raise ConfigError(format_error(err, ScenarioConfig)) from None
 
 
+def _shown(path: str | Path) -> str:
+    """A path for a one-line message (long ones keep their start and end)."""
+    text = str(path)
+    return text if len(text) <= 100 else f"{text[:40]}...{text[-57:]}"
+
+
 def read_toml(path: str | Path) -> dict:
     """A TOML file as a dict, or a one-line :class:`ConfigError`."""
+    shown = _shown(path)
     try:
+        if not str(path).strip():
+            raise ConfigError("config: empty file name; give a .toml file")
+        if "\x00" in str(path):
+            raise ConfigError(f"{shown!r}: the file name contains a NUL character")
         return tomllib.loads(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise ConfigError(f"{path}: no such file") from None
+        raise ConfigError(f"{shown}: no such file") from None
     except IsADirectoryError:
-        raise ConfigError(f"{path}: is a directory, expected a .toml file") from None
+        raise ConfigError(f"{shown}: is a directory, expected a .toml file") from None
     except UnicodeDecodeError:
-        raise ConfigError(f"{path}: not UTF-8 text") from None
+        raise ConfigError(f"{shown}: not UTF-8 text") from None
     except tomllib.TOMLDecodeError as err:
-        raise ConfigError(f"{path}: invalid TOML: {err}") from None
+        raise ConfigError(f"{shown}: invalid TOML: {err}") from None
+    except OSError as err:
+        raise ConfigError(f"{shown}: cannot read it ({err.strerror or err})") from None
 
 
 def _resolve_extends(path: Path, data: dict, seen: tuple = ()) -> dict:
@@ -589,6 +693,11 @@ def _resolve_extends(path: Path, data: dict, seen: tuple = ()) -> dict:
     base_name = (data.get("scenario") or {}).get("extends")
     if not base_name:
         return data
+    if not isinstance(base_name, str):
+        raise ConfigError(f"{path}: scenario.extends: expected the file name of a scenario in quotes, e.g. "
+                          f"extends = \"status_quo.toml\" (got {base_name!r})")
+    if not isinstance(data.get("events", []), list):
+        raise ConfigError(f"{path}: events: expected an array of tables ([[events]])")
     base_path = (path.parent / base_name).resolve()
     if base_path in seen:
         raise ConfigError(f"{path}: scenario.extends: circular ({base_name})")
@@ -596,6 +705,8 @@ def _resolve_extends(path: Path, data: dict, seen: tuple = ()) -> dict:
     if not isinstance(base.get("scenario"), dict):
         raise ConfigError(f"{path}: scenario.extends: {base_name} has no [scenario] table")
     base = _resolve_extends(base_path, base, seen + (base_path,))
+    if not isinstance(base.get("events", []), list):
+        raise ConfigError(f"{base_path}: events: expected an array of tables ([[events]])")
     events = list(base.get("events", [])) + list(data.get("events", []))
     merged = _merge({k: v for k, v in base.items() if k != "events"}, {k: v for k, v in data.items() if k != "events"})
     merged["events"] = sorted(events, key=lambda e: str(e.get("date", "")) if isinstance(e, dict) else "")

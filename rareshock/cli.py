@@ -1,14 +1,15 @@
 """The ``rareshock`` command line.
 
-``rareshock run CONFIG [--seed N] [--out DIR] [--set path=value ...]`` runs one scenario and writes
-``summary.json``, ``timeseries.parquet``, ``figures/`` and ``manifest.json`` to DIR (atomically).
+``rareshock run CONFIG [--seed N] [--out DIR] [--overwrite] [--set path=value ...]`` runs one scenario and
+writes ``summary.json``, ``timeseries.parquet``, ``figures/`` and ``manifest.json`` to DIR (atomically).
 ``rareshock run --from SWEEP_DIR RUN_ID`` reruns one row of a finished sweep and checks its numbers.
-``rareshock sweep SWEEP [--workers N | --scheduler ADDRESS] [--out DIR] [--resume]`` runs a sweep.
+``rareshock sweep SWEEP [--workers N | --scheduler ADDRESS] [--out DIR] [--resume | --overwrite]`` runs a sweep.
 ``rareshock reproduce [--check] [--only NAME ...]`` regenerates (or checks) the reference results.
 
-Exit codes: 0 success; 1 the run failed unexpectedly; 2 bad command line or bad config. Every error is one
-line on stderr, ``rareshock: error: ...``, with no traceback (set ``RARESHOCK_DEBUG=1`` to see one), and
-nothing is written.
+Exit codes: 0 success; 1 the run failed (an unexpected error, a write that failed, a sweep with more failed
+runs than ``sweep.max_failed_share``); 2 bad input (command line, config, output folder); 130 interrupted
+(Ctrl-C), 143 terminated (SIGTERM). Every error is one line on stderr, ``rareshock: error: ...``, with no
+traceback (set ``RARESHOCK_DEBUG=1`` to see one); after bad input nothing is written.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import argparse
 import datetime as dt
 import os
 import re
+import signal
 import sys
 import time
 import traceback
@@ -44,6 +46,19 @@ def _one_line(text: str) -> str:
 def _fail(message: str, code: int) -> int:
     print(f"{PROG}: error: {_one_line(message)}", file=sys.stderr)
     return code
+
+
+def _notes(notes: list[str]) -> None:
+    for note in notes:
+        print(f"{PROG}: note: {_one_line(note)}", file=sys.stderr)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, handled like Ctrl-C (workers stopped, unfinished output removed) but exit code 143."""
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:
+    raise Terminated()
 
 
 def _int_in(low: int, high: int, what: str) -> Callable[[str], int]:
@@ -75,12 +90,16 @@ def _add_run(sub: Any) -> None:
     p.add_argument("config", metavar="CONFIG",
                    help="scenario file (TOML), e.g. experiments/scenarios/april_2025_shock.toml; "
                         "with --from, the RUN_ID of the sweep row to rerun")
-    p.add_argument("--from", dest="from_dir", type=Path, metavar="SWEEP_DIR",
+    p.add_argument("--from", dest="from_dir", metavar="SWEEP_DIR",
                    help="rerun one row of the finished sweep in SWEEP_DIR (CONFIG is then its run_id) and "
                         "check that every metric equals the sweep's")
     p.add_argument("--seed", type=_seed, metavar="N", help="random seed (default: scenario.seed from the config)")
-    p.add_argument("--out", type=Path, metavar="DIR",
-                   help=f"output directory (default: {DEFAULT_RUNS_DIR}/<scenario name>-seed<seed>)")
+    p.add_argument("--out", metavar="DIR",
+                   help=f"output directory (default: {DEFAULT_RUNS_DIR}/<scenario name>-seed<seed>); an earlier "
+                        f"run there is replaced, any other folder that is not empty is refused")
+    p.add_argument("--overwrite", action="store_true",
+                   help="also replace a rareshock sweep or comparison folder at --out (never a folder rareshock "
+                        "did not write)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="PATH=VALUE",
                    help="override a config field, e.g. --set licensing.cn.reviewers=120 (repeatable)")
     p.set_defaults(handler=_cmd_run)
@@ -123,7 +142,7 @@ def headline(summary: dict, name: str, seed: int, out: Path) -> str:
 
 def _cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
     from rareshock.model.config import ConfigError, load_scenario
-    from rareshock.outputs import OutputDirError, build_manifest, check_out_dir, write_run
+    from rareshock.outputs import OutputDir, OutputDirError, OutputWriteError, build_manifest, write_run_files
     from rareshock.simulation import run_scenario
 
     if args.from_dir is not None:
@@ -135,50 +154,79 @@ def _cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
     except ConfigError as err:
         return _fail(str(err), 2)
     seed = cfg.scenario.seed if args.seed is None else args.seed
-    out = args.out if args.out is not None else DEFAULT_RUNS_DIR / f"{cfg.scenario.name}-seed{seed}"
+    out = args.out if args.out is not None else str(DEFAULT_RUNS_DIR / f"{cfg.scenario.name}-seed{seed}")
+    target = OutputDir(out, "run", overwrite=args.overwrite)
     try:
-        check_out_dir(out)
+        target.open()                     # checked, writable and locked before the simulation
     except OutputDirError as err:
-        return _fail(f"--out {err}", 2)
-    try:
-        result = run_scenario(cfg, seed=seed)
-    except ConfigError as err:  # a semantic problem only the model can see
         return _fail(str(err), 2)
-    manifest = build_manifest(result.config, result.seed, started_at, time.perf_counter() - t0, [PROG, *argv])
-    write_run(result, out, manifest)
-    print(headline(result.summary, cfg.scenario.name, result.seed, out))
+    ok = False
+    try:
+        try:
+            result = run_scenario(cfg, seed=seed)
+        except ConfigError as err:        # a semantic problem only the model can see
+            return _fail(str(err), 2)
+        manifest = build_manifest(result.config, result.seed, started_at, time.perf_counter() - t0, [PROG, *argv])
+        try:
+            write_run_files(result, target, manifest)
+        except OutputDirError as err:
+            return _fail(str(err), 2)
+        except OutputWriteError as err:
+            return _fail(str(err), 1)
+        ok = True
+    finally:
+        target.close(ok=ok)
+    _notes(target.notes)
+    print(headline(result.summary, cfg.scenario.name, result.seed, Path(out)))
     return 0
 
 
 def _cmd_rerun(args: argparse.Namespace, argv: list[str]) -> int:
     from rareshock.model.config import ConfigError
-    from rareshock.outputs import OutputDirError, build_manifest, check_out_dir, write_run
+    from rareshock.outputs import OutputDir, OutputDirError, OutputWriteError, build_manifest, write_run_files
     from rareshock.sweeps.runner import differences, rerun_row
 
     if args.overrides or args.seed is not None:
         return _fail("--from: --set and --seed do not apply (the sweep row fixes config and seed)", 2)
-    try:
-        run_id = int(args.config)
-    except ValueError:
-        return _fail(f"RUN_ID: expected an integer run_id, got {args.config!r}", 2)
+    if not re.fullmatch(r"\d{1,19}", args.config.strip()):
+        return _fail(f"RUN_ID: expected a run_id (a whole number from 0), got {args.config[:40]!r}", 2)
+    run_id = int(args.config)
+    if not args.from_dir.strip() or "\x00" in args.from_dir:
+        return _fail("--from: give the folder of a finished sweep", 2)
     started_at = dt.datetime.now(dt.UTC)
     t0 = time.perf_counter()
+    target = OutputDir(args.out, "run", overwrite=args.overwrite) if args.out is not None else None
     try:
-        if args.out is not None:
-            check_out_dir(args.out)
-        stored, fresh, result = rerun_row(args.from_dir, run_id)
-    except (ConfigError, OutputDirError) as err:
+        if target is not None:
+            target.open()
+    except OutputDirError as err:
         return _fail(str(err), 2)
-    import json
-
-    metrics = json.loads((args.from_dir / "sweep_state.json").read_text())["metrics"]
-    if stored.get("status") != "ok":
-        print(f"run {run_id} failed in the sweep ({stored.get('error')}); rerun finished without error")
-    diffs = differences(stored, fresh, metrics) if stored.get("status") == "ok" else []
-    if args.out is not None:
-        manifest = build_manifest(result.config, result.seed, started_at, time.perf_counter() - t0, [PROG, *argv])
-        write_run(result, args.out, manifest)
-    print(headline(result.summary, f"{args.from_dir.name} run {run_id}", result.seed, args.out or Path("-")))
+    ok = False
+    try:
+        try:
+            stored, fresh, result, metrics = rerun_row(Path(args.from_dir), run_id)
+        except ConfigError as err:
+            return _fail(str(err), 2)
+        if stored.get("status") != "ok":
+            print(f"run {run_id} failed in the sweep ({stored.get('error')}); rerun finished without error")
+        diffs = differences(stored, fresh, metrics) if stored.get("status") == "ok" else []
+        if target is not None:
+            manifest = build_manifest(result.config, result.seed, started_at, time.perf_counter() - t0,
+                                      [PROG, *argv])
+            try:
+                write_run_files(result, target, manifest)
+            except OutputDirError as err:
+                return _fail(str(err), 2)
+            except OutputWriteError as err:
+                return _fail(str(err), 1)
+        ok = True
+    finally:
+        if target is not None:
+            target.close(ok=ok)
+    if target is not None:
+        _notes(target.notes)
+    name = Path(args.from_dir).name
+    print(headline(result.summary, f"{name} run {run_id}", result.seed, Path(args.out or "-")))
     if diffs:
         for d in diffs:
             print(f"  differs: {d}")
@@ -198,8 +246,12 @@ def _add_sweep(sub: Any) -> None:
     where = p.add_mutually_exclusive_group()
     where.add_argument("--workers", type=_workers, metavar="N", help="local worker processes (default: all cores)")
     where.add_argument("--scheduler", metavar="ADDRESS", help="address of a running Dask scheduler, e.g. tcp://host:8786")
-    p.add_argument("--out", type=Path, metavar="DIR", help="output directory (default: results/sweeps/<sweep name>)")
-    p.add_argument("--resume", action="store_true", help="finish an interrupted sweep in DIR")
+    p.add_argument("--out", metavar="DIR", help="output directory (default: results/sweeps/<sweep name>)")
+    again = p.add_mutually_exclusive_group()
+    again.add_argument("--resume", action="store_true", help="finish an interrupted sweep in DIR")
+    again.add_argument("--overwrite", action="store_true",
+                       help="replace the rareshock sweep (or run) in DIR with a new sweep (never a folder rareshock "
+                            "did not write)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="PATH=VALUE",
                    help="override a field of the sweep file, e.g. --set sweep.replications=2")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -208,26 +260,45 @@ def _add_sweep(sub: Any) -> None:
 
 def _cmd_sweep(args: argparse.Namespace, argv: list[str]) -> int:
     from rareshock.model.config import ConfigError
-    from rareshock.sweeps.spec import load_sweep
+    from rareshock.outputs import OutputDir, OutputDirError, show_path
+    from rareshock.sweeps.executor import SweepAborted, connect
     from rareshock.sweeps.runner import run_sweep
+    from rareshock.sweeps.spec import load_sweep
 
     try:
         sweep = load_sweep(args.sweep, args.overrides)
     except ConfigError as err:
         return _fail(str(err), 2)
-    out = args.out if args.out is not None else Path("results") / "sweeps" / sweep.settings.name
+    out = args.out if args.out is not None else str(Path("results") / "sweeps" / sweep.settings.name)
+    client = None
+    target = OutputDir(out, "sweep", overwrite=args.overwrite, resume=args.resume)
+    ok = False
     try:
-        report = run_sweep(sweep, out, args.workers, args.scheduler, args.resume, not args.no_progress,
-                           [PROG, *argv])
-    except ConfigError as err:
-        return _fail(str(err), 2)
-    except KeyboardInterrupt:
-        return _fail(f"interrupted; finished batches are kept in {out}; finish with: {PROG} sweep {args.sweep} "
-                     f"--out {out} --resume", 130)
+        try:
+            client = connect(args.scheduler) if args.scheduler else None
+            target.open()
+            report = run_sweep(sweep, target, args.workers, client, not args.no_progress, [PROG, *argv])
+        except (ConfigError, OutputDirError) as err:
+            return _fail(str(err), 2)
+        except SweepAborted as err:
+            return _fail(str(err), 1)
+        except KeyboardInterrupt as err:
+            code, what = (143, "terminated") if isinstance(err, Terminated) else (130, "interrupted")
+            if not target.committed and target.state != "resume":
+                return _fail(f"{what} before the sweep started; nothing was written", code)
+            return _fail(f"{what}; finished batches are kept in {show_path(out)}; finish with: {PROG} sweep "
+                         f"{show_path(args.sweep)} --out {show_path(out)} --resume", code)
+        ok = True
+    finally:
+        target.close(ok=ok)
+        if client is not None:
+            client.close()
     print(f"{sweep.settings.name}: {report['runs']:,} runs ({report['failed']} failed) in {report['seconds']:.1f} s "
           f"-> {out}")
     for line in report["analysis"].get("lines", []):
         print(f"  {line}")
+    if report["failure"]:
+        return _fail(report["failure"], 1)
     return 0
 
 
@@ -244,7 +315,7 @@ def _add_reproduce(sub: Any) -> None:
                                                        "promise on one machine; across CPUs floats agree to "
                                                        "a relative 1e-9)")
     p.add_argument("--only", nargs="+", metavar="NAME", help="only these experiments")
-    p.add_argument("--results", type=Path, default=None, metavar="DIR", help="reference results folder "
+    p.add_argument("--results", default=None, metavar="DIR", help="reference results folder "
                                                                              "(default: results/ of the repository)")
     p.add_argument("--workers", type=_workers, metavar="N", help="local worker processes for sweeps")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -253,15 +324,21 @@ def _add_reproduce(sub: Any) -> None:
 
 def _cmd_reproduce(args: argparse.Namespace, argv: list[str]) -> int:
     from rareshock.model.config import ConfigError
+    from rareshock.outputs import OutputDirError, OutputWriteError
     from rareshock.reproduce import ROOT, reproduce
+    from rareshock.sweeps.executor import SweepAborted
 
     if args.exact and not args.check:
         return _fail("--exact: only with --check", 2)
+    if args.results is not None and not args.results.strip():
+        return _fail("--results: empty path; give the folder of the reference results", 2)
     try:
-        ok, lines = reproduce(args.check, args.only, args.results or ROOT / "results", args.workers,
-                              not args.no_progress, exact=args.exact)
-    except ConfigError as err:
+        ok, lines = reproduce(args.check, args.only, Path(args.results) if args.results else ROOT / "results",
+                              args.workers, not args.no_progress, exact=args.exact)
+    except (ConfigError, OutputDirError) as err:
         return _fail(str(err), 2)
+    except (OutputWriteError, SweepAborted) as err:
+        return _fail(str(err), 1)
     print("\n".join(lines))
     if not ok:
         return _fail("reproduce --check: regenerated results differ from the reference", 1)
@@ -290,14 +367,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exc:  # --help (0) or a usage error (2), already printed
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
     handler: Callable[[argparse.Namespace, list[str]], int] = args.handler
+    previous = _sigterm_handler()
     try:
         return handler(args, argv)
+    except Terminated:
+        return _fail("terminated", 143)
     except KeyboardInterrupt:
         return _fail("interrupted", 130)
     except Exception as err:  # noqa: BLE001 - the one place that turns failures into an exit code
         if os.environ.get("RARESHOCK_DEBUG") == "1":
             traceback.print_exc()
-        return _fail(f"{type(err).__name__}: {err}", 1)
+        return _fail(f"{type(err).__name__}: {str(err)[:1000]}", 1)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _sigterm_handler() -> Any:
+    """Treat SIGTERM like Ctrl-C while a command runs (main thread only); returns the handler to restore."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.signal(signal.SIGTERM, _on_sigterm)
 
 
 if __name__ == "__main__":

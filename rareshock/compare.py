@@ -17,8 +17,6 @@ from __future__ import annotations
 import datetime as dt
 import os
 import time
-from concurrent.futures import ProcessPoolExecutor
-from multiprocessing import get_context
 from pathlib import Path
 from typing import Annotated
 
@@ -109,7 +107,8 @@ def _run(path: str, seed: int) -> tuple[dict, pd.DataFrame]:
 
 
 def run_comparison(path: str | Path, out_dir: Path, workers: int | None = None) -> list[str]:
-    """Run every scenario x replicate and write the comparison files. Returns lines for the terminal."""
+    """Run every scenario x replicate and write the comparison files into ``out_dir`` (a new folder, or the
+    stage of an :class:`rareshock.outputs.OutputDir`). Returns lines for the terminal."""
     from rareshock.outputs import atomic_write_text, build_manifest, to_json
     from rareshock.sweeps.spec import run_seed
 
@@ -117,8 +116,15 @@ def run_comparison(path: str | Path, out_dir: Path, workers: int | None = None) 
     settings, paths = load_comparison(path)
     jobs = [(i, r, str(p), run_seed(settings.seed, i, r)) for i, p in enumerate(paths)
             for r in range(settings.replications)]
-    with ProcessPoolExecutor(max_workers=workers or os.cpu_count() or 1, mp_context=get_context("forkserver")) as pool:
+    from rareshock.sweeps.executor import new_pool, stop_pool
+
+    pool = new_pool(workers or os.cpu_count() or 1)     # workers die with this process
+    finished = False
+    try:
         results = list(pool.map(_run, [j[2] for j in jobs], [j[3] for j in jobs]))
+        finished = True
+    finally:
+        stop_pool(pool, kill=not finished)
     rows, years = [], []
     for (i, r, _p, seed), (summary, yr) in zip(jobs, results):
         name = summary["scenario"]
@@ -129,7 +135,11 @@ def run_comparison(path: str | Path, out_dir: Path, workers: int | None = None) 
     yearly_df = pd.concat(years, ignore_index=True)[["scenario", "replicate", "year", *YEARLY]]
     order = list(dict.fromkeys(runs["scenario"]))
     table = _table(runs, order)
+    from rareshock.outputs import read_marker, write_marker
+
     out_dir.mkdir(parents=True, exist_ok=True)
+    if read_marker(out_dir) is None:
+        write_marker(out_dir, "comparison")
     (out_dir / "figures").mkdir(exist_ok=True)
     atomic_write_text(out_dir / "runs.csv", runs.to_csv(index=False, float_format="%.10g"))
     atomic_write_text(out_dir / "yearly.csv", yearly_df.to_csv(index=False, float_format="%.10g"))

@@ -1,8 +1,11 @@
-"""Result files of one run: ``summary.json``, ``timeseries.parquet``, ``figures/*.png``, ``manifest.json``.
+"""Result files of one run: ``summary.json``, ``timeseries.parquet``, ``figures/*.png``, ``manifest.json``,
+and the rules for every folder rareshock writes (:class:`OutputDir`).
 
 A run directory is written atomically as a whole: everything goes into a hidden sibling directory, which
 is renamed into place only once complete (``manifest.json`` last). A crash therefore never leaves a
-directory that looks like a finished run but is not.
+directory that looks like a finished run but is not. Every output folder carries a marker (``.rareshock``,
+with its kind); rareshock replaces only folders it marked that hold nothing else, takes a lock so that two
+writers never share a folder, and cleans up what killed writers left.
 
 Identical inputs give byte-identical ``summary.json`` and ``timeseries.parquet``; the manifest differs only
 in its start time and duration (and in the git dirty flag if the working tree changed in between).
@@ -18,6 +21,7 @@ import json
 import math
 import os
 import platform
+import re
 import shutil
 import subprocess
 import sys
@@ -380,51 +384,484 @@ def write_figures(df: pd.DataFrame, fig_dir: Path) -> list[str]:
 
 
 # --------------------------------------------------------------------------------------------------
+# Output folders: what rareshock owns, one writer at a time, replaced only as a whole
+# --------------------------------------------------------------------------------------------------
+MARKER = ".rareshock"
+"""File rareshock writes first into every output folder it creates, recording the folder's kind. A folder
+without it is never replaced or deleted (delete the marker to protect a result from being replaced)."""
+KINDS = ("run", "sweep", "comparison")
+_OWNED: dict[str, frozenset[str]] = {
+    "run": frozenset({"summary.json", "timeseries.parquet", "figures", "manifest.json"}),
+    "sweep": frozenset({"runs.parquet", "timeseries.parquet", "design.parquet", "sweep_state.json", "manifest.json",
+                        "sensitivity.json", "sensitivity.csv", "discovery.json", "grid_means.csv", "sample_means.csv",
+                        "figures"}),
+    "comparison": frozenset({"runs.csv", "yearly.csv", "table.csv", "table.md", "figures", "manifest.json"}),
+}
+_PNG = re.compile(r"[^/]+\.png")
+_PART = re.compile(r"part-\d{6}\.parquet")
+_SUBDIRS: dict[str, dict[str, re.Pattern]] = {
+    "run": {"figures": _PNG},
+    "sweep": {"figures": _PNG, "runs.parquet": _PART, "timeseries.parquet": _PART},
+    "comparison": {"figures": _PNG},
+}
+_ATOMIC_TMP = re.compile(r"\..+\.tmp")          # atomic_write_bytes' temporary files, ".NAME.XXXXXXXX.tmp"
+NAME_MAX = 200
+"""Longest output folder name in bytes: its stage ``.NAME.tmp-PID`` and lock ``.NAME.rareshock-lock`` sit
+beside it and must fit the usual 255-byte limit of a file name."""
+PATH_MAX = 3800
+"""Longest output path in bytes, leaving room below Linux's 4096 for the files inside it."""
+SHOWN_PATH = 100            # characters of a path shown in a message
+
+
+class OutputDirError(ValueError):
+    """The output folder cannot be used (bad path, not rareshock's, in use, not writable): a user error,
+    exit code 2, nothing written. ``str(err)`` is one line."""
+
+
+class OutputWriteError(RuntimeError):
+    """Writing the results failed part-way (e.g. the disk filled up); nothing that looks complete is left.
+    ``str(err)`` is one line."""
+
+
+def show_path(path: str | os.PathLike) -> str:
+    """A path for a one-line message: long ones keep their start and end."""
+    text = os.fspath(path)
+    if len(text) <= SHOWN_PATH:
+        return text
+    return f"{text[:40]}...{text[-(SHOWN_PATH - 43):]}"
+
+
+def read_marker(folder: Path) -> str | None:
+    """The kind recorded in ``folder``'s rareshock marker, or None if it has none (or an unreadable one)."""
+    marker = Path(folder) / MARKER
+    try:
+        if marker.is_symlink() or not marker.is_file():
+            return None
+        data = json.loads(marker.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    kind = data.get("kind") if isinstance(data, dict) else None
+    return kind if kind in KINDS else None
+
+
+def write_marker(folder: Path, kind: str) -> None:
+    """Mark ``folder`` as written by rareshock, of ``kind``."""
+    version = package_versions(("rareshock",))["rareshock"]
+    atomic_write_text(Path(folder) / MARKER, to_json({
+        "kind": kind, "written_by": f"rareshock {version}", "created_at": _iso_utc(dt.datetime.now(dt.UTC)),
+        "note": "rareshock wrote this folder and may replace it with a new result of the same kind "
+                "(see docs/reliability.md). Delete this file to protect the folder from being replaced.",
+    }))
+
+
+def foreign_entries(folder: Path, kind: str) -> list[str]:
+    """What in ``folder`` rareshock did not write for a result of ``kind`` (names relative to ``folder``;
+    sub-folders end with ``/``). Symbolic links are always foreign."""
+    found: list[str] = []
+    owned, subdirs = _OWNED[kind], _SUBDIRS[kind]
+    with os.scandir(folder) as it:
+        entries = sorted(it, key=lambda e: e.name)
+    for entry in entries:
+        name, is_dir = entry.name, entry.is_dir(follow_symlinks=False)
+        shown = name + ("/" if is_dir else "")
+        if entry.is_symlink():
+            found.append(shown)
+        elif name == MARKER or _ATOMIC_TMP.fullmatch(name):
+            if is_dir:
+                found.append(shown)
+        elif name not in owned or is_dir != (name in subdirs):
+            found.append(shown)
+        elif is_dir:
+            with os.scandir(entry.path) as sub_it:
+                for sub in sorted(sub_it, key=lambda e: e.name):
+                    ok = (sub.is_file(follow_symlinks=False)
+                          and (subdirs[name].fullmatch(sub.name) or _ATOMIC_TMP.fullmatch(sub.name)))
+                    if not ok:
+                        found.append(f"{name}/{sub.name}" + ("/" if sub.is_dir(follow_symlinks=False) else ""))
+    return found
+
+
+def _listing(names: list[str], k: int = 3) -> str:
+    more = f" and {len(names) - k} more" if len(names) > k else ""
+    return ", ".join(names[:k]) + more
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class _Lock:
+    """An exclusive, non-blocking ``flock`` on a lock file; the file is removed on release.
+
+    A lock file removed by its last holder may be recreated by the next writer, so after locking we check
+    that the path still names the file we locked (else we retry): two writers can never both hold it.
+    The kernel drops the lock when its holder dies, so a killed process never leaves a folder locked.
+    """
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.fd: int | None = None
+
+    def acquire(self) -> None:
+        """Lock, or raise :class:`BlockingIOError` (held by another process, whose note is in ``args``)."""
+        try:
+            import fcntl
+        except ImportError:            # no flock on this platform: no locking
+            return
+        for _ in range(20):
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = os.pread(fd, 300, 0).decode("utf-8", "replace").strip()
+                os.close(fd)
+                raise BlockingIOError(holder) from None
+            except BaseException:
+                os.close(fd)
+                raise
+            try:
+                same = os.stat(self.path).st_ino == os.fstat(fd).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:
+                os.ftruncate(fd, 0)
+                os.pwrite(fd, f"pid {os.getpid()}: {' '.join(sys.argv[:6])[:200]}\n".encode(), 0)
+                self.fd = fd
+                return
+            os.close(fd)
+        raise BlockingIOError("lock file keeps changing")
+
+    def release(self) -> None:
+        if self.fd is None:
+            return
+        try:
+            os.unlink(self.path)
+        except OSError:
+            pass
+        os.close(self.fd)
+        self.fd = None
+
+
+class OutputDir:
+    """A result folder of one ``kind`` ("run", "sweep" or "comparison") that this process may write.
+
+    :meth:`open` checks the path (not empty, not a file or inside one, not the current folder, not too
+    long, writable), creates missing parent folders, takes a lock beside the folder (a second writer gets
+    :class:`OutputDirError` at once), deals with what earlier, killed writers left (see
+    :meth:`_clean_leftovers`) and decides what to do with what is there (:attr:`state`):
+
+    - nothing, or an empty folder: ``"new"``;
+    - a folder marked as rareshock's (:data:`MARKER`) of the same kind and holding nothing rareshock did not
+      write: ``"replace"`` for runs and comparisons; for sweeps ``"resume"`` with ``resume``, ``"replace"``
+      with ``overwrite``, otherwise refused;
+    - rareshock's folder of another kind: ``"replace"`` only with ``overwrite``;
+    - anything else (no marker, or files rareshock did not write): refused, also with ``overwrite``.
+
+    Results are written into :meth:`stage` (a hidden sibling, marked first) and put in place by
+    :meth:`commit` in one rename; a replaced folder is moved aside first and deleted only once the new one
+    is in place. :meth:`close` removes the stage if it was not committed, releases the lock and, if nothing
+    was committed, removes the parent folders :meth:`open` created: a refused or failed command leaves
+    nothing behind.
+    """
+
+    def __init__(self, out: str | os.PathLike, kind: str, *, overwrite: bool = False, resume: bool = False,
+                 flag: str = "--out"):
+        if kind not in KINDS:
+            raise ValueError(f"unknown output kind {kind!r}")
+        self.raw = os.fspath(out) if not isinstance(out, str) else out
+        self.kind, self.overwrite, self.resume, self.flag = kind, overwrite, resume, flag
+        self.path: Path = Path()
+        self.state = ""
+        self.notes: list[str] = []
+        self.committed = False
+        self._created: list[Path] = []
+        self._lock: _Lock | None = None
+        self._stage: Path | None = None
+
+    # -- context manager ----------------------------------------------------------------------------
+    def __enter__(self) -> OutputDir:
+        return self.open()
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        self.close(ok=exc_type is None)
+
+    def _err(self, what: str) -> OutputDirError:
+        return OutputDirError(f"{self.flag} {show_path(self.raw)}: {what}")
+
+    def _os_err(self, doing: str, err: OSError, name_file: bool = True) -> OutputDirError:
+        shown = show_path(err.filename) if err.filename else ""
+        where = f" ({shown})" if name_file and shown and shown not in doing and shown != show_path(self.path) else ""
+        return self._err(f"cannot {doing}: {err.strerror or err}{where}")
+
+    # -- opening --------------------------------------------------------------------------------------
+    def open(self) -> OutputDir:
+        self.path = self._checked_path()
+        try:
+            self._make_parents()
+            lock = _Lock(self.path.parent / f".{self.path.name}.rareshock-lock")
+            try:
+                lock.acquire()
+            except BlockingIOError as err:
+                holder = f" ({err.args[0]})" if err.args and err.args[0] else ""
+                raise self._err(f"another rareshock process is writing there{holder}; wait for it to finish "
+                                f"or choose another folder") from None
+            except OSError as err:
+                raise self._os_err(f"write in {show_path(self.path.parent)}", err, name_file=False) from None
+            self._lock = lock
+            self._clean_leftovers()
+            self._classify()
+        except BaseException:
+            self.close(ok=False)
+            raise
+        return self
+
+    def _checked_path(self) -> Path:
+        text = self.raw
+        if not text.strip():
+            raise OutputDirError(f"{self.flag}: empty path; give the folder to write to")
+        if "\x00" in text:
+            raise OutputDirError(f"{self.flag}: the path contains a NUL character")
+        absolute = Path(os.path.abspath(text))
+        if absolute.parent == absolute:
+            raise self._err("is the filesystem root; give a folder below it")
+        encoded = os.fsencode(str(absolute))
+        if len(encoded) > PATH_MAX:
+            raise self._err(f"the path is {len(encoded):,} bytes long; at most {PATH_MAX:,} are allowed")
+        long_parts = [p for p in absolute.parts if len(os.fsencode(p)) > 255]
+        if long_parts:
+            raise self._err(f"a folder name in the path is {len(os.fsencode(long_parts[0])):,} bytes long; at most "
+                            f"255 are allowed")
+        if len(os.fsencode(absolute.name)) > NAME_MAX:
+            raise self._err(f"the folder name is {len(os.fsencode(absolute.name)):,} bytes long; at most "
+                            f"{NAME_MAX} are allowed")
+        try:
+            path = absolute.parent.resolve() / absolute.name
+        except (OSError, RuntimeError) as err:
+            raise self._err(f"cannot resolve the path ({err})") from None
+        try:
+            cwd = Path.cwd().resolve()
+        except OSError:
+            cwd = None
+        if cwd is not None and (path == cwd or path in cwd.parents):
+            raise self._err("is the current folder or contains it; give a new or empty folder")
+        probe = path.parent
+        while not os.path.lexists(probe):
+            probe = probe.parent
+        if not probe.is_dir():
+            raise self._err(f"{show_path(probe)} is a file, not a folder")
+        if os.path.lexists(path):
+            if path.is_symlink():
+                raise self._err("is a symbolic link; give the folder itself")
+            if not path.is_dir():
+                raise self._err("exists and is a file, not a folder")
+            if os.path.ismount(path):
+                raise self._err("is a mount point; give a folder inside it")
+        return path
+
+    def _make_parents(self) -> None:
+        missing = []
+        parent = self.path.parent
+        while not os.path.lexists(parent):
+            missing.append(parent)
+            parent = parent.parent
+        for folder in reversed(missing):
+            try:
+                folder.mkdir()
+            except FileExistsError:
+                continue
+            except OSError as err:
+                raise self._os_err(f"create {show_path(folder)}", err) from None
+            self._created.append(folder)
+
+    def _clean_leftovers(self) -> None:
+        """Deal with what killed writers left beside the folder (we hold the lock, so they are dead): a
+        moved-aside earlier result whose replacement was interrupted is put back; a stage marked as
+        rareshock's (or holding only rareshock's files, from a writer that is gone) is removed; anything else
+        is left alone and reported in :attr:`notes`."""
+        name = self.path.name
+        pattern = re.compile(rf"\.{re.escape(name)}\.(tmp|old)(?:-(\d+))?")
+        parent = self.path.parent
+        with os.scandir(parent) as it:
+            leftovers = sorted((e.name, pattern.fullmatch(e.name)) for e in it
+                               if e.is_dir(follow_symlinks=False) and pattern.fullmatch(e.name))
+        for entry, m in leftovers:
+            folder = parent / entry
+            pid = int(m[2]) if m[2] else None
+            kind = read_marker(folder)
+            try:
+                ours = kind is not None or (
+                    (pid is None or not _pid_alive(pid))
+                    and any(not foreign_entries(folder, k) for k in KINDS))
+            except OSError:
+                ours = False
+            if not ours:
+                self.notes.append(f"left alone {show_path(folder)}: not written by rareshock")
+                continue
+            try:
+                if m[1] == "old" and not os.path.lexists(self.path):
+                    os.replace(folder, self.path)
+                    self.notes.append(f"restored {show_path(self.path)} from {entry} (its replacement was "
+                                      f"interrupted)")
+                else:
+                    shutil.rmtree(folder)
+                    what = "an unfinished result" if m[1] == "tmp" else "a replaced result"
+                    self.notes.append(f"removed {entry}, {what} left by a process that was stopped")
+            except OSError as err:
+                raise self._os_err(f"clean up {entry}", err) from None
+
+    def _classify(self) -> None:
+        path, kind = self.path, self.kind
+        if not os.path.lexists(path):
+            self.state = "new"
+        else:
+            try:
+                empty = not any(path.iterdir())
+            except OSError as err:
+                raise self._os_err("read it", err) from None
+            self.state = "new" if empty else self._existing()
+        if self.resume and self.state == "new":
+            self.notes.append(f"no sweep in {show_path(self.raw)} to resume; starting it")
+        if self.state == "resume":
+            self._probe(path)
+            for sub in ("runs.parquet", "timeseries.parquet"):
+                if (path / sub).is_dir():
+                    self._probe(path / sub)
+
+    def _existing(self) -> str:
+        path, kind = self.path, self.kind
+        have = read_marker(path)
+        if have is None:
+            if kind == "sweep" and self.resume and _legacy_sweep(path):
+                return "resume"
+            hint = (", though it has a manifest.json: a result of a rareshock older than the marker? Delete it "
+                    "yourself to reuse the name") if (path / "manifest.json").exists() else ""
+            raise self._err(f"folder is not empty and was not written by rareshock (no {MARKER} marker{hint}); "
+                            f"rareshock never replaces such a folder, even with --overwrite: choose another folder")
+        if have == "sweep" and kind == "sweep" and self.resume:
+            return "resume"
+        if self.resume:
+            raise self._err(f"holds a rareshock {have}, not a sweep to resume")
+        try:
+            foreign = foreign_entries(path, have)
+        except OSError as err:
+            raise self._os_err("read it", err) from None
+        if foreign:
+            raise self._err(f"holds files rareshock did not write ({_listing(foreign)}); rareshock replaces only "
+                            f"folders holding nothing else, even with --overwrite: move them or choose another "
+                            f"folder")
+        if have == kind and kind != "sweep":
+            return "replace"
+        if self.overwrite:
+            return "replace"
+        if have == kind:
+            raise self._err("holds a sweep already: add --resume to finish it or --overwrite to replace it, or "
+                            "choose another folder")
+        raise self._err(f"holds a rareshock {have}, not a {kind}: add --overwrite to replace it, or choose "
+                        f"another folder")
+
+    def _probe(self, folder: Path) -> None:
+        try:
+            with tempfile.TemporaryFile(dir=folder, prefix=".rareshock-probe-"):
+                pass
+        except OSError as err:
+            raise self._os_err("write there", err) from None
+
+    # -- writing --------------------------------------------------------------------------------------
+    def stage(self) -> Path:
+        """A new, marked, hidden folder beside the output to write the results into."""
+        stage = self.path.parent / f".{self.path.name}.tmp-{os.getpid()}"
+        if stage.exists():
+            shutil.rmtree(stage)
+        self._stage = stage
+        stage.mkdir()
+        write_marker(stage, self.kind)
+        return stage
+
+    def commit(self) -> None:
+        """Put the stage in place of the output folder, in one rename."""
+        stage = self._stage
+        if stage is None:
+            raise RuntimeError("nothing staged")
+        _fsync_dir(stage)
+        if self.state == "replace":
+            have = read_marker(self.path)
+            foreign = foreign_entries(self.path, have) if have else ["(its marker is gone)"]
+            if foreign:                   # something arrived since open(); never replace it
+                raise self._err(f"files rareshock did not write appeared there ({_listing(foreign)}); nothing "
+                                f"was replaced")
+            old = self.path.parent / f".{self.path.name}.old-{os.getpid()}"
+            os.replace(self.path, old)
+            try:
+                os.replace(stage, self.path)
+            except BaseException:
+                os.replace(old, self.path)
+                raise
+            self._stage = None
+            _fsync_dir(self.path.parent)
+            shutil.rmtree(old, ignore_errors=True)
+            self.notes.append(f"replaced the earlier {have} in {show_path(self.raw)}")
+        else:
+            os.replace(stage, self.path)            # the path is absent or an empty folder
+            self._stage = None
+            _fsync_dir(self.path.parent)
+        self.committed = True
+        self.state = "resume" if self.kind == "sweep" else "replace"
+
+    def close(self, ok: bool = True) -> None:
+        """Remove an uncommitted stage, release the lock and, after a failure with nothing committed, the
+        parent folders :meth:`open` created."""
+        if self._stage is not None:
+            shutil.rmtree(self._stage, ignore_errors=True)
+            self._stage = None
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
+        if not ok and not self.committed:
+            for folder in reversed(self._created):
+                try:
+                    folder.rmdir()
+                except OSError:
+                    break
+            self._created = []
+
+
+def _legacy_sweep(path: Path) -> bool:
+    """A sweep folder from before the marker (it has a readable sweep_state.json); it may be resumed."""
+    try:
+        state = json.loads((path / "sweep_state.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(state, dict) and "fingerprint" in state and not foreign_entries(path, "sweep")
+
+
+# --------------------------------------------------------------------------------------------------
 # The run directory
 # --------------------------------------------------------------------------------------------------
-def check_out_dir(out_dir: str | Path) -> Path:
-    """The resolved ``out_dir`` if a run may be written there, else :class:`OutputDirError`.
-
-    Allowed: a path that does not exist, an empty directory, or an earlier run's directory (it has a
-    ``manifest.json``). Anything else is refused so that a mistyped ``--out`` cannot delete unrelated files.
-    """
-    path = Path(out_dir).resolve()
-    if path.parent == path:
-        raise OutputDirError(f"{out_dir}: cannot write a run to the filesystem root")
-    if path.exists() or path.is_symlink():
-        if not path.is_dir() or path.is_symlink():
-            raise OutputDirError(f"{out_dir}: exists and is not a directory")
-        if any(path.iterdir()) and not (path / "manifest.json").is_file():
-            raise OutputDirError(f"{out_dir}: directory is not empty and is not a rareshock run (no manifest.json)")
-    return path
-
-
-def write_run(result: RunResultLike, out_dir: str | Path, manifest: dict) -> None:
-    """Write one run's files to ``out_dir``, atomically as a whole, replacing an earlier run there."""
-    out = check_out_dir(out_dir)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    pid = os.getpid()
-    stage = out.parent / f".{out.name}.tmp-{pid}"
-    old = out.parent / f".{out.name}.old-{pid}"
-    for leftover in (stage, old):
-        if leftover.exists():
-            shutil.rmtree(leftover)
+def write_run_files(result: RunResultLike, target: OutputDir, manifest: dict) -> None:
+    """Write one run's files into ``target``'s stage and put them in place as a whole."""
     try:
-        stage.mkdir()
+        stage = target.stage()
         (stage / "figures").mkdir()
         _write_synced(stage / "summary.json", to_json(result.summary).encode("utf-8"))
         _write_synced(stage / "timeseries.parquet", parquet_bytes(result.timeseries))
         write_figures(result.timeseries, stage / "figures")
         _fsync_dir(stage / "figures")
         _write_synced(stage / "manifest.json", to_json(manifest).encode("utf-8"))
-        _fsync_dir(stage)
-        if out.exists():
-            os.replace(out, old)
-        os.replace(stage, out)
-        _fsync_dir(out.parent)
-    except BaseException:
-        shutil.rmtree(stage, ignore_errors=True)
-        if old.exists() and not out.exists():
-            os.replace(old, out)  # put the earlier run back
-        raise
-    shutil.rmtree(old, ignore_errors=True)
+        target.commit()
+    except OSError as err:
+        where = f" ({show_path(err.filename)})" if err.filename else ""
+        raise OutputWriteError(f"{target.flag} {show_path(target.raw)}: could not write the run: "
+                               f"{err.strerror or err}{where}; nothing was changed there") from None
+
+
+def write_run(result: RunResultLike, out_dir: str | Path, manifest: dict, overwrite: bool = False) -> None:
+    """Write one run's files to ``out_dir``, atomically as a whole (see :class:`OutputDir` for what may be
+    replaced)."""
+    with OutputDir(out_dir, "run", overwrite=overwrite) as target:
+        write_run_files(result, target, manifest)

@@ -15,7 +15,6 @@ for bit-identical floats, which holds for reruns on one machine but not across C
 from __future__ import annotations
 
 import json
-import shutil
 import tempfile
 import tomllib
 from dataclasses import dataclass, field
@@ -45,30 +44,39 @@ def experiments(root: Path = ROOT) -> list[Experiment]:
     return found
 
 
-def regenerate(exp: Experiment, dest: Path, workers: int | None, progress: bool) -> None:
-    """Write ``exp``'s results to ``dest`` (which must not exist)."""
+OUTPUT_KIND = {"scenario": "run", "sweep": "sweep", "comparison": "comparison"}
+
+
+def regenerate(exp: Experiment, target, workers: int | None, progress: bool) -> None:
+    """Write ``exp``'s results into the opened :class:`rareshock.outputs.OutputDir` ``target``; they replace
+    what is there only once complete."""
     import datetime as dt
     import time
 
+    command = ["rareshock", "reproduce"]
     if exp.kind == "scenario":
         from rareshock.model.config import load_scenario
-        from rareshock.outputs import build_manifest, write_run
+        from rareshock.outputs import build_manifest, write_run_files
         from rareshock.simulation import run_scenario
 
         started, t0 = dt.datetime.now(dt.UTC), time.perf_counter()
         result = run_scenario(load_scenario(exp.path))
-        manifest = build_manifest(result.config, result.seed, started, time.perf_counter() - t0,
-                                  ["rareshock", "reproduce"])
-        write_run(result, dest, manifest)
+        manifest = build_manifest(result.config, result.seed, started, time.perf_counter() - t0, command)
+        write_run_files(result, target, manifest)
     elif exp.kind == "sweep":
-        from rareshock.sweeps.spec import load_sweep
         from rareshock.sweeps.runner import run_sweep
+        from rareshock.sweeps.spec import load_sweep
 
-        run_sweep(load_sweep(exp.path), dest, workers, None, False, progress, ["rareshock", "reproduce"])
+        report = run_sweep(load_sweep(exp.path), target, workers, None, progress, command, in_stage=True)
+        if report["failure"]:
+            from rareshock.sweeps.executor import SweepAborted
+
+            raise SweepAborted(report["failure"])
     else:
         from rareshock.compare import run_comparison
 
-        run_comparison(exp.path, dest, workers)
+        run_comparison(exp.path, target.stage(), workers)
+        target.commit()
 
 
 # --------------------------------------------------------------------------------------------------
@@ -196,32 +204,46 @@ def compare(exp: Experiment, ref: Path, new: Path, exact: bool = False) -> Compa
 def reproduce(check: bool, only: list[str] | None = None, results: Path = ROOT / "results",
               workers: int | None = None, progress: bool = True, root: Path = ROOT,
               exact: bool = False) -> tuple[bool, list[str]]:
-    """Regenerate (or check) the reference results; returns (all good, report lines)."""
+    """Regenerate (or check) the reference results; returns (all good, report lines).
+
+    Every problem with ``results`` (not a folder, not writable, a result folder rareshock did not write, in
+    use by another process) is found before anything is regenerated. Without ``check`` each experiment's
+    folder is replaced only once its new results are complete."""
+    from rareshock.model.config import ConfigError
+    from rareshock.outputs import OutputDir, show_path
+
     exps = experiments(root)
     if only:
         names = {e.name for e in exps}
         unknown = [n for n in only if n not in names]
         if unknown:
-            from rareshock.model.config import ConfigError
             raise ConfigError(f"--only: unknown experiment {unknown[0]!r}; allowed: {', '.join(sorted(names))}")
         exps = [e for e in exps if e.name in only]
     lines, ok = [], True
-    for exp in exps:
-        if check:
+    if check:
+        if "\x00" in str(results) or not Path(results).is_dir():
+            raise ConfigError(f"--results {show_path(results)}: no such folder (the reference results to check "
+                              f"against)")
+        for exp in exps:
             with tempfile.TemporaryDirectory(prefix="rareshock-check-") as tmp:
                 new = Path(tmp) / exp.name
-                regenerate(exp, new, workers, progress)
-                cmp = compare(exp, results / exp.name, new, exact)
+                with OutputDir(new, OUTPUT_KIND[exp.kind]) as target:
+                    regenerate(exp, target, workers, progress)
+                cmp = compare(exp, Path(results) / exp.name, new, exact)
             ok &= not cmp.diffs
             lines.append(f"{exp.name}: {cmp.summary()}")
             lines += [f"  {d}" for d in cmp.diffs[:10]]
-        else:
-            dest = results / exp.name
-            stage = results / f".{exp.name}.tmp"
-            shutil.rmtree(stage, ignore_errors=True)
-            regenerate(exp, stage, workers, progress)
-            if dest.exists():
-                shutil.rmtree(dest)
-            stage.rename(dest)
-            lines.append(f"{exp.name}: regenerated in {dest}")
+        return ok, lines
+    targets = []
+    try:
+        for exp in exps:                  # check and lock every destination before regenerating any
+            targets.append(OutputDir(Path(results) / exp.name, OUTPUT_KIND[exp.kind], flag="--results").open())
+        for exp, target in zip(exps, targets):
+            regenerate(exp, target, workers, progress)
+            target.close(ok=True)
+            lines += [f"note: {n}" for n in target.notes]
+            lines.append(f"{exp.name}: regenerated in {target.path}")
+    finally:
+        for target in targets:
+            target.close(ok=False)
     return ok, lines

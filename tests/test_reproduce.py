@@ -112,3 +112,29 @@ def test_check_passes_on_an_emulated_other_cpu():
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "DIFFERS" not in proc.stdout
+
+
+def _git(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["git", "-C", str(ROOT), *args], capture_output=True, text=True)
+
+
+def test_committed_reference_results_come_from_a_clean_commit():
+    """Every committed reference result is marked as rareshock's and its manifest records a clean commit
+    (`dirty: false`) of this repository's history, so the code that made it can be checked out. (In a
+    shallow clone that lacks the commit, only the record itself can be checked.)"""
+    from rareshock.outputs import read_marker
+    from rareshock.reproduce import OUTPUT_KIND, experiments
+
+    shallow = _git("rev-parse", "--is-shallow-repository").stdout.strip() == "true"
+    exps = experiments()
+    assert {e.name for e in exps} == {p.name for p in (ROOT / "results").iterdir() if p.is_dir()}
+    for exp in exps:
+        folder = ROOT / "results" / exp.name
+        assert read_marker(folder) == OUTPUT_KIND[exp.kind], exp.name
+        git = json.loads((folder / "manifest.json").read_text())["git"]
+        assert git["dirty"] is False, f"{exp.name}: regenerated from a dirty working tree"
+        assert isinstance(git["commit"], str) and len(git["commit"]) == 40, exp.name
+        known = _git("cat-file", "-e", f"{git['commit']}^{{commit}}").returncode == 0
+        assert known or shallow, f"{exp.name}: commit {git['commit']} is not in this repository"
+        if known:
+            assert _git("merge-base", "--is-ancestor", git["commit"], "HEAD").returncode == 0, exp.name

@@ -12,10 +12,12 @@ finish. Sampling itself draws from ``sweep.seed`` through its own generator.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import itertools
 import json
 import math
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -24,9 +26,15 @@ import numpy as np
 import pandas as pd
 from pydantic import Field, ValidationError, model_validator
 
-from rareshock.model.schema import Strict
-from rareshock.model.config import (ConfigError, ScenarioConfig, _merge, _resolve_extends, apply_override, defaults, format_error, read_toml,
-                          validate)
+from rareshock.model.config import (ConfigError, ScenarioConfig, _merge, _resolve_extends, _strip, apply_override,
+                                    defaults, field_at, format_error, read_toml, validate)
+from rareshock.model.schema import Share, Strict
+
+DESIGN_CHECK_ROWS = 5000
+"""At most this many design rows are validated against the scenario schema before a sweep starts (all of
+them up to this size; evenly spaced rows beyond)."""
+PROBE_POINTS = 9
+"""Values of each ``low``..``high`` parameter validated alone: this many evenly spaced, ends included."""
 
 class Parameter(Strict):
     """One swept parameter: explicit ``values`` (grid), or a ``low``..``high`` range."""
@@ -57,6 +65,16 @@ class Parameter(Strict):
         n = self.levels or 5
         v = np.linspace(self.low, self.high, n)
         return [int(round(x)) for x in v] if self.integer else [float(x) for x in v]
+
+    def probe_values(self) -> list:
+        """Values across the range that are checked against the schema before a sweep starts: every listed
+        value, or ``PROBE_POINTS`` evenly spaced from low to high (rounded, and each once, if integer)."""
+        if self.values is not None:
+            return list(self.values)
+        v = np.linspace(self.low, self.high, PROBE_POINTS)
+        if self.integer:
+            return sorted({int(round(x)) for x in v})
+        return [float(x) for x in v]
 
 
 class Discovery(Strict):
@@ -91,6 +109,9 @@ class SweepSettings(Strict):
                                      "price_ndfeb_ex_cn_usd_kg"]
     morris_levels: Annotated[int, Field(ge=2, le=20)] = 4
     reproduce: bool = False
+    # The sweep exits with code 1 (after writing everything) if more than this share of its runs fail, or
+    # all of them; it does not change any number, so it is not part of the fingerprint.
+    max_failed_share: Share = 0.1
 
     @model_validator(mode="after")
     def _sobol(self) -> "SweepSettings":
@@ -148,6 +169,7 @@ class Sweep:
         """Hash of everything that decides the runs' numbers (for resuming safely)."""
         payload = {"sweep": self.config.model_dump(mode="json"), "base": self.base}
         payload["sweep"]["sweep"].pop("description", None)
+        payload["sweep"]["sweep"].pop("max_failed_share", None)
         blob = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
         return hashlib.sha256(blob.encode()).hexdigest()
 
@@ -182,21 +204,118 @@ def load_sweep(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) ->
             raise ConfigError(f"sweep.overrides: {err}") from None
     base_cfg = _validate_prefixed(base, "sweep.overrides")
     base = base_cfg.model_dump(mode="json")
-    # every swept path must exist in the scenario schema and accept its values
+    _check_names(cfg)
     for i, prm in enumerate(cfg.parameters):
-        node = base
-        for k in prm.path.split(".")[:-1]:
-            if not isinstance(node, dict) or k not in node:
-                raise ConfigError(f"parameters[{i}].path: {prm.path!r} is not a scenario field")
-            node = node[k]
-        last = prm.path.split(".")[-1]
-        if not isinstance(node, dict) or last not in node or isinstance(node[last], dict | list):
-            raise ConfigError(f"parameters[{i}].path: {prm.path!r} is not a scenario value field")
-        for v in (prm.grid_values() if prm.values is not None else [prm.low, prm.high]):
-            trial = json.loads(json.dumps(base))
-            _set_path(trial, prm.path, int(round(v)) if prm.integer and v is not None else v)
-            _validate_prefixed(trial, f"parameters[{i}] ({prm.path}={v!r})")
-    return Sweep(cfg, p, base)
+        _check_parameter(i, prm, cfg.sweep.method, base)
+    sweep = Sweep(cfg, p, base)
+    _check_design(sweep)
+    return sweep
+
+
+def _near(name: str, allowed) -> str:
+    import difflib
+
+    near = difflib.get_close_matches(name, list(allowed), n=1)
+    return f"; did you mean {near[0]!r}?" if near else ""
+
+
+def _check_names(cfg: SweepConfig) -> None:
+    """Outputs and the discovery outcome must be metrics of runs.parquet, time-series columns columns of
+    timeseries.parquet."""
+    from rareshock.model.model import COLUMNS
+    from rareshock.sweeps.executor import metric_columns
+
+    metrics = metric_columns()
+    for j, name in enumerate(cfg.sweep.outputs):
+        if name not in metrics:
+            raise ConfigError(f"sweep.outputs[{j}]: {name!r} is not a metric{_near(name, metrics)} (metrics: the "
+                              f"dotted names of summary.json, e.g. us_auto_idle_plant_days, cn_licences.approved)")
+    if cfg.discovery is not None and cfg.discovery.outcome not in metrics:
+        name = cfg.discovery.outcome
+        raise ConfigError(f"discovery.outcome: {name!r} is not a metric{_near(name, metrics)}")
+    columns = [c for c in COLUMNS if c != "date"]
+    for j, name in enumerate(cfg.sweep.timeseries_columns):
+        if name not in columns:
+            raise ConfigError(f"sweep.timeseries_columns[{j}]: {name!r} is not a column of timeseries.parquet"
+                              f"{_near(name, columns)}")
+
+
+def _leaf(path: str) -> tuple[str, tuple]:
+    """What kind of value the scenario field at ``path`` holds: "int", "float", "bool", "choice" (with the
+    allowed values), "date", "text" or "other"."""
+    _, ann = field_at(ScenarioConfig, tuple(path.split(".")))
+    ann = _strip(ann)
+    if ann is bool:
+        return "bool", ()
+    if ann is int:
+        return "int", ()
+    if ann is float:
+        return "float", ()
+    if ann is str:
+        return "text", ()
+    if typing.get_origin(ann) is Literal:
+        return "choice", typing.get_args(ann)
+    if ann is dt.date:
+        return "date", ()
+    return "other", ()
+
+
+def _check_parameter(i: int, prm: Parameter, method: str, base: dict) -> None:
+    """A swept path must be a scenario value field, swept in a way its type allows, and accept every value
+    across its range (``PROBE_POINTS`` of a low..high range, every listed value)."""
+    where = f"parameters[{i}] ({prm.path})"
+    node = base
+    for k in prm.path.split(".")[:-1]:
+        if not isinstance(node, dict) or k not in node:
+            raise ConfigError(f"parameters[{i}].path: {prm.path!r} is not a scenario field")
+        node = node[k]
+    last = prm.path.split(".")[-1]
+    if not isinstance(node, dict) or last not in node or isinstance(node[last], dict | list):
+        raise ConfigError(f"parameters[{i}].path: {prm.path!r} is not a scenario value field")
+    kind, choices = _leaf(prm.path)
+    values = prm.values
+    if kind == "bool":
+        if values is None or not all(isinstance(v, bool) for v in values):
+            raise ConfigError(f"{where}: a true/false field; sweep it with method = \"grid\" and "
+                              f"values = [true, false]")
+    elif kind in ("choice", "text", "date", "other"):
+        allowed = f" (allowed: {', '.join(map(repr, choices))})" if choices else ""
+        if values is None:
+            raise ConfigError(f"{where}: a {'choice' if choices else 'text'} field; sweep it with method = \"grid\" "
+                              f"and a list of values{allowed}")
+        bad = [v for v in values if not isinstance(v, str) or (choices and v not in choices)]
+        if bad:
+            raise ConfigError(f"{where}: {bad[0]!r} is not allowed{allowed}")
+    else:
+        if values is not None:
+            bad = [v for v in values if isinstance(v, bool | str) or (kind == "int" and not isinstance(v, int))]
+            if bad:
+                what = "whole numbers" if kind == "int" else "numbers"
+                raise ConfigError(f"{where}: {bad[0]!r} is not allowed; this field takes {what}")
+        elif kind == "int" and not prm.integer:
+            raise ConfigError(f"{where}: a whole-number field; add integer = true to sweep it from low to high")
+    for v in prm.probe_values():
+        trial = json.loads(json.dumps(base))
+        _set_path(trial, prm.path, v)
+        _validate_prefixed(trial, f"{where} = {v!r}")
+
+
+def _check_design(sweep: Sweep) -> None:
+    """Validate the design's rows (all parameters together, as the runs will see them) before anything runs:
+    a combination the schema rejects is an error here, not a sweep of error rows."""
+    design = build_design(sweep)
+    paths = sweep.param_paths
+    n = len(design)
+    rows = range(n) if n <= DESIGN_CHECK_ROWS else np.unique(np.linspace(0, n - 1, DESIGN_CHECK_ROWS).round()
+                                                             .astype(int))
+    cols = [design[p].to_numpy() for p in paths]
+    for r in rows:
+        params = {p: _plain(c[r]) for p, c in zip(paths, cols)}
+        try:
+            scenario_for(sweep.base, params)
+        except ConfigError as err:
+            shown = ", ".join(f"{p}={v!r}" for p, v in params.items())
+            raise ConfigError(f"parameters: sample {r} ({shown}): {err}") from None
 
 
 def _validate_prefixed(data: dict, where: str) -> ScenarioConfig:
