@@ -42,8 +42,9 @@ PLANT_REGIONS = ("US", "EU", "JP", "IN", "CN", "ROW")
 
 
 @kernel
-def _assemble(stock_flat, need_flat, flat, idle, restart_days, used, ledger, vpd, region, order, us_flat, us_need,
-              row, at):
+def _assemble(
+    stock_flat, need_flat, flat, idle, restart_days, used, ledger, vpd, region, order, us_flat, us_need, row, at
+):
     for k in range(flat.shape[0]):
         i = flat[k]
         need = need_flat[i]
@@ -76,8 +77,11 @@ def _assemble(stock_flat, need_flat, flat, idle, restart_days, used, ledger, vpd
 class Plants:
     """The assembly plants of every region, as arrays."""
 
-    COLUMNS = (tuple(f"auto_plants_idle_{r.lower()}" for r in PLANT_REGIONS)
-               + tuple(f"vehicles_produced_{r.lower()}" for r in PLANT_REGIONS) + ("us_auto_buffer_days",))
+    COLUMNS = (
+        tuple(f"auto_plants_idle_{r.lower()}" for r in PLANT_REGIONS)
+        + tuple(f"vehicles_produced_{r.lower()}" for r in PLANT_REGIONS)
+        + ("us_auto_buffer_days",)
+    )
     INTEGER_COLUMNS = tuple(f"auto_plants_idle_{r.lower()}" for r in PLANT_REGIONS)
 
     def __init__(self, model, cfg):
@@ -93,14 +97,25 @@ class Plants:
             rp = getattr(am, reg)
             if rp.plants == 0:
                 continue
-            kg = ((1 - rp.bev_share - rp.hev_share) * am.magnet_kg_ice + rp.hev_share * am.magnet_kg_hev
-                  + rp.bev_share * am.magnet_kg_bev)
+            kg = (
+                (1 - rp.bev_share - rp.hev_share) * am.magnet_kg_ice
+                + rp.hev_share * am.magnet_kg_hev
+                + rp.bev_share * am.magnet_kg_bev
+            )
             vpd = rp.vehicles_per_year / 365 * sizes(rng, rp.plants)
             cover = lognormal(rng, rp.buffer_days_mean, rp.buffer_days_cv, rp.plants)
             r = REGIONS.index(reg)
             for v, c in zip(vpd, cover):
-                self._nodes.append(builder.add(Kind.PLANT, r, float(c), need={NDFEB: v * kg / 1000},
-                                               end_use=EndUse.AUTO, cn_share=rp.cn_supply_share))
+                self._nodes.append(
+                    builder.add(
+                        Kind.PLANT,
+                        r,
+                        float(c),
+                        need={NDFEB: v * kg / 1000},
+                        end_use=EndUse.AUTO,
+                        cn_share=rp.cn_supply_share,
+                    )
+                )
                 self._vpd.append(float(v))
                 self._region.append(r)
 
@@ -119,5 +134,19 @@ class Plants:
         self.us_need = max(float(net.end_need[self.nodes[us], NDFEB].sum()), 1e-12)
 
     def assemble(self, ledger: np.ndarray) -> None:
-        _assemble(self.net.stock_f, self.net.need_f, self.flat, self.idle, self.cfg.restart_cover_days, self.used,
-                  ledger, self.vpd, self.region, self.order, self.us_flat, self.us_need, self.row, self.at)
+        _assemble(
+            self.net.stock_f,
+            self.net.need_f,
+            self.flat,
+            self.idle,
+            self.cfg.restart_cover_days,
+            self.used,
+            ledger,
+            self.vpd,
+            self.region,
+            self.order,
+            self.us_flat,
+            self.us_need,
+            self.row,
+            self.at,
+        )

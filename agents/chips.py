@@ -97,29 +97,29 @@ _F, _O, _N, _W, _S = 0, 1, 2, 3, 4
 
 class ChipFirm(mesa.Agent):
     """A US chip designer or toolmaker: China sales, licence-bound shares, BIS filings, write-offs."""
-    def __init__(self, model: mesa.Model, name: str, cfg: ChipFirmConfig, buyer: ChineseChipBuyer,
-                 index: int):
+
+    def __init__(self, model: mesa.Model, name: str, cfg: ChipFirmConfig, buyer: ChineseChipBuyer, index: int):
         super().__init__(model)
         self.name, self.cfg, self.kind, self.index, self.buyer = name, cfg, cfg.kind, index, buyer
         self.base_rate = cfg.china_revenue_usd_per_year / 365.0
         self.app_usd = cfg.application_usd
         # controls on this firm
-        self.required = False            # licence requirement on its controlled products
-        self.informed = 0.0              # share of China sales caught by is-informed letters
-        self.licensed_share = 0.0        # part of the licence-bound share covered by granted licences
+        self.required = False  # licence requirement on its controlled products
+        self.informed = 0.0  # share of China sales caught by is-informed letters
+        self.licensed_share = 0.0  # part of the licence-bound share covered by granted licences
         self.remit_share = 0.0
-        self.product_denial = False      # product applications decided with presumption-of-denial odds
-        self.written_share = 0.0         # high-water licence-bound share already written off
+        self.product_denial = False  # product applications decided with presumption-of-denial odds
+        self.written_share = 0.0  # high-water licence-bound share already written off
         # per-day rates (set by ChipSector._rates)
         self.demand = self.cf_rate = self.revenue_rate = self.remit_rate = 0.0
-        self.blocked = [0.0, 0.0, 0.0]   # by origin PRODUCT, ENTITY_CASE, ENTITY_DENIAL
+        self.blocked = [0.0, 0.0, 0.0]  # by origin PRODUCT, ENTITY_CASE, ENTITY_DENIAL
         self.blocked_share = 0.0
         # stocks: blocked orders not yet filed (USD), pending applications (count) by origin
         self.unfiled = [0.0, 0.0, 0.0]
         self.pending = [0, 0, 0, 0]
         # cumulative USD (flows accrued up to the sector's last rate change)
-        self.sales_usd = 0.0             # shipped at the flow rate
-        self.released_usd = 0.0          # shipped when a licence was approved/granted or not needed
+        self.sales_usd = 0.0  # shipped at the flow rate
+        self.released_usd = 0.0  # shipped when a licence was approved/granted or not needed
         self.remitted_usd = 0.0
         self.cf_usd = 0.0
         self.design_out_usd = 0.0
@@ -142,8 +142,7 @@ class ChipFirm(mesa.Agent):
         self.revenue_rate = ne * (1.0 - p + lic)
         self.remit_rate = ne * lic * self.remit_share
         # share of this firm's demand blocked (independent of L)
-        self.blocked_share = ((1.0 - b.listed_case - b.listed_denial) * (p - lic)
-                              + b.listed_case + b.listed_denial)
+        self.blocked_share = (1.0 - b.listed_case - b.listed_denial) * (p - lic) + b.listed_case + b.listed_denial
 
     # ----------------------------------------------------------------- decisions
     def write_off(self) -> float:
@@ -180,9 +179,9 @@ class ChineseChipBuyer(mesa.Agent):
         self.design_rate = cfg.design_out_gain_per_year / gap / 365.0 if gap > 0 else 0.0
         self.listed_case = 0.0 if cfg.entity_presumption_of_denial_start else cfg.entity_listed_share_start
         self.listed_denial = cfg.entity_listed_share_start if cfg.entity_presumption_of_denial_start else 0.0
-        self.blocked_share = 0.0         # share of US purchases blocked (set by ChipSector._rates)
-        self.t = 0                       # day up to which L and L_cf are advanced
-        self.beta_days = 0.0             # integral of blocked_share (days) from t to t_beta
+        self.blocked_share = 0.0  # share of US purchases blocked (set by ChipSector._rates)
+        self.t = 0  # day up to which L and L_cf are advanced
+        self.beta_days = 0.0  # integral of blocked_share (days) from t to t_beta
         self.t_beta = 0
         self.factor = self.cf_factor = 1.0
         self.firms: list[ChipFirm] = []
@@ -213,8 +212,10 @@ class ChineseChipBuyer(mesa.Agent):
             return self.L, self.L_cf
         c = self.ceiling
         bd = self.beta_days + self.blocked_share * (day - self.t_beta)
-        return (c - (c - self.L) * math.exp(-(self.base_rate * dt + self.design_rate * bd)),
-                c - (c - self.L_cf) * math.exp(-self.base_rate * dt))
+        return (
+            c - (c - self.L) * math.exp(-(self.base_rate * dt + self.design_rate * bd)),
+            c - (c - self.L_cf) * math.exp(-self.base_rate * dt),
+        )
 
     def list(self, share: float, denial: bool) -> None:
         add = min(share, 1.0 - self.listed_case - self.listed_denial)
@@ -238,22 +239,28 @@ class ChipSector:
     """Owns the chip firms, the Chinese buyers and the BIS queue; see the module docstring."""
 
     COLUMNS = (
-        "us_chip_china_revenue_usd_day",          # shipped today (flow plus licences released today)
+        "us_chip_china_revenue_usd_day",  # shipped today (flow plus licences released today)
         "us_chip_counterfactual_revenue_usd_day",  # no new controls, baseline localisation
-        "us_chip_revenue_lost_usd_cum",           # counterfactual - actual, cumulative
+        "us_chip_revenue_lost_usd_cum",  # counterfactual - actual, cumulative
         "us_chip_write_off_usd_cum",
         "us_chip_remitted_usd_cum",
-        "us_chip_blocked_share",                  # share of US firms' China demand waiting for a licence
-        "cn_chip_localisation",                   # buyers' localisation, weighted by start US revenue
-        "cn_chip_localisation_baseline",          # the same on the counterfactual path
-        "bis_submitted_cum", "bis_approved_cum", "bis_denied_cum", "bis_returned_cum", "bis_pending",
+        "us_chip_blocked_share",  # share of US firms' China demand waiting for a licence
+        "cn_chip_localisation",  # buyers' localisation, weighted by start US revenue
+        "cn_chip_localisation_baseline",  # the same on the counterfactual path
+        "bis_submitted_cum",
+        "bis_approved_cum",
+        "bis_denied_cum",
+        "bis_returned_cum",
+        "bis_pending",
     )
 
     def __init__(self, model: mesa.Model, cfg: ChipsConfig):
         self.model, self.cfg = model, cfg
         self.buyers = {name: ChineseChipBuyer(model, name, b) for name, b in cfg.buyers.items()}
-        self.firms = [ChipFirm(model, name, f, self.buyers[cfg.buyer_of(name)], i)
-                      for i, (name, f) in enumerate(cfg.firms.items())]
+        self.firms = [
+            ChipFirm(model, name, f, self.buyers[cfg.buyer_of(name)], i)
+            for i, (name, f) in enumerate(cfg.firms.items())
+        ]
         self.by_name = {f.name: f for f in self.firms}
         for f in self.firms:
             f.buyer.firms.append(f)
@@ -269,10 +276,10 @@ class ChipSector:
         self.p_denial = bis.p_approve_presumption_of_denial
         # queue of cohorts [firm index, origin, n pending, n worked, filing working day]
         self.queue: list[list[int]] = []
-        self.head = 0                    # first cohort that may still be pending
-        self.wp = 0                      # first cohort not fully worked
-        self.carry = 0.0                 # fractional reviewer capacity carried to the next working day
-        self.wd = 0                      # working days so far
+        self.head = 0  # first cohort that may still be pending
+        self.wp = 0  # first cohort not fully worked
+        self.carry = 0.0  # fractional reviewer capacity carried to the next working day
+        self.wd = 0  # working days so far
         self.submitted = self.approved = self.denied = self.returned = 0
         self.wait_sum_wd = 0.0
         # clocks: flows accrued up to t_r, unfiled orders up to t_u; last stepped day
@@ -293,22 +300,23 @@ class ChipSector:
     # ================================================================== set-up
     def _start_backlog(self) -> None:
         n = self.cfg.bis.backlog_start
-        owners = [f for f in self.firms if f.kind == "toolmaker" and f.base_rate > 0] \
-            or [f for f in self.firms if f.base_rate > 0]
+        owners = [f for f in self.firms if f.kind == "toolmaker" and f.base_rate > 0] or [
+            f for f in self.firms if f.base_rate > 0
+        ]
         if n == 0 or not owners:
             return
         tot = sum(f.base_rate for f in owners)
         quota = [n * f.base_rate / tot for f in owners]
         counts = [int(q) for q in quota]
         for i in sorted(range(len(owners)), key=lambda i: counts[i] - quota[i])[: n - sum(counts)]:
-            counts[i] += 1   # largest remainder
+            counts[i] += 1  # largest remainder
         for f, k in zip(owners, counts):
             if k:
                 self.queue.append([f.index, OLD, k, 0, -self.min_wd])
                 f.pending[OLD] += k
                 self.submitted += k
                 v = k * f.app_usd
-                f.cf_usd += v       # in the counterfactual these orders ship at the start
+                f.cf_usd += v  # in the counterfactual these orders ship at the start
                 self.cf_usd += v
 
     # ================================================================== rates and clocks
@@ -369,7 +377,7 @@ class ChipSector:
         wd = self.wd
         du = day + 1 - self.t_u
         q = self.queue
-        for f, o in self._active:           # firms file for today's blocked orders
+        for f, o in self._active:  # firms file for today's blocked orders
             u = f.unfiled[o] + f.blocked[o] * du
             n = int(u / f.app_usd)
             if n:
@@ -447,7 +455,7 @@ class ChipSector:
             u = self._u = self.model.rng.random(max(4096, n)).tolist()
             i = 0
         self._ui = i + n
-        return sum(1 for x in u[i:i + n] if x < p)
+        return sum(1 for x in u[i : i + n] if x < p)
 
     def _release(self, f: ChipFirm, value: float, remit: float, day: int) -> None:
         """Orders worth ``value`` ship now; ``remit`` of them is paid to the US government."""
@@ -476,7 +484,7 @@ class ChipSector:
             if f.cfg.controlled_share <= 0:
                 continue
             f.required = True
-            f.licensed_share = 0.0          # (re)imposed: licences granted earlier are revoked
+            f.licensed_share = 0.0  # (re)imposed: licences granted earlier are revoked
             f.product_denial = ev.presumption_of_denial
             self.write_off_usd += f.write_off()
 
@@ -564,7 +572,7 @@ class ChipSector:
         left, wait = n, 0.0
         if left <= 0:
             return 0, 0.0
-        for c in self.queue[self.head:]:
+        for c in self.queue[self.head :]:
             if c[_F] == f.index and c[_O] == o and c[_N]:
                 k = min(left, c[_N])
                 c[_N] -= k
@@ -581,9 +589,11 @@ class ChipSector:
     def _totals(self, day: int) -> tuple[float, float, float]:
         """(actual, counterfactual, remitted) cumulative USD up to the end of ``day``."""
         el = day + 1 - self.t_r
-        return (self.sales_usd + self.rev_rate * el + self.released_usd,
-                self.cf_usd + self.cf_rate * el,
-                self.remitted_usd + self.remit_rate * el)
+        return (
+            self.sales_usd + self.rev_rate * el + self.released_usd,
+            self.cf_usd + self.cf_rate * el,
+            self.remitted_usd + self.remit_rate * el,
+        )
 
     def _localisation(self, day: int) -> tuple[float, float]:
         L = Lcf = 0.0
@@ -595,7 +605,7 @@ class ChipSector:
 
     def end_of_day(self) -> None:
         """Write today's values of ``COLUMNS`` into the record row (``row`` at ``at``, set by the registry)."""
-        self.row[self.at:self.at + len(self.COLUMNS)] = self.record_row()
+        self.row[self.at : self.at + len(self.COLUMNS)] = self.record_row()
 
     def record_row(self) -> tuple[float, ...]:
         day = self.day
@@ -603,19 +613,32 @@ class ChipSector:
         actual = self.sales_usd + self.rev_rate * el + self.released_usd
         L = Lcf = 0.0
         exp = math.exp
-        for b, w in self._w:                      # localisation at the end of today (inlined for speed)
+        for b, w in self._w:  # localisation at the end of today (inlined for speed)
             dt = day + 1 - b.t
             c = b.ceiling
-            L += w * (c - (c - b.L) * exp(-(b.base_rate * dt + b.design_rate
-                                              * (b.beta_days + b.blocked_share * (day + 1 - b.t_beta)))))
+            L += w * (
+                c
+                - (c - b.L)
+                * exp(-(b.base_rate * dt + b.design_rate * (b.beta_days + b.blocked_share * (day + 1 - b.t_beta))))
+            )
             Lcf += w * (c - (c - b.L_cf) * exp(-b.base_rate * dt))
         dr = self.demand_rate
         sub, ok, no, ret = self.submitted, self.approved, self.denied, self.returned
-        return (self.rev_rate + (self._rel_today if self._rel_day == day else 0.0), self.cf_rate,
-                self.cf_usd + self.cf_rate * el - actual, self.write_off_usd,
-                self.remitted_usd + self.remit_rate * el,
-                self.blocked_rate / dr if dr > 0 else 0.0,
-                L, Lcf, float(sub), float(ok), float(no), float(ret), float(sub - ok - no - ret))
+        return (
+            self.rev_rate + (self._rel_today if self._rel_day == day else 0.0),
+            self.cf_rate,
+            self.cf_usd + self.cf_rate * el - actual,
+            self.write_off_usd,
+            self.remitted_usd + self.remit_rate * el,
+            self.blocked_rate / dr if dr > 0 else 0.0,
+            L,
+            Lcf,
+            float(sub),
+            float(ok),
+            float(no),
+            float(ret),
+            float(sub - ok - no - ret),
+        )
 
     @property
     def pending_count(self) -> int:
@@ -630,11 +653,19 @@ class ChipSector:
         pending_usd = sum(sum(f.pending[o] for o in range(4)) * f.app_usd for f in self.firms)
         unfiled_usd = sum(f.unfiled[o] + f.blocked[o] * eu for f in self.firms for o in range(3))
         return {
-            "counterfactual_usd": cf, "actual_usd": actual, "denied_usd": self.denied_usd,
-            "design_out_usd": design_out, "pending_usd": pending_usd, "unfiled_usd": unfiled_usd,
-            "remitted_usd": remitted, "write_off_usd": self.write_off_usd,
-            "submitted": self.submitted, "approved": self.approved, "denied": self.denied,
-            "returned": self.returned, "pending": self.pending_count,
+            "counterfactual_usd": cf,
+            "actual_usd": actual,
+            "denied_usd": self.denied_usd,
+            "design_out_usd": design_out,
+            "pending_usd": pending_usd,
+            "unfiled_usd": unfiled_usd,
+            "remitted_usd": remitted,
+            "write_off_usd": self.write_off_usd,
+            "submitted": self.submitted,
+            "approved": self.approved,
+            "denied": self.denied,
+            "returned": self.returned,
+            "pending": self.pending_count,
         }
 
     def metrics(self) -> dict:
@@ -649,22 +680,34 @@ class ChipSector:
             el = end - self.t_r
             actual = f.sales_usd + f.revenue_rate * el + f.released_usd
             cf = f.cf_usd + f.cf_rate * el
-            firms[f.name] = {"revenue_usd": actual, "revenue_lost_usd": cf - actual,
-                             "write_off_usd": f.write_off_usd,
-                             "remitted_usd": f.remitted_usd + f.remit_rate * el, "denied_usd": f.denied_usd}
+            firms[f.name] = {
+                "revenue_usd": actual,
+                "revenue_lost_usd": cf - actual,
+                "write_off_usd": f.write_off_usd,
+                "remitted_usd": f.remitted_usd + f.remit_rate * el,
+                "denied_usd": f.denied_usd,
+            }
         return {
             "us_chip_revenue_lost_usd": lost,
             "us_chip_write_off_usd": a["write_off_usd"],
             "us_chip_remitted_usd": a["remitted_usd"],
             "us_chip_revenue_usd": a["actual_usd"],
             "us_chip_counterfactual_revenue_usd": a["counterfactual_usd"],
-            "us_chip_revenue_lost_parts_usd": {"denied": a["denied_usd"], "design_out": a["design_out_usd"],
-                                               "pending": a["pending_usd"] + a["unfiled_usd"]},
+            "us_chip_revenue_lost_parts_usd": {
+                "denied": a["denied_usd"],
+                "design_out": a["design_out_usd"],
+                "pending": a["pending_usd"] + a["unfiled_usd"],
+            },
             "cn_chip_localisation_end": L,
             "cn_chip_localisation_baseline_end": Lcf,
             "cn_chip_localisation_by_buyer": {b.name: b.localisation_at(end)[0] for b in self.buyers.values()},
-            "bis_applications": {"submitted": self.submitted, "approved": self.approved, "denied": self.denied,
-                                 "returned": self.returned, "pending_end": a["pending"]},
+            "bis_applications": {
+                "submitted": self.submitted,
+                "approved": self.approved,
+                "denied": self.denied,
+                "returned": self.returned,
+                "pending_end": a["pending"],
+            },
             "bis_mean_wait_working_days": self.wait_sum_wd / decided if decided else None,
             "firms": firms,
         }

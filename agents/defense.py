@@ -39,8 +39,9 @@ DEFENSE_REGIONS = ("US", "EU", "JP")
 
 
 @kernel
-def _consume(stock, need, flat, group, mat, used, used_by_group, need_by_group, ledger, nodes, stockpile,
-             trigger_days, row, at):
+def _consume(
+    stock, need, flat, group, mat, used, used_by_group, need_by_group, ledger, nodes, stockpile, trigger_days, row, at
+):
     """Programmes use what they have (entries ``flat``), the stockpile releases, and the record."""
     stock_f = stock.ravel()
     need_f = need.ravel()
@@ -95,7 +96,7 @@ class DefensePrograms:
     def __init__(self, model, cfg):
         self.model = model
         self.cfg = cfg
-        self.programmes: list[tuple[int, str]] = []    # (node, region)
+        self.programmes: list[tuple[int, str]] = []  # (node, region)
 
     def add_nodes(self, builder) -> None:
         rng = self.model.rng
@@ -106,9 +107,15 @@ class DefensePrograms:
             w = sizes(rng, dr.programmes) * dr.magnets_t_per_year / 365
             cover = lognormal(rng, dr.buffer_days_mean, dr.buffer_days_cv, dr.programmes)
             for x, c in zip(w, cover):
-                node = builder.add(Kind.DEFENSE, REGIONS.index(reg), float(c), military=True, end_use=EndUse.DEFENSE,
-                                   need={NDFEB: x * (1 - dr.smco_share), SMCO: x * dr.smco_share},
-                                   cn_share=dr.cn_supply_share)
+                node = builder.add(
+                    Kind.DEFENSE,
+                    REGIONS.index(reg),
+                    float(c),
+                    military=True,
+                    end_use=EndUse.DEFENSE,
+                    need={NDFEB: x * (1 - dr.smco_share), SMCO: x * dr.smco_share},
+                    cn_share=dr.cn_supply_share,
+                )
                 self.programmes.append((node, reg))
 
     def bind(self, net) -> None:
@@ -128,19 +135,31 @@ class DefensePrograms:
         self.used = np.zeros(self.flat.size)
         self.used_by_group = np.zeros(2)
         us = self.cfg.US
-        self.stockpile = np.zeros(M)   # US National Defense Stockpile magnets, t by material
+        self.stockpile = np.zeros(M)  # US National Defense Stockpile magnets, t by material
         self.stockpile[NDFEB] = self.cfg.us_national_stockpile_t * (1 - us.smco_share)
         self.stockpile[SMCO] = self.cfg.us_national_stockpile_t * us.smco_share
         self.us_need = float(net.end_need[self.us_nodes][:, [NDFEB, SMCO]].sum())
 
     def consume(self, ledger: np.ndarray) -> None:
         net = self.net
-        _consume(net.stock, net.need, self.flat, self.group, self.mat, self.used, self.used_by_group,
-                 self.need_by_group, ledger, self.us_nodes, self.stockpile, self.cfg.stockpile_release_trigger_days,
-                 self.row, self.at)
+        _consume(
+            net.stock,
+            net.need,
+            self.flat,
+            self.group,
+            self.mat,
+            self.used,
+            self.used_by_group,
+            self.need_by_group,
+            ledger,
+            self.us_nodes,
+            self.stockpile,
+            self.cfg.stockpile_release_trigger_days,
+            self.row,
+            self.at,
+        )
 
     def ban_chinese_supply(self, region: str) -> None:
         net, src = self.net, self.model.sourcing
         sel = (net.region[src.g_buyer] == REGIONS.index(region)) & net.military[src.g_buyer]
         src.ban_china(net, sel)
-

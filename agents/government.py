@@ -55,10 +55,15 @@ def _cn_lift_controls(model, ev, day: int) -> None:
 
 def _cn_licensing_stance(model, ev, day: int) -> None:
     model.licensing.set_stance(
-        destination_factor=ev.destination_factor, p_approve_civil=ev.p_approve_civil,
-        p_approve_military=ev.p_approve_military, p_incomplete=ev.p_incomplete,
-        statutory_working_days=ev.statutory_working_days, customs_days=ev.customs_days,
-        licence_volume_days=ev.licence_volume_days, validity_days=ev.validity_days)
+        destination_factor=ev.destination_factor,
+        p_approve_civil=ev.p_approve_civil,
+        p_approve_military=ev.p_approve_military,
+        p_incomplete=ev.p_incomplete,
+        statutory_working_days=ev.statutory_working_days,
+        customs_days=ev.customs_days,
+        licence_volume_days=ev.licence_volume_days,
+        validity_days=ev.validity_days,
+    )
 
 
 def _cn_fast_track(model, ev, day: int) -> None:
@@ -78,7 +83,7 @@ def _marker(model, ev, day: int) -> None:
 
 
 def _chips(model, ev, day: int) -> None:
-    model.chips.apply(ev, day)      # US chip controls, licences, Entity List, BIS stance
+    model.chips.apply(ev, day)  # US chip controls, licences, Entity List, BIS stance
 
 
 HANDLERS: dict[str, Callable] = {
@@ -115,8 +120,10 @@ class Government(mesa.Agent):
 
     def schedule(self, day: int, ev) -> None:
         """Add a reaction to the agenda, keeping it in day order."""
-        self.events.insert(next((i for i in range(self.next, len(self.events)) if self.events[i][0] > day),
-                                len(self.events)), (day, ev))
+        self.events.insert(
+            next((i for i in range(self.next, len(self.events)) if self.events[i][0] > day), len(self.events)),
+            (day, ev),
+        )
 
 
 class Diplomacy:

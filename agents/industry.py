@@ -38,22 +38,31 @@ class IndustrialUsers:
     def __init__(self, model, cfg):
         self.model = model
         self.cfg = cfg
-        self.users: list[tuple[int, str, str]] = []    # (node, region, grade)
+        self.users: list[tuple[int, str, str]] = []  # (node, region, grade)
 
     def add_nodes(self, builder) -> None:
         od, am, df = self.cfg.other_demand, self.cfg.automakers, self.cfg.defense
 
         def add(r: int, grade: str, need: dict) -> None:
             if sum(need.values()) > 0:
-                node = builder.add(Kind.INDUSTRY, r, od.buffer_days_mean, need=need, heavy_grade=grade != "light",
-                                   end_use=EndUse.INDUSTRIAL, cn_share=od.cn_supply_share)
+                node = builder.add(
+                    Kind.INDUSTRY,
+                    r,
+                    od.buffer_days_mean,
+                    need=need,
+                    heavy_grade=grade != "light",
+                    end_use=EndUse.INDUSTRIAL,
+                    cn_share=od.cn_supply_share,
+                )
                 self.users.append((node, REGIONS[r], grade))
 
         for reg in EXPORT_REGIONS:
             r = REGIONS.index(reg)
             imports = od.cn_magnet_exports_t_per_year * od.export_share.get(reg, 0.0) / 365
-            auto = sum(builder.specs[n].need[NDFEB] for n in builder.nodes(Kind.PLANT, r)) \
+            auto = (
+                sum(builder.specs[n].need[NDFEB] for n in builder.nodes(Kind.PLANT, r))
                 * getattr(am, reg).cn_supply_share
+            )
             dfn = 0.0
             if reg in ("US", "EU", "JP"):
                 dr = getattr(df, reg)
@@ -64,7 +73,8 @@ class IndustrialUsers:
                 raise ConfigError(
                     f"other_demand.export_share.{reg}: China's exports to {reg} ({imports * 365:.0f} t/yr) are "
                     f"smaller than its automakers' and defence programmes' Chinese supply "
-                    f"({(auto + dfn + smco * od.cn_supply_share) * 365:.0f} t/yr); raise the share or lower those")
+                    f"({(auto + dfn + smco * od.cn_supply_share) * 365:.0f} t/yr); raise the share or lower those"
+                )
             total = rest / od.cn_supply_share if od.cn_supply_share > 0 else 0.0
             add(r, "heavy", {NDFEB: total * od.heavy_grade_share})
             add(r, "light", {NDFEB: total * (1 - od.heavy_grade_share)})

@@ -57,9 +57,21 @@ DEVELOPING, STAFFING, OPERATING, FAILED, CANCELLED = "developing", "staffing", "
 
 
 class Project(mesa.Agent):
-    def __init__(self, model: mesa.Model, name: str, stage: str, region: str, tpa: float, start_day: int,
-                 ready_day: int, capex: float, floor: bool, heavy_share: float, samarium_tpa: float,
-                 announced: bool):
+    def __init__(
+        self,
+        model: mesa.Model,
+        name: str,
+        stage: str,
+        region: str,
+        tpa: float,
+        start_day: int,
+        ready_day: int,
+        capex: float,
+        floor: bool,
+        heavy_share: float,
+        samarium_tpa: float,
+        announced: bool,
+    ):
         super().__init__(model)
         self.name, self.stage, self.region = name, stage, region
         self.tpa, self.heavy_share, self.samarium_tpa = tpa, heavy_share, samarium_tpa
@@ -82,24 +94,31 @@ class Project(mesa.Agent):
 class InvestmentProgramme(mesa.Agent):
     """The allies' programme: budget, project starts, the workforce pool and accounting."""
 
-    def __init__(self, model: mesa.Model, cfg, start_day: int, horizon_days: int, target_tpa: dict[str, float],
-                 base_tpa: dict[str, float]):
+    def __init__(
+        self,
+        model: mesa.Model,
+        cfg,
+        start_day: int,
+        horizon_days: int,
+        target_tpa: dict[str, float],
+        base_tpa: dict[str, float],
+    ):
         super().__init__(model)
         self.cfg = cfg
         self.start_day = start_day
         self.budget = cfg.budget_usd
         shares = cfg.year_shares or [1.0 / cfg.years] * cfg.years
         self.year_budget = [self.budget * s for s in shares]
-        self.committed = 0.0         # capex of projects started by the programme (not failed/cancelled parts)
+        self.committed = 0.0  # capex of projects started by the programme (not failed/cancelled parts)
         self.spent = 0.0
         self.training_spent = 0.0
-        self.released = 0.0          # capex never spent because projects failed or were cancelled
+        self.released = 0.0  # capex never spent because projects failed or were cancelled
         self.announced_spent = 0.0
         self.floor_payments = 0.0
         self.workforce = cfg.workforce_start
         self.staff_in_use = 0.0
-        self.target = target_tpa     # planned capacity wanted by stage (t/yr)
-        self.base = base_tpa         # non-Chinese capacity that existed before (t/yr)
+        self.target = target_tpa  # planned capacity wanted by stage (t/yr)
+        self.base = base_tpa  # non-Chinese capacity that existed before (t/yr)
         self.projects: list[Project] = []
         self.cum_output = {s: 0.0 for s in STAGES}
         self.horizon_days = horizon_days
@@ -122,10 +141,23 @@ class InvestmentProgramme(mesa.Agent):
         return max(0.0, released - self.committed - self.training_spent)
 
     # ------------------------------------------------------------------ projects
-    def add_project(self, day: int, name: str, stage: str, region: str, tpa: float, ready_day: int, capex: float,
-                    floor: bool, heavy_share: float, samarium_tpa: float, announced: bool) -> Project:
-        p = Project(self.model, name, stage, region, tpa, day, ready_day, capex, floor, heavy_share, samarium_tpa,
-                    announced)
+    def add_project(
+        self,
+        day: int,
+        name: str,
+        stage: str,
+        region: str,
+        tpa: float,
+        ready_day: int,
+        capex: float,
+        floor: bool,
+        heavy_share: float,
+        samarium_tpa: float,
+        announced: bool,
+    ) -> Project:
+        p = Project(
+            self.model, name, stage, region, tpa, day, ready_day, capex, floor, heavy_share, samarium_tpa, announced
+        )
         p.fate_rng = self.project_rng(len(self.projects), 1)
         self.projects.append(p)
         return p
@@ -135,8 +167,9 @@ class InvestmentProgramme(mesa.Agent):
         return np.random.default_rng([self.seed, index, purpose])
 
     def planned(self, stage: str) -> float:
-        return self.base[stage] + sum(p.tpa for p in self.projects
-                                      if p.stage == stage and p.status in (DEVELOPING, STAFFING, OPERATING))
+        return self.base[stage] + sum(
+            p.tpa for p in self.projects if p.stage == stage and p.status in (DEVELOPING, STAFFING, OPERATING)
+        )
 
     def start_projects(self, day: int) -> None:
         """Start projects where planned capacity is short of target, within the year's money."""
@@ -160,9 +193,19 @@ class InvestmentProgramme(mesa.Agent):
                 region = regions[int(self.region_rng.choice(len(regions), p=w / w.sum()))]
                 lead = sp.lead_years * 365 * float(lognormal(self.project_rng(len(self.projects)), 1.0, sp.lead_cv))
                 self._n += 1
-                self.add_project(day, f"programme-{stage}-{self._n}", stage, region, size, day + int(round(lead)),
-                                 capex, cfg.floors, cfg.separation_heavy_share,
-                                 size * cfg.separation_sm_share if stage == "separation" else 0.0, announced=False)
+                self.add_project(
+                    day,
+                    f"programme-{stage}-{self._n}",
+                    stage,
+                    region,
+                    size,
+                    day + int(round(lead)),
+                    capex,
+                    cfg.floors,
+                    cfg.separation_heavy_share,
+                    size * cfg.separation_sm_share if stage == "separation" else 0.0,
+                    announced=False,
+                )
                 self.committed += capex
 
     def released_budget(self, day: int) -> float:
@@ -171,8 +214,11 @@ class InvestmentProgramme(mesa.Agent):
 
     def stage_committed(self, stage: str) -> float:
         """Capex the stage has used: all of it for live projects, what was spent for closed ones."""
-        return sum(p.spent if p.status in (FAILED, CANCELLED) else p.capex
-                   for p in self.projects if p.stage == stage and not p.announced)
+        return sum(
+            p.spent if p.status in (FAILED, CANCELLED) else p.capex
+            for p in self.projects
+            if p.stage == stage and not p.announced
+        )
 
     def monthly(self, day: int, price_ex_cn: float) -> None:
         """One month: spending, failures, viability, staffing and commissioning, training."""
@@ -186,7 +232,7 @@ class InvestmentProgramme(mesa.Agent):
             if p.status == DEVELOPING:
                 if not p.floor and not p.announced and not viable:
                     p.stalled_days += int(month)
-                    p.ready_day += int(month)              # no progress this month
+                    p.ready_day += int(month)  # no progress this month
                     if p.fate_rng.random() < cancel_p:
                         self._close(p, CANCELLED)
                     continue
@@ -216,8 +262,10 @@ class InvestmentProgramme(mesa.Agent):
         # the workforce pipeline: a base flow of graduates plus training paid from the programme
         trainees = cfg.trained_per_year * month / 365
         if self.budget > 0 and day >= self.start_day and self.year_index(day) < cfg.years:
-            money = min(cfg.training_share * self.year_budget[self.year_index(day)] * month / 365,
-                        max(0.0, self.released_budget(day) - self.committed - self.training_spent))
+            money = min(
+                cfg.training_share * self.year_budget[self.year_index(day)] * month / 365,
+                max(0.0, self.released_budget(day) - self.committed - self.training_spent),
+            )
             self.training_spent += money
             trainees += money / cfg.usd_per_trainee
         self.workforce += trainees
@@ -237,8 +285,11 @@ class InvestmentProgramme(mesa.Agent):
                 continue
             f = p.ramp(day, self.cfg.stages[p.stage].ramp_years * 365)
             if p.stage == "separation":
-                for key, v in (("separation_ndpr", p.tpa * (1 - p.heavy_share)),
-                               ("separation_dytb", p.tpa * p.heavy_share), ("separation_sm", p.samarium_tpa)):
+                for key, v in (
+                    ("separation_ndpr", p.tpa * (1 - p.heavy_share)),
+                    ("separation_dytb", p.tpa * p.heavy_share),
+                    ("separation_sm", p.samarium_tpa),
+                ):
                     out[(key, p.region)] = out.get((key, p.region), 0.0) + v * f
             else:
                 out[(p.stage, p.region)] = out.get((p.stage, p.region), 0.0) + p.tpa * f
@@ -271,9 +322,18 @@ class InvestmentProgramme(mesa.Agent):
 class Investment:
     """The programme, the projects already announced, and the non-Chinese chain's capacities by stage."""
 
-    COLUMNS = ("investment_spent_usd_cum", "investment_committed_usd", "floor_payments_usd_cum",
-               "announced_spent_usd_cum", "ex_cn_ndfeb_capacity_tpa", "ex_cn_ndpr_capacity_tpa",
-               "ex_cn_dytb_capacity_tpa", "rare_earth_workforce", "projects_operating", "projects_developing")
+    COLUMNS = (
+        "investment_spent_usd_cum",
+        "investment_committed_usd",
+        "floor_payments_usd_cum",
+        "announced_spent_usd_cum",
+        "ex_cn_ndfeb_capacity_tpa",
+        "ex_cn_ndpr_capacity_tpa",
+        "ex_cn_dytb_capacity_tpa",
+        "rare_earth_workforce",
+        "projects_operating",
+        "projects_developing",
+    )
 
     def __init__(self, model, cfg):
         self.model, self.cfg = model, cfg
@@ -293,26 +353,40 @@ class Investment:
         mm = cfg.magnet_makers
         mag_t = base_mag + inv.target_share * demand
         h = inv.separation_heavy_share
-        sep_t = base_sep + max(mm.ndpr_per_t_ndfeb * inv.target_share * demand / max(1 - h, 1e-9),
-                               mm.dytb_per_t_ndfeb * inv.target_share * demand / max(h, 1e-9))
-        target = {"magnets": mag_t, "metal": mag_t, "separation": sep_t,
-                  "mining": sep_t / max(inv.ore_oxide_share, 1e-9),
-                  "recycling": inv.recycling_scrap_share * inv.target_share * demand}
-        for stage in STAGES:                       # every stage must be buildable where its projects go
+        sep_t = base_sep + max(
+            mm.ndpr_per_t_ndfeb * inv.target_share * demand / max(1 - h, 1e-9),
+            mm.dytb_per_t_ndfeb * inv.target_share * demand / max(h, 1e-9),
+        )
+        target = {
+            "magnets": mag_t,
+            "metal": mag_t,
+            "separation": sep_t,
+            "mining": sep_t / max(inv.ore_oxide_share, 1e-9),
+            "recycling": inv.recycling_scrap_share * inv.target_share * demand,
+        }
+        for stage in STAGES:  # every stage must be buildable where its projects go
             for reg in inv.stages[stage].regions:
                 self._stage_nodes(stage, reg, f"investment.stages.{stage}.regions")
         start = model.calendar.start
-        self.programme = InvestmentProgramme(model, inv, (inv.start - start).days, model.calendar.n_days, target,
-                                             base)
+        self.programme = InvestmentProgramme(model, inv, (inv.start - start).days, model.calendar.n_days, target, base)
         if inv.announced_projects:
             for i, a in enumerate(inv.announced):
                 self._stage_nodes(a.stage, a.region, f"investment.announced[{i}].region")
                 sp = inv.stages[a.stage]
                 online = (a.online - start).days
-                self.programme.add_project(min(online, 0) - 1, a.name, a.stage, a.region, a.tpa, online,
-                                           a.tpa * sp.capex_usd_per_tpa, a.floor,
-                                           inv.separation_heavy_share if a.heavy_share is None else a.heavy_share,
-                                           a.samarium_tpa, announced=True)
+                self.programme.add_project(
+                    min(online, 0) - 1,
+                    a.name,
+                    a.stage,
+                    a.region,
+                    a.tpa,
+                    online,
+                    a.tpa * sp.capex_usd_per_tpa,
+                    a.floor,
+                    inv.separation_heavy_share if a.heavy_share is None else a.heavy_share,
+                    a.samarium_tpa,
+                    announced=True,
+                )
         # utilisation at which suppliers normally run: capacity beyond it is spare for new offtakes
         demand_on = np.bincount(net.sup_flat, net.rate(), minlength=net.n * M)
         cap = net.cap_f
@@ -333,8 +407,9 @@ class Investment:
             return np.zeros(0, dtype=np.int64)
         if nodes.size == 0:
             have = sorted({REGIONS[i] for i in net.region[self.x_ndfeb if stage == "magnets" else self.x_seps]})
-            raise ConfigError(f"{where}: no non-Chinese {stage} plant can be built in {region}; "
-                              f"allowed: {', '.join(have)}")
+            raise ConfigError(
+                f"{where}: no non-Chinese {stage} plant can be built in {region}; allowed: {', '.join(have)}"
+            )
         return nodes
 
     def month(self, day: int) -> None:
@@ -370,13 +445,28 @@ class Investment:
         net.cap[:] = cap
         model.producers.refresh_capacity(net)
         sourcing.refresh(net)
-        self.caps = (cap[self.x_ndfeb, NDFEB].sum() * 365, cap[self.x_seps, NDPR].sum() * 365,
-                     cap[self.x_seps, DYTB].sum() * 365)
-        prog.learn({"magnets": by("magnets") / 12, "separation": (by("separation_ndpr") + by("separation_dytb")) / 12,
-                    "metal": by("metal") / 12, "mining": by("mining") / 12})
+        self.caps = (
+            cap[self.x_ndfeb, NDFEB].sum() * 365,
+            cap[self.x_seps, NDPR].sum() * 365,
+            cap[self.x_seps, DYTB].sum() * 365,
+        )
+        prog.learn(
+            {
+                "magnets": by("magnets") / 12,
+                "separation": (by("separation_ndpr") + by("separation_dytb")) / 12,
+                "metal": by("metal") / 12,
+                "mining": by("mining") / 12,
+            }
+        )
         # floors: the programme pays the gap between the floor and the market on floor projects' output
-        floor_t = sum(p.tpa * p.ramp(day, inv.stages["magnets"].ramp_years * 365) for p in prog.projects
-                      if p.floor and p.stage == "magnets" and p.status == "operating") / 12
+        floor_t = (
+            sum(
+                p.tpa * p.ramp(day, inv.stages["magnets"].ramp_years * 365)
+                for p in prog.projects
+                if p.floor and p.stage == "magnets" and p.status == "operating"
+            )
+            / 12
+        )
         prog.floor_payments += floor_t * 1000 * max(0.0, inv.floor_ndfeb_usd_kg - market.price_ex_cn_ndfeb)
         # offtakes: new capacity beyond suppliers' normal operating point finds buyers
         demand_on = np.bincount(net.sup_flat, net.rate(), minlength=net.n * M)
@@ -395,6 +485,13 @@ class Investment:
     def start_record(self) -> None:
         """Write the programme's figures into the record row (at the start and after each month)."""
         prog = self.programme
-        self.row[self.at:self.at + 10] = (prog.spent + prog.training_spent, prog.committed, prog.floor_payments,
-                                          prog.announced_spent, *self.caps, prog.workforce, self.n_operating,
-                                          self.n_developing)
+        self.row[self.at : self.at + 10] = (
+            prog.spent + prog.training_spent,
+            prog.committed,
+            prog.floor_payments,
+            prog.announced_spent,
+            *self.caps,
+            prog.workforce,
+            self.n_operating,
+            self.n_developing,
+        )

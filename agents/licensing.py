@@ -185,15 +185,46 @@ def _expire(licence_exp, licence_left, day):
 
 
 @kernel
-def _file(controlled, app_open, blocked, ready_day, licence_left, licence_exp, backlog, rate, renew_cover_days, day,
-          wd, n, ints, floats, military, stage, fast, fast_review_wd, fast_validity, statutory_wd, volume_days,
-          validity_days, doc_check_wd, effort, buy_military, dest):
+def _file(
+    controlled,
+    app_open,
+    blocked,
+    ready_day,
+    licence_left,
+    licence_exp,
+    backlog,
+    rate,
+    renew_cover_days,
+    day,
+    wd,
+    n,
+    ints,
+    floats,
+    military,
+    stage,
+    fast,
+    fast_review_wd,
+    fast_validity,
+    statutory_wd,
+    volume_days,
+    validity_days,
+    doc_check_wd,
+    effort,
+    buy_military,
+    dest,
+):
     """Exporters file for licensed relationships with open orders and too little licensed volume left
     (or an expired licence), once their documents are ready: appended to the queue (columns as in
     ``_INT``/``_FLOAT``). Returns the new number of open applications."""
     for e in range(controlled.shape[0]):
-        if (controlled[e] and not app_open[e] and not blocked[e] and ready_day[e] <= day and backlog[e] > 0.0
-                and (licence_left[e] < rate[e] * renew_cover_days or licence_exp[e] < day)):
+        if (
+            controlled[e]
+            and not app_open[e]
+            and not blocked[e]
+            and ready_day[e] <= day
+            and backlog[e] > 0.0
+            and (licence_left[e] < rate[e] * renew_cover_days or licence_exp[e] < day)
+        ):
             f = fast[e]
             ints[0, n] = e
             ints[1, n] = wd
@@ -227,9 +258,33 @@ def _returns(idx, k, u, p_incomplete, stage, edge, app_open, ready_day, ready):
 
 
 @kernel
-def _decisions(idx, k, u, day, wd, p_civil, p_military, destination_factor, stage, edge, military, dest, validity,
-               tonnage, submit_wd, licence_left, licence_exp, app_open, blocked, ready_day, reapply_days, end_use,
-               buy, first_approval, tally):
+def _decisions(
+    idx,
+    k,
+    u,
+    day,
+    wd,
+    p_civil,
+    p_military,
+    destination_factor,
+    stage,
+    edge,
+    military,
+    dest,
+    validity,
+    tonnage,
+    submit_wd,
+    licence_left,
+    licence_exp,
+    app_open,
+    blocked,
+    ready_day,
+    reapply_days,
+    end_use,
+    buy,
+    first_approval,
+    tally,
+):
     """Decide ``idx[:k]`` with uniforms ``u``. ``tally`` gets (approved, approved military, denied, sum of
     waits in working days, earliest new expiry)."""
     approved = approved_mil = denied = wait = 0
@@ -255,7 +310,7 @@ def _decisions(idx, k, u, day, wd, p_civil, p_military, destination_factor, stag
         else:
             denied += 1
             if mil:
-                blocked[e] = True            # exporters stop filing for refused military users
+                blocked[e] = True  # exporters stop filing for refused military users
             else:
                 ready_day[e] = day + reapply_days
         app_open[e] = False
@@ -275,7 +330,7 @@ class MofcomOffice(mesa.Agent):
         super().__init__(model)
         self.level = level
         self.reviewers = int(reviewers)
-        self.trainees: list[tuple[int, int]] = []   # (day they start reviewing, how many)
+        self.trainees: list[tuple[int, int]] = []  # (day they start reviewing, how many)
 
     def hire(self, day: int, n: int, training_days: int) -> None:
         if n > 0:
@@ -299,8 +354,14 @@ class MofcomOffice(mesa.Agent):
 class Licensing:
     """The licensing regime: controls in force, the offices, the review and its queue."""
 
-    COLUMNS = ("cn_licences_submitted_cum", "cn_licences_approved_cum", "cn_licences_denied_cum",
-               "cn_licences_returned_cum", "cn_licences_pending", "cn_reviewers")
+    COLUMNS = (
+        "cn_licences_submitted_cum",
+        "cn_licences_approved_cum",
+        "cn_licences_denied_cum",
+        "cn_licences_returned_cum",
+        "cn_licences_pending",
+        "cn_reviewers",
+    )
     INTEGER_COLUMNS = COLUMNS
 
     def __init__(self, model, cfg):
@@ -314,31 +375,38 @@ class Licensing:
         offices += [MofcomOffice(model, "provincial", base) for _ in range(cfg.provincial_offices)]
         self.offices = AgentSet(offices, random=model.random)
         self._office_list = offices
-        self.stance = Stance(cfg.p_approve_civil, cfg.p_approve_military, cfg.p_incomplete,
-                             cfg.statutory_working_days, cfg.customs_days, cfg.licence_volume_days,
-                             cfg.validity_days, np.array([cfg.destination_factor.get(r, 1.0) for r in REGIONS]))
-        self.controls = np.zeros(len(CONTROLLABLE), dtype=bool)   # items that need a licence now
+        self.stance = Stance(
+            cfg.p_approve_civil,
+            cfg.p_approve_military,
+            cfg.p_incomplete,
+            cfg.statutory_working_days,
+            cfg.customs_days,
+            cfg.licence_volume_days,
+            cfg.validity_days,
+            np.array([cfg.destination_factor.get(r, 1.0) for r in REGIONS]),
+        )
+        self.controls = np.zeros(len(CONTROLLABLE), dtype=bool)  # items that need a licence now
         self.first_control_day: int | None = None
         self.queue = LicenceQueue()
         self.counts = Counts()
         e = net.e
         # per relationship: the exporter's side of licensing
-        self.app_open = np.zeros(e, dtype=bool)      # an application is in the queue
-        self.blocked = np.zeros(e, dtype=bool)       # the exporter has stopped applying (military refusal)
+        self.app_open = np.zeros(e, dtype=bool)  # an application is in the queue
+        self.blocked = np.zeros(e, dtype=bool)  # the exporter has stopped applying (military refusal)
         self.ready_day = np.zeros(e, dtype=np.int64)  # earliest day the exporter can (re)apply
         # fast-track terms per relationship (June 2025 temporary licences and the like)
         self.fast = np.zeros(e, dtype=bool)
         self.fast_review_wd = np.zeros(e, dtype=np.int64)
         self.fast_validity = np.zeros(e, dtype=np.int64)
-        self.hired = 0.0            # fractional hires carried between working days
+        self.hired = 0.0  # fractional hires carried between working days
         self.first_approval = np.full((len(REGIONS), len(EndUse)), -1, dtype=np.int64)
-        self.wd = 0                 # working days so far (the statutory clock)
+        self.wd = 0  # working days so far (the statutory clock)
         self.next_expiry = 1 << 62
         self._idx = np.zeros(e, dtype=np.int64)
         self._tally = np.zeros(5, dtype=np.int64)
         self._buy_military = net.military[net.buy]
-        self.reviewers = sum(o.reviewers for o in offices)     # reviewing now, all offices
-        self.in_training = 0                                    # hired, in training, all offices
+        self.reviewers = sum(o.reviewers for o in offices)  # reviewing now, all offices
+        self.in_training = 0  # hired, in training, all offices
         self.foreign_rule = CONTROLLABLE.index("foreign_magnets_cn_content")
 
     @property
@@ -365,9 +433,8 @@ class Licensing:
             controlled |= x_maker & cross & (model.sourcing.non_cn_frac[net.sup] < 1.0)
         net.set_controlled(controlled)
         new = net.controlled & ~was
-        if new.any():   # exporters need time to assemble the documents for a first application
-            self.ready_day[new] = model.day + model.rng.integers(
-                p.prep_days_min, max(p.prep_days_min, p.prep_days_max) + 1, int(new.sum()))
+        if new.any():  # exporters need time to assemble the documents for a first application
+            self.ready_day[new] = model.day + model.rng.integers(p.prep_days_min, p.prep_days_max + 1, int(new.sum()))
         net.extra_lead = np.where(net.controlled, self.stance.customs_days, 0)
 
     def controlled_items(self) -> list[str]:
@@ -428,7 +495,7 @@ class Licensing:
             self.in_training -= started
         staff = self.reviewers + self.in_training
         if self.queue.n > p.hire_backlog_per_reviewer * staff and staff < p.max_reviewers:
-            self.hired += p.hire_per_month * 12 / 250   # per working day
+            self.hired += p.hire_per_month * 12 / 250  # per working day
             n = min(int(self.hired), p.max_reviewers - staff)
             if n > 0:
                 self.hired -= n
@@ -439,23 +506,55 @@ class Licensing:
     def _review(self, day: int, wd: int) -> None:
         q, p, st, c, net, rng = self.queue, self.p, self.stance, self.counts, self.net, self.model.rng
         n = q.n
-        idx = self._idx        # at most one open application per relationship, so n <= edges
+        idx = self._idx  # at most one open application per relationship, so n <= edges
         closed = False
         # 1. document check: incomplete files go back to the exporter
         k = _due_checks(n, q.stage, q.doc_wd, wd, idx)
         if k:
-            returned = _returns(idx, k, rng.random(k), st.p_incomplete, q.stage, q.edge, self.app_open,
-                                self.ready_day, day + p.resubmit_days)
+            returned = _returns(
+                idx,
+                k,
+                rng.random(k),
+                st.p_incomplete,
+                q.stage,
+                q.edge,
+                self.app_open,
+                self.ready_day,
+                day + p.resubmit_days,
+            )
             c.returned += returned
             closed = returned > 0
         # 2. reviewer work, first filed first served; 3. decisions once work and clock are done
         k = _work(n, q.stage, q.effort, q.due_wd, wd, float(self.reviewers), idx)
         if k:
             t = self._tally
-            _decisions(idx, k, rng.random(k), day, wd, st.p_approve_civil, st.p_approve_military,
-                       st.destination_factor, q.stage, q.edge, q.military, q.dest, q.validity, q.tonnage, q.submit_wd,
-                       net.licence_left, net.licence_exp, self.app_open, self.blocked, self.ready_day, p.reapply_days,
-                       net.end_use, net.buy, self.first_approval, t)
+            _decisions(
+                idx,
+                k,
+                rng.random(k),
+                day,
+                wd,
+                st.p_approve_civil,
+                st.p_approve_military,
+                st.destination_factor,
+                q.stage,
+                q.edge,
+                q.military,
+                q.dest,
+                q.validity,
+                q.tonnage,
+                q.submit_wd,
+                net.licence_left,
+                net.licence_exp,
+                self.app_open,
+                self.blocked,
+                self.ready_day,
+                p.reapply_days,
+                net.end_use,
+                net.buy,
+                self.first_approval,
+                t,
+            )
             c.approved += int(t[0])
             c.approved_military += int(t[1])
             c.denied += int(t[2])
@@ -476,11 +575,34 @@ class Licensing:
             return
         net, p, st, q = self.net, self.p, self.stance, self.queue
         q.reserve(q.n + net.e)
-        n = _file(net.controlled, self.app_open, self.blocked, self.ready_day, net.licence_left, net.licence_exp,
-                  net.backlog, net.order_rate, p.renew_cover_days, day, self.wd, q.n, q.ints, q.floats, q.military,
-                  q.stage, self.fast, self.fast_review_wd, self.fast_validity, st.statutory_working_days,
-                  st.licence_volume_days, st.validity_days, p.doc_check_working_days, float(p.effort_reviewer_days),
-                  self._buy_military, net.dest)
+        n = _file(
+            net.controlled,
+            self.app_open,
+            self.blocked,
+            self.ready_day,
+            net.licence_left,
+            net.licence_exp,
+            net.backlog,
+            net.order_rate,
+            p.renew_cover_days,
+            day,
+            self.wd,
+            q.n,
+            q.ints,
+            q.floats,
+            q.military,
+            q.stage,
+            self.fast,
+            self.fast_review_wd,
+            self.fast_validity,
+            st.statutory_working_days,
+            st.licence_volume_days,
+            st.validity_days,
+            p.doc_check_working_days,
+            float(p.effort_reviewer_days),
+            self._buy_military,
+            net.dest,
+        )
         k = n - q.n
         if k == 0:
             return
@@ -495,4 +617,4 @@ class Licensing:
     def start_record(self) -> None:
         """Write the counts into the record row (at the start, and whenever they change)."""
         c = self.counts
-        self.row[self.at:self.at + 6] = (c.submitted, c.approved, c.denied, c.returned, self.queue.n, self.reviewers)
+        self.row[self.at : self.at + 6] = (c.submitted, c.approved, c.denied, c.returned, self.queue.n, self.reviewers)

@@ -41,9 +41,33 @@ DY_CN, DY_EX, ND_CN, ND_EX, PR_CN, PR_EX = range(6)
 
 
 @kernel
-def _update(stock, need, out, ex_nd, ex_nd_target, mk_dy, mk_dy_cover, mk_nd, mk_nd_cover, cn_nd, cn_dy, cn_pr,
-            base_nd, base_dy, base_pr, el_dy, el_nd, el_pr, max_multiple, discount, adjust_days, price0, price, row,
-            at):
+def _update(
+    stock,
+    need,
+    out,
+    ex_nd,
+    ex_nd_target,
+    mk_dy,
+    mk_dy_cover,
+    mk_nd,
+    mk_nd_cover,
+    cn_nd,
+    cn_dy,
+    cn_pr,
+    base_nd,
+    base_dy,
+    base_pr,
+    el_dy,
+    el_nd,
+    el_pr,
+    max_multiple,
+    discount,
+    adjust_days,
+    price0,
+    price,
+    row,
+    at,
+):
     cover_nd = psum_at(stock, ex_nd) / max(ex_nd_target, 1e-12)
     cover_dy = 1.0
     if mk_dy.shape[0]:
@@ -78,9 +102,15 @@ def _update(stock, need, out, ex_nd, ex_nd_target, mk_dy, mk_dy_cover, mk_nd, mk
 class Market:
     """Prices on both sides of the border."""
 
-    COLUMNS = ("price_dy_oxide_cn_usd_kg", "price_dy_oxide_ex_cn_usd_kg", "price_ndfeb_cn_usd_kg",
-               "price_ndfeb_ex_cn_usd_kg", "price_ndpr_oxide_cn_usd_kg", "price_ndpr_oxide_ex_cn_usd_kg",
-               "ex_cn_makers_dytb_cover_days")
+    COLUMNS = (
+        "price_dy_oxide_cn_usd_kg",
+        "price_dy_oxide_ex_cn_usd_kg",
+        "price_ndfeb_cn_usd_kg",
+        "price_ndfeb_ex_cn_usd_kg",
+        "price_ndpr_oxide_cn_usd_kg",
+        "price_ndpr_oxide_ex_cn_usd_kg",
+        "ex_cn_makers_dytb_cover_days",
+    )
 
     def __init__(self, model, cfg):
         self.model = model
@@ -99,8 +129,16 @@ class Market:
         sellers = {m: np.flatnonzero((net.region == CN) & (net.cap[:, m] > 0)) for m in (NDFEB, DYTB, NDPR)}
         self.cn_nd, self.cn_dy, self.cn_pr = (sellers[m] * M + m for m in (NDFEB, DYTB, NDPR))
         self.base = {m: float(net.out_rate[sellers[m], m].sum()) for m in (NDFEB, DYTB, NDPR)}
-        self.price = np.array([cfg.dy_oxide_cn_usd_kg, cfg.dy_oxide_ex_cn_usd_kg, cfg.ndfeb_usd_kg, cfg.ndfeb_usd_kg,
-                               cfg.ndpr_oxide_usd_kg, cfg.ndpr_oxide_usd_kg])
+        self.price = np.array(
+            [
+                cfg.dy_oxide_cn_usd_kg,
+                cfg.dy_oxide_ex_cn_usd_kg,
+                cfg.ndfeb_usd_kg,
+                cfg.ndfeb_usd_kg,
+                cfg.ndpr_oxide_usd_kg,
+                cfg.ndpr_oxide_usd_kg,
+            ]
+        )
         self.price0 = self.price.copy()
         self.cn_discount = 0.0
 
@@ -113,7 +151,30 @@ class Market:
 
     def update(self) -> None:
         net, p = self.net, self.p
-        _update(net.stock_f, net.need_f, net.out_rate_f, self.ex_nd, self.ex_nd_target, self.mk_dy, self.mk_dy_cover,
-                self.mk_nd, self.mk_nd_cover, self.cn_nd, self.cn_dy, self.cn_pr, self.base[NDFEB], self.base[DYTB],
-                self.base[NDPR], p.elasticity_dy, p.elasticity_ndfeb, p.elasticity_ndpr, p.max_multiple,
-                self.cn_discount, p.adjust_days, self.price0, self.price, self.row, self.at)
+        _update(
+            net.stock_f,
+            net.need_f,
+            net.out_rate_f,
+            self.ex_nd,
+            self.ex_nd_target,
+            self.mk_dy,
+            self.mk_dy_cover,
+            self.mk_nd,
+            self.mk_nd_cover,
+            self.cn_nd,
+            self.cn_dy,
+            self.cn_pr,
+            self.base[NDFEB],
+            self.base[DYTB],
+            self.base[NDPR],
+            p.elasticity_dy,
+            p.elasticity_ndfeb,
+            p.elasticity_ndpr,
+            p.max_multiple,
+            self.cn_discount,
+            p.adjust_days,
+            self.price0,
+            self.price,
+            self.row,
+            self.at,
+        )

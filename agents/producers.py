@@ -76,8 +76,29 @@ def _shippable(backlog, controlled, licence_left, any_controlled, sup_pos, out, 
 
 
 @kernel
-def _produce(stock, out_rate, prod, need, demand, flat, tsd, cap, coef, in_flat, has_in, mat, in_mat,
-             made_by_mat, used_by_mat, backlog, controlled, licence_left, any_controlled, sup_pos, shippable):
+def _produce(
+    stock,
+    out_rate,
+    prod,
+    need,
+    demand,
+    flat,
+    tsd,
+    cap,
+    coef,
+    in_flat,
+    has_in,
+    mat,
+    in_mat,
+    made_by_mat,
+    used_by_mat,
+    backlog,
+    controlled,
+    licence_left,
+    any_controlled,
+    sup_pos,
+    shippable,
+):
     _shippable(backlog, controlled, licence_left, any_controlled, sup_pos, shippable, demand)
     made_by_mat[:] = 0.0
     used_by_mat[:] = 0.0
@@ -92,7 +113,7 @@ def _produce(stock, out_rate, prod, need, demand, flat, tsd, cap, coef, in_flat,
         x1 = want * coef[p, 1]
         r0 = stock[in_flat[p, 0]] / x0 if x0 > 0.0 else 1.0
         r1 = stock[in_flat[p, 1]] / x1 if x1 > 0.0 else 1.0
-        frac = r1 if r1 < r0 else r0           # the scarcest input limits output
+        frac = r1 if r1 < r0 else r0  # the scarcest input limits output
         if frac > 1.0:
             frac = 1.0
         made = want * frac
@@ -110,10 +131,37 @@ def _produce(stock, out_rate, prod, need, demand, flat, tsd, cap, coef, in_flat,
 
 
 @kernel
-def _allocate_and_send(stock, shippable, sup_pos, domestic, ship, backlog, transit, pipe, day, lead_sea,
-                       extra_lead, controlled, licence_left, any_controlled, air_freight, air_days, air_cover,
-                       need, buy_flat, out_rate, prod_flat, sent, export_mag, dest, export_dytb, export_order,
-                       n_regions, row, at):
+def _allocate_and_send(
+    stock,
+    shippable,
+    sup_pos,
+    domestic,
+    ship,
+    backlog,
+    transit,
+    pipe,
+    day,
+    lead_sea,
+    extra_lead,
+    controlled,
+    licence_left,
+    any_controlled,
+    air_freight,
+    air_days,
+    air_cover,
+    need,
+    buy_flat,
+    out_rate,
+    prod_flat,
+    sent,
+    export_mag,
+    dest,
+    export_dytb,
+    export_order,
+    n_regions,
+    row,
+    at,
+):
     n = prod_flat.shape[0]
     d0 = np.zeros(n)
     d1 = np.zeros(n)
@@ -169,7 +217,7 @@ def _allocate_and_send(stock, shippable, sup_pos, domestic, ship, backlog, trans
         lead = lead_sea[e] + extra_lead[e]
         if air_freight and lead_sea[e] > air_days and stock[buy_flat[e]] < air_cover * need[buy_flat[e]]:
             lead = extra_lead[e] + air_days
-        slot = today + lead          # leads are shorter than the ring
+        slot = today + lead  # leads are shorter than the ring
         if slot >= h:
             slot -= h
         pipe[slot, e] += x
@@ -185,7 +233,7 @@ def _allocate_and_send(stock, shippable, sup_pos, domestic, ship, backlog, trans
         out_rate[f] += (sent[p] - out_rate[f]) / 30.0
     # record: China's exports of magnets by destination, and of Dy/Tb oxide
     exp = np.zeros(n_regions)
-    for k in range(export_mag.shape[0]):       # China's magnet export relationships
+    for k in range(export_mag.shape[0]):  # China's magnet export relationships
         e = export_mag[k]
         exp[dest[e]] += ship[e]
     dy = np.empty(ship.shape[0])
@@ -197,41 +245,60 @@ def _allocate_and_send(stock, shippable, sup_pos, domestic, ship, backlog, trans
     row[at] = total
     for k in range(export_order.shape[0]):
         row[at + 1 + k] = exp[export_order[k]]
-    row[at + 1 + export_order.shape[0]] = psum(dy)      # China's Dy/Tb oxide exports
+    row[at + 1 + export_order.shape[0]] = psum(dy)  # China's Dy/Tb oxide exports
 
 
 class Producers:
     """Separators and magnet makers: the supply side of the network."""
 
-    COLUMNS = (("cn_magnet_exports_t",) + tuple(f"cn_magnet_exports_to_{r.lower()}_t" for r in EXPORT_REGIONS)
-               + ("cn_dytb_oxide_exports_t",))
+    COLUMNS = (
+        ("cn_magnet_exports_t",)
+        + tuple(f"cn_magnet_exports_to_{r.lower()}_t" for r in EXPORT_REGIONS)
+        + ("cn_dytb_oxide_exports_t",)
+    )
 
     def __init__(self, model, cfg):
         self.model = model
         self.mm, self.sp = cfg.magnet_makers, cfg.separators
         self.shipping = cfg.shipping
-        self.separators: list[tuple[int, str, str]] = []   # (node, region, name)
-        self.makers: list[tuple[int, str, str]] = []       # (node, region, product)
+        self.separators: list[tuple[int, str, str]] = []  # (node, region, name)
+        self.makers: list[tuple[int, str, str]] = []  # (node, region, product)
 
     # ------------------------------------------------------------------ building
     def add_nodes(self, builder) -> None:
         sp, mm, rng = self.sp, self.mm, self.model.rng
         for i, w in enumerate(sizes(rng, sp.cn_separators)):
-            cap = {NDPR: sp.cn_ndpr_t_per_year * w / 365, DYTB: sp.cn_dytb_t_per_year * w / 365,
-                   SM: sp.cn_sm_t_per_year * w / 365}
-            node = builder.add(Kind.SEPARATOR, CN, 0.0, capacity=cap, end_use=EndUse.PRODUCER,
-                               target_stock_days=sp.target_stock_days)
+            cap = {
+                NDPR: sp.cn_ndpr_t_per_year * w / 365,
+                DYTB: sp.cn_dytb_t_per_year * w / 365,
+                SM: sp.cn_sm_t_per_year * w / 365,
+            }
+            node = builder.add(
+                Kind.SEPARATOR, CN, 0.0, capacity=cap, end_use=EndUse.PRODUCER, target_stock_days=sp.target_stock_days
+            )
             self.separators.append((node, "CN", f"cn_separator_{i}"))
         for reg in sorted(set(sp.ex_cn_ndpr_t_per_year) | set(sp.ex_cn_dytb_t_per_year)):
             cap = {NDPR: sp.ex_cn_ndpr_t_per_year.get(reg, 0) / 365, DYTB: sp.ex_cn_dytb_t_per_year.get(reg, 0) / 365}
             if sum(cap.values()) > 0:
-                node = builder.add(Kind.SEPARATOR, REGIONS.index(reg), 0.0, capacity=cap, end_use=EndUse.PRODUCER,
-                                   target_stock_days=sp.target_stock_days)
+                node = builder.add(
+                    Kind.SEPARATOR,
+                    REGIONS.index(reg),
+                    0.0,
+                    capacity=cap,
+                    end_use=EndUse.PRODUCER,
+                    target_stock_days=sp.target_stock_days,
+                )
                 self.separators.append((node, reg, f"{reg.lower()}_separator"))
 
         def maker(region: str, product: str, cover: float, cap: dict) -> None:
-            node = builder.add(Kind.MAKER, REGIONS.index(region), cover, capacity=cap, end_use=EndUse.PRODUCER,
-                               target_stock_days=mm.target_stock_days)
+            node = builder.add(
+                Kind.MAKER,
+                REGIONS.index(region),
+                cover,
+                capacity=cap,
+                end_use=EndUse.PRODUCER,
+                target_stock_days=mm.target_stock_days,
+            )
             self.makers.append((node, region, product))
 
         for w in sizes(rng, mm.cn_makers):
@@ -267,7 +334,7 @@ class Producers:
         producers = np.flatnonzero((net.kind == Kind.SEPARATOR) | (net.kind == Kind.MAKER))
         potential = net.cap > 0
         x_seps = np.flatnonzero((net.kind == Kind.SEPARATOR) & (net.region != CN))
-        potential[np.ix_(x_seps, [NDPR, DYTB, SM])] = True     # capacity may come from projects
+        potential[np.ix_(x_seps, [NDPR, DYTB, SM])] = True  # capacity may come from projects
         pn, pm = np.nonzero(potential[producers])
         self.node = producers[pn]
         self.mat = pm.astype(np.int64)
@@ -301,15 +368,60 @@ class Producers:
     # ------------------------------------------------------------------ phases
     def produce(self) -> None:
         net = self.net
-        _produce(net.stock_f, net.out_rate_f, net.prod_rate_f, net.need_f, self.demand, self.flat, self.tsd, self.cap,
-                 self.coef, self.in_flat, self.has_in, self.mat, self.in_mat, self.made, self.used_in, net.backlog,
-                 net.controlled, net.licence_left, net.any_controlled, self.sup_pos, self.shippable)
+        _produce(
+            net.stock_f,
+            net.out_rate_f,
+            net.prod_rate_f,
+            net.need_f,
+            self.demand,
+            self.flat,
+            self.tsd,
+            self.cap,
+            self.coef,
+            self.in_flat,
+            self.has_in,
+            self.mat,
+            self.in_mat,
+            self.made,
+            self.used_in,
+            net.backlog,
+            net.controlled,
+            net.licence_left,
+            net.any_controlled,
+            self.sup_pos,
+            self.shippable,
+        )
 
     def ship(self, day: int) -> None:
         net, sh = self.net, self.shipping
-        _allocate_and_send(net.stock_f, self.shippable, self.sup_pos, net.domestic, self.ship_today,
-                           net.backlog, net.transit, net.pipe, day, net.lead_sea, net.extra_lead, net.controlled,
-                           net.licence_left, net.any_controlled, sh.air_freight, sh.air_days,
-                           sh.air_trigger_cover_days, net.need_f, net.buy_flat, net.out_rate_f, self.flat,
-                           self._sent, self.export_mag, net.dest, self.export_dytb, self.export_order, len(REGIONS),
-                           self.row, self.at)
+        _allocate_and_send(
+            net.stock_f,
+            self.shippable,
+            self.sup_pos,
+            net.domestic,
+            self.ship_today,
+            net.backlog,
+            net.transit,
+            net.pipe,
+            day,
+            net.lead_sea,
+            net.extra_lead,
+            net.controlled,
+            net.licence_left,
+            net.any_controlled,
+            sh.air_freight,
+            sh.air_days,
+            sh.air_trigger_cover_days,
+            net.need_f,
+            net.buy_flat,
+            net.out_rate_f,
+            self.flat,
+            self._sent,
+            self.export_mag,
+            net.dest,
+            self.export_dytb,
+            self.export_order,
+            len(REGIONS),
+            self.row,
+            self.at,
+        )

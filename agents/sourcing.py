@@ -100,7 +100,7 @@ def _derisk(edges, group, is_cn, cnf, military_g, sup_flat, share, need_f, g_nee
     n_s = spare.shape[0]
     d = np.empty(n_e)
     d_share = np.empty(n_e)
-    for tier in range(2):                      # defence programmes first
+    for tier in range(2):  # defence programmes first
         for k in range(n_e):
             d[k] = demand[k] * (1.0 if military_g[group[k]] == (tier == 0) else 0.0)
         total = np.zeros(n_s)
@@ -150,7 +150,7 @@ def _content(n, region, kind, buy, mat, sup, share, cn_region, separator, maker,
         if kind[i] == separator:
             frac[i] = 1.0
         elif kind[i] == maker:
-            best = 0                                  # the maker's product: its largest capacity
+            best = 0  # the maker's product: its largest capacity
             for j in range(1, m_count):
                 if cap[i, j] + base_cap[i, j] > cap[i, best] + base_cap[i, best]:
                     best = j
@@ -195,7 +195,7 @@ class Sourcing:
         self.x_weight = np.where(x_sum > 0, x0 / np.where(x_sum > 0, x_sum, 1.0), (1.0 - self.cnf) / np.maximum(n_x, 1))
         self.military = net.military[self.g_buyer]
         self._stalled = np.zeros(self.n_groups, dtype=bool)
-        self.changes = 0            # how often shares have moved (content is recomputed only after a move)
+        self.changes = 0  # how often shares have moved (content is recomputed only after a move)
         self._content_at = (-1, None)
         self.refresh(net)
         self._init_content()
@@ -243,8 +243,20 @@ class Sourcing:
         supplier*M + material, drawn down in place) beyond their normal operating point; defence
         programmes first. Within a tier, each supplier's spare is shared pro rata to what groups want
         from it (each group asks its eligible suppliers equally)."""
-        if _derisk(self.edges, self.group, self.is_cn, self.cnf, self.military, net.sup_flat, net.share, net.need_f,
-                   self.g_buyer * M + self.g_mat, spare, rate, self.n_groups):
+        if _derisk(
+            self.edges,
+            self.group,
+            self.is_cn,
+            self.cnf,
+            self.military,
+            net.sup_flat,
+            net.share,
+            net.need_f,
+            self.g_buyer * M + self.g_mat,
+            spare,
+            rate,
+            self.n_groups,
+        ):
             self.changes += 1
 
     def ban_china(self, net, groups: np.ndarray) -> None:
@@ -260,8 +272,17 @@ class Sourcing:
 
     def end_of_day(self) -> None:
         """Record today's US arrivals by origin, with the content shares as they stand tonight."""
-        _us_arrivals(self.net.arrivals, self.e_us_def, self.w_us_def, self.e_us_auto, self.w_us_auto, self.e_us,
-                     self.w_us, self.row, self.at)
+        _us_arrivals(
+            self.net.arrivals,
+            self.e_us_def,
+            self.w_us_def,
+            self.e_us_auto,
+            self.w_us_auto,
+            self.e_us,
+            self.w_us,
+            self.row,
+            self.at,
+        )
 
     # ------------------------------------------------------------------ non-Chinese content
     def _init_content(self) -> None:
@@ -288,10 +309,23 @@ class Sourcing:
             return
         self._content_at = state
         frac = np.zeros(net.n)
-        _content(net.n, net.region, net.kind, net.buy, net.mat, net.sup, net.share, CN, int(Kind.SEPARATOR),
-                 int(Kind.MAKER), net.recipe, net.cap, self.base_cap, frac)
+        _content(
+            net.n,
+            net.region,
+            net.kind,
+            net.buy,
+            net.mat,
+            net.sup,
+            net.share,
+            CN,
+            int(Kind.SEPARATOR),
+            int(Kind.MAKER),
+            net.recipe,
+            net.cap,
+            self.base_cap,
+            frac,
+        )
         self.non_cn_frac = frac
         self.w_us_def = frac[net.sup[self.e_us_def]]
         self.w_us_auto = frac[net.sup[self.e_us_auto]]
         self.w_us = frac[net.sup[self.e_us]]
-

@@ -65,7 +65,7 @@ def main() -> None:
             m.step()
         return m
 
-    m = run_model()                                   # compile or load the kernels
+    m = run_model()  # compile or load the kernels
     n_agents, days = m.actor_count(), m.n_days
 
     def run_plain():
@@ -80,11 +80,15 @@ def main() -> None:
     steps = n_agents * days
     print(f"scenario {cfg.scenario.name}, {a.years} years: {n_agents} agents x {days} days = {steps:,} agent-steps")
     for name, t in (("rareshock", t_model), ("plain Mesa shuffle_do loop", t_plain)):
-        print(f"{name:28s} best {min(t):.3f} s  median {statistics.median(t):.3f} s  "
-              f"{steps / min(t) / 1e6:.2f} M agent-steps/s (best)")
+        print(
+            f"{name:28s} best {min(t):.3f} s  median {statistics.median(t):.3f} s  "
+            f"{steps / min(t) / 1e6:.2f} M agent-steps/s (best)"
+        )
     ratios = sorted(p / r for p, r in zip(t_plain, t_model))
-    print(f"ratio rareshock/plain agent-steps per second, interleaved pairs: median {statistics.median(ratios):.2f} "
-          f"(range {ratios[0]:.2f}-{ratios[-1]:.2f})")
+    print(
+        f"ratio rareshock/plain agent-steps per second, interleaved pairs: median {statistics.median(ratios):.2f} "
+        f"(range {ratios[0]:.2f}-{ratios[-1]:.2f})"
+    )
 
     one = load_scenario("experiments/scenarios/april_2025_shock.toml")
     build, sim, summ = [], [], []
@@ -101,8 +105,10 @@ def main() -> None:
         sim.append(t2 - t1)
         summ.append(t3 - t2)
     med = statistics.median
-    print(f"one-year april_2025_shock: build {1e3 * med(build):.1f} ms, simulation {1e3 * med(sim):.1f} ms, "
-          f"summary {1e3 * med(summ):.1f} ms (medians of {a.repeat})")
+    print(
+        f"one-year april_2025_shock: build {1e3 * med(build):.1f} ms, simulation {1e3 * med(sim):.1f} ms, "
+        f"summary {1e3 * med(summ):.1f} ms (medians of {a.repeat})"
+    )
 
 
 if __name__ == "__main__":

@@ -64,8 +64,10 @@ def timed(args: list[str]) -> float:
 
 def peak_rss_mb(args: list[str]) -> float:
     """Run the sweep in a fresh process and report its own peak RSS (the parent, not the workers)."""
-    code = ("import resource, sys; from rareshock.cli import main; rc = main(sys.argv[1:] + ['--no-progress']); "
-            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024); sys.exit(rc)")
+    code = (
+        "import resource, sys; from rareshock.cli import main; rc = main(sys.argv[1:] + ['--no-progress']); "
+        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024); sys.exit(rc)"
+    )
     out = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, check=True, cwd=ROOT)
     return float(out.stdout.strip().splitlines()[-1])
 
@@ -79,11 +81,19 @@ def main() -> None:
     a = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="rareshock-bench-"))
     try:
+
         def marginal(n: int, extra: list[str], tag: str) -> tuple[float, float]:
             """(seconds per run excluding start-up, wall time of the n-run sweep)."""
             small = max(n // 5, 10)
-            t_small = timed(["sweep", str(sweep_file(tmp, small, "2026-06-30", a.batch)), *extra,
-                             "--out", str(tmp / f"{tag}-small")])
+            t_small = timed(
+                [
+                    "sweep",
+                    str(sweep_file(tmp, small, "2026-06-30", a.batch)),
+                    *extra,
+                    "--out",
+                    str(tmp / f"{tag}-small"),
+                ]
+            )
             t_full = timed(["sweep", str(sweep_file(tmp, n, "2026-06-30", a.batch)), *extra, "--out", str(tmp / tag)])
             return (t_full - t_small) / (n - small), t_full
 
@@ -92,20 +102,34 @@ def main() -> None:
         par_run, tn = marginal(a.runs, ["--workers", str(a.workers)], "parallel")
         eff = per_run / (a.workers * par_run)
         print(f"serial: {serial_n} runs in {t1:.1f} s; {per_run * 1000:.0f} ms/run marginal (start-up excluded)")
-        print(f"local : {a.runs} runs on {a.workers} workers in {tn:.1f} s ({a.runs / tn:.1f} runs/s); "
-              f"{par_run * 1000:.0f} ms/run marginal; parallel efficiency {eff:.0%}")
+        print(
+            f"local : {a.runs} runs on {a.workers} workers in {tn:.1f} s ({a.runs / tn:.1f} runs/s); "
+            f"{par_run * 1000:.0f} ms/run marginal; parallel efficiency {eff:.0%}"
+        )
         import dask
         from distributed import LocalCluster
 
-        with dask.config.set({"distributed.worker.profile.enabled": False}), \
-                LocalCluster(n_workers=a.workers, threads_per_worker=1, dashboard_address=None) as cluster:
+        with (
+            dask.config.set({"distributed.worker.profile.enabled": False}),
+            LocalCluster(n_workers=a.workers, threads_per_worker=1, dashboard_address=None) as cluster,
+        ):
             dask_run, td = marginal(a.runs, ["--scheduler", cluster.scheduler_address], "dask")
-        print(f"dask  : {a.runs} runs on a {a.workers}-worker LocalCluster in {td:.1f} s; "
-              f"{dask_run * 1000:.0f} ms/run marginal, {(dask_run - par_run) * 1000:+.1f} ms/run vs local processes")
+        print(
+            f"dask  : {a.runs} runs on a {a.workers}-worker LocalCluster in {td:.1f} s; "
+            f"{dask_run * 1000:.0f} ms/run marginal, {(dask_run - par_run) * 1000:+.1f} ms/run vs local processes"
+        )
         if a.memory:
             for n in (1000, 10000):
-                mb = peak_rss_mb(["sweep", str(sweep_file(tmp, n, "2025-01-31", 100)), "--workers", str(a.workers),
-                                  "--out", str(tmp / f"mem{n}")])
+                mb = peak_rss_mb(
+                    [
+                        "sweep",
+                        str(sweep_file(tmp, n, "2025-01-31", 100)),
+                        "--workers",
+                        str(a.workers),
+                        "--out",
+                        str(tmp / f"mem{n}"),
+                    ]
+                )
                 print(f"memory: {n:>6} runs -> peak RSS of the sweep process {mb:.0f} MiB")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -48,7 +48,7 @@ class Pool:
         k = min(pool.size, max(1, math.ceil(need / chunk)))
         order = pool[np.argsort(-spare[pool], kind="stable")]
         room = np.cumsum(np.maximum(spare[order], 0.0))
-        k = max(k, min(int(np.searchsorted(room, need)) + 1, order.size))   # enough suppliers to hold it
+        k = max(k, min(int(np.searchsorted(room, need)) + 1, order.size))  # enough suppliers to hold it
         picks = order[:k]
         room = np.maximum(spare[picks], 0.0)
         w = room / room.sum() if room.sum() > 0 else np.full(k, 1.0 / k)
@@ -73,8 +73,11 @@ class Builder:
 
     # ------------------------------------------------------------------ wiring
     def _pool(self, kind: int, m: int, cn: bool) -> Pool:
-        ns = [i for i, s in enumerate(self.specs)
-              if s.kind == kind and s.capacity.get(m, 0) > 0 and (s.region == CN) == cn]
+        ns = [
+            i
+            for i, s in enumerate(self.specs)
+            if s.kind == kind and s.capacity.get(m, 0) > 0 and (s.region == CN) == cn
+        ]
         return Pool(ns, [self.specs[i].capacity[m] for i in ns], [self.specs[i].region for i in ns])
 
     def _lead(self, s: int, b: int) -> int:
@@ -97,9 +100,11 @@ class Builder:
             for load, cap in zip(p.load, p.cap):
                 if load > cap * (1 + 1e-9):
                     side = "CN" if cn else "ex-CN"
-                    raise ConfigError(f"{what}: baseline demand for {MATERIALS[m]} on {side} {what} exceeds their "
-                                      f"capacity ({load * 365:.0f} > {cap * 365:.0f} t/yr); raise the capacity or "
-                                      f"lower demand")
+                    raise ConfigError(
+                        f"{what}: baseline demand for {MATERIALS[m]} on {side} {what} exceeds their "
+                        f"capacity ({load * 365:.0f} > {cap * 365:.0f} t/yr); raise the capacity or "
+                        f"lower demand"
+                    )
 
     def build(self, producers) -> Network:
         """The network with its relationships, in the steady state of the baseline flows.
@@ -127,7 +132,7 @@ class Builder:
         for need, buyer, m in wants:
             assign(makers, need, buyer, m, specs[buyer].cn_share)
         self._check_loads(makers, "magnet_makers")
-        for (m, _), p in makers.items():           # makers' input needs follow the demand assigned to them
+        for (m, _), p in makers.items():  # makers' input needs follow the demand assigned to them
             for s, load in zip(p.nodes, p.load):
                 net.need[s] = load * recipe[m]
         # makers buy oxides from separators
@@ -141,8 +146,9 @@ class Builder:
         self._potential_edges(edges, recipe, maker_nodes, end_users)
 
         sup, buy, mat, share = (list(c) for c in zip(*edges))
-        net.set_edges(sup, buy, mat, share, [self._lead(s, b) for s, b, _, _ in edges],
-                      [self._item(m, b) for _, b, m, _ in edges])
+        net.set_edges(
+            sup, buy, mat, share, [self._lead(s, b) for s, b, _, _ in edges], [self._item(m, b) for _, b, m, _ in edges]
+        )
         net.end_need = net.need.copy()
         for pools in (makers, seps):
             for (m, _), p in pools.items():
@@ -162,8 +168,11 @@ class Builder:
         for s_node in maker_nodes:
             if specs[s_node].region == CN or not x_seps:
                 continue
-            home = ([c for c in x_seps if specs[c].region == specs[s_node].region]
-                    or [c for c in x_seps if specs[c].region == row] or x_seps)
+            home = (
+                [c for c in x_seps if specs[c].region == specs[s_node].region]
+                or [c for c in x_seps if specs[c].region == row]
+                or x_seps
+            )
             for m in np.flatnonzero(recipe[product[s_node]] > 0):
                 if not any((c, s_node, m) in have for c in x_seps):
                     edges.append((home[0], s_node, int(m), 0.0))

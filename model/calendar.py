@@ -14,9 +14,27 @@ import numpy as np
 
 # Lunar new year's day (Gregorian), 2020-2040.
 _LUNAR_NEW_YEAR = {
-    2020: (1, 25), 2021: (2, 12), 2022: (2, 1), 2023: (1, 22), 2024: (2, 10), 2025: (1, 29), 2026: (2, 17),
-    2027: (2, 6), 2028: (1, 26), 2029: (2, 13), 2030: (2, 3), 2031: (1, 23), 2032: (2, 11), 2033: (1, 31),
-    2034: (2, 19), 2035: (2, 8), 2036: (1, 28), 2037: (2, 15), 2038: (2, 4), 2039: (1, 24), 2040: (2, 12),
+    2020: (1, 25),
+    2021: (2, 12),
+    2022: (2, 1),
+    2023: (1, 22),
+    2024: (2, 10),
+    2025: (1, 29),
+    2026: (2, 17),
+    2027: (2, 6),
+    2028: (1, 26),
+    2029: (2, 13),
+    2030: (2, 3),
+    2031: (1, 23),
+    2032: (2, 11),
+    2033: (1, 31),
+    2034: (2, 19),
+    2035: (2, 8),
+    2036: (1, 28),
+    2037: (2, 15),
+    2038: (2, 4),
+    2039: (1, 24),
+    2040: (2, 12),
 }
 
 
@@ -49,7 +67,7 @@ class Calendar:
         self.start = start
         self.n_days = (end - start).days + 1
         self.working, self.wd_clock = working_day_index(start, self.n_days)
-        self.working = self.working.tolist()          # plain bools: read once per day
+        self.working = self.working.tolist()  # plain bools: read once per day
         days = np.array([(start + dt.timedelta(days=i)).day for i in range(self.n_days)])
         month_start = days == 1
         month_start[0] = True

@@ -123,25 +123,38 @@ def _default_firms() -> dict[str, ChipFirmConfig]:
         # whole China line treated as H20-class product caught by the 2025-04-09 rule (Nvidia's "~$8bn
         # lost in Q2", Nvidia Q1 FY26 §8, is a run-rate at least this large). Inventory: the $4.5bn H20
         # charge (Nvidia Q1 FY26, §8). Application size: assumption (large hyperscaler orders).
-        "nvidia": ChipFirmConfig(kind="designer", china_revenue_usd_per_year=17e9, controlled_share=1.0,
-                                 inventory_at_risk_usd=4.5e9, application_usd=100e6),
+        "nvidia": ChipFirmConfig(
+            kind="designer",
+            china_revenue_usd_per_year=17e9,
+            controlled_share=1.0,
+            inventory_at_risk_usd=4.5e9,
+            application_usd=100e6,
+        ),
         # $6.2bn China revenue 2024 (FT, §8). controlled_share 0.13 (MI308 share) and $0.8bn inventory:
         # assumptions (not in the facts). Application size: assumption.
-        "amd": ChipFirmConfig(kind="designer", china_revenue_usd_per_year=6.2e9, controlled_share=0.13,
-                              inventory_at_risk_usd=0.8e9, application_usd=100e6),
+        "amd": ChipFirmConfig(
+            kind="designer",
+            china_revenue_usd_per_year=6.2e9,
+            controlled_share=0.13,
+            inventory_at_risk_usd=0.8e9,
+            application_usd=100e6,
+        ),
         # ~$12bn: ~$38bn China equipment purchases, 39% of the big five (House Select Committee Oct 2025,
         # §8) and AMAT China 45% (TrendForce, §8); see the module docstring. controlled_share 0.2:
         # assumption (share of China tool sales a further tool-control tightening catches).
         # inventory_at_risk 0: assumption (tools are not China-specific and can be redeployed).
         # Application size $5m: assumption (a few tools per licence).
-        "applied_materials": ChipFirmConfig(kind="toolmaker", china_revenue_usd_per_year=12e9,
-                                            controlled_share=0.2, application_usd=5e6),
+        "applied_materials": ChipFirmConfig(
+            kind="toolmaker", china_revenue_usd_per_year=12e9, controlled_share=0.2, application_usd=5e6
+        ),
         # ~$7bn: assumption anchored on the ~$38bn total (House Select Committee Oct 2025, §8).
-        "lam_research": ChipFirmConfig(kind="toolmaker", china_revenue_usd_per_year=7e9,
-                                       controlled_share=0.2, application_usd=5e6),
+        "lam_research": ChipFirmConfig(
+            kind="toolmaker", china_revenue_usd_per_year=7e9, controlled_share=0.2, application_usd=5e6
+        ),
         # ~$4bn: ~$38bn total (House Select Committee, §8) and KLA China 42% (Nikkei Jan-Mar 2024, §8).
-        "kla": ChipFirmConfig(kind="toolmaker", china_revenue_usd_per_year=4e9,
-                              controlled_share=0.2, application_usd=5e6),
+        "kla": ChipFirmConfig(
+            kind="toolmaker", china_revenue_usd_per_year=4e9, controlled_share=0.2, application_usd=5e6
+        ),
     }
 
 
@@ -150,13 +163,23 @@ def _default_buyers() -> dict[str, ChipBuyerConfig]:
         # Chinese users of US-designed chips (cloud, AI, OEMs). Start 16.7%: China IC self-sufficiency
         # 2021 (IC Insights, §8). Ceiling 0.75, baseline +1 point/yr, design-out +10 points/yr at full
         # blocking: assumptions.
-        "cn_chip_users": ChipBuyerConfig(buys="designer", localisation_start=0.167, localisation_ceiling=0.75,
-                                         baseline_gain_per_year=0.01, design_out_gain_per_year=0.10),
+        "cn_chip_users": ChipBuyerConfig(
+            buys="designer",
+            localisation_start=0.167,
+            localisation_ceiling=0.75,
+            baseline_gain_per_year=0.01,
+            design_out_gain_per_year=0.10,
+        ),
         # Chinese chipmakers buying tools. Start 25%: equipment localisation 2024 (SCMP/Jiemian, §8).
         # Ceiling 0.7 (lithography and metrology stay foreign longest), baseline +1.5 points/yr,
         # design-out +8 points/yr at full blocking: assumptions.
-        "cn_fabs": ChipBuyerConfig(buys="toolmaker", localisation_start=0.25, localisation_ceiling=0.7,
-                                   baseline_gain_per_year=0.015, design_out_gain_per_year=0.08),
+        "cn_fabs": ChipBuyerConfig(
+            buys="toolmaker",
+            localisation_start=0.25,
+            localisation_ceiling=0.7,
+            baseline_gain_per_year=0.015,
+            design_out_gain_per_year=0.08,
+        ),
     }
 
 
@@ -181,8 +204,9 @@ class ChipsConfig(Strict):
         f = firm if firm is not None else self.firms[name]
         if f.buyer is not None:
             if f.buyer not in self.buyers:
-                raise ValueError(f"firms.{name}.buyer: unknown buyer {f.buyer!r}; "
-                                 f"allowed: {', '.join(sorted(self.buyers))}")
+                raise ValueError(
+                    f"firms.{name}.buyer: unknown buyer {f.buyer!r}; allowed: {', '.join(sorted(self.buyers))}"
+                )
             return f.buyer
         match = [b for b, c in self.buyers.items() if c.buys == f.kind]
         if len(match) != 1:
@@ -202,7 +226,7 @@ class ChipsConfig(Strict):
 # Events (US side). Each has kind, date, source, note and typed parameters.
 # --------------------------------------------------------------------------------------------------
 class _ChipEvent(Strict):
-    date: Date | None = None         # required for scenario events (checked there); deal terms take the deal's
+    date: Date | None = None  # required for scenario events (checked there); deal terms take the deal's
     source: str = ""
     note: str = ""
 
@@ -248,7 +272,7 @@ class UsEntityListRemoval(_ChipEvent):
 
 
 class UsIsInformed(_ChipEvent):
-    """"Is-informed" letters: ``share`` of the named firms' China sales newly needs a licence (combined
+    """ "Is-informed" letters: ``share`` of the named firms' China sales newly needs a licence (combined
     with earlier letters as independent shares). Inventory at risk is written off pro rata."""
 
     kind: Literal["us_is_informed"]
@@ -286,8 +310,22 @@ class UsChipRollback(_ChipEvent):
     reviewers: Reviewers | None = None
 
 
-CHIP_EVENTS = (UsChipLicenceRequirement, UsChipLicencesGranted, UsEntityList, UsEntityListRemoval,
-               UsIsInformed, UsBisStance, UsChipRollback)
+CHIP_EVENTS = (
+    UsChipLicenceRequirement,
+    UsChipLicencesGranted,
+    UsEntityList,
+    UsEntityListRemoval,
+    UsIsInformed,
+    UsBisStance,
+    UsChipRollback,
+)
 CHIP_EVENT_KINDS = tuple(c.model_fields["kind"].annotation.__args__[0] for c in CHIP_EVENTS)
-ChipEvent = (UsChipLicenceRequirement | UsChipLicencesGranted | UsEntityList | UsEntityListRemoval
-             | UsIsInformed | UsBisStance | UsChipRollback)
+ChipEvent = (
+    UsChipLicenceRequirement
+    | UsChipLicencesGranted
+    | UsEntityList
+    | UsEntityListRemoval
+    | UsIsInformed
+    | UsBisStance
+    | UsChipRollback
+)

@@ -14,8 +14,15 @@ EX_CN_REGIONS = REGIONS[1:]
 MATERIALS = ("ndpr_oxide", "dytb_oxide", "sm_oxide", "ndfeb", "smco")
 # What an export-control event can cover: oxides/metals by element group, magnets by grade, and the
 # extraterritorial rule on foreign-made magnets with Chinese content.
-CONTROLLABLE = ("dytb_oxide", "sm_oxide", "ndpr_oxide", "ndfeb_heavy", "ndfeb_light", "smco",
-                "foreign_magnets_cn_content")
+CONTROLLABLE = (
+    "dytb_oxide",
+    "sm_oxide",
+    "ndpr_oxide",
+    "ndfeb_heavy",
+    "ndfeb_light",
+    "smco",
+    "foreign_magnets_cn_content",
+)
 STAGES = ("mining", "separation", "metal", "magnets", "recycling")
 
 

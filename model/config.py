@@ -22,7 +22,7 @@ from pydantic import BaseModel, Field, ValidationError, field_validator, model_v
 
 from rareshock.model.chips_config import CHIP_EVENT_KINDS, CHIP_EVENTS, ChipsConfig
 from rareshock.model.codes import CONTROLLABLE, MATERIALS, REGIONS, STAGES
-from rareshock.model.schema import ConfigError, Date, Days, NonNeg, Pos, Share, Strict
+from rareshock.model.schema import ConfigError, Date, Days, NonNeg, Pos, Share, Strict, Tonnes, Vehicles
 
 StageName = Literal[STAGES]  # type: ignore[valid-type]
 
@@ -51,7 +51,7 @@ class RegionalPlants(Strict):
     """Automaker assembly plants of one region."""
 
     plants: Annotated[int, Field(ge=0, le=2000)]
-    vehicles_per_year: NonNeg
+    vehicles_per_year: Vehicles
     bev_share: Share
     hev_share: Share
     cn_supply_share: Share
@@ -59,15 +59,16 @@ class RegionalPlants(Strict):
     buffer_days_cv: Annotated[float, Field(ge=0, le=2)] = 0.35
 
     @model_validator(mode="after")
-    def _powertrains(self) -> "RegionalPlants":
+    def _powertrains(self) -> RegionalPlants:
         if self.bev_share + self.hev_share > 1:
             raise ValueError("bev_share + hev_share must be at most 1")
         return self
 
 
 def _plants(n, vpy, bev, hev, cn, buf) -> RegionalPlants:
-    return RegionalPlants(plants=n, vehicles_per_year=vpy, bev_share=bev, hev_share=hev,
-                          cn_supply_share=cn, buffer_days_mean=buf)
+    return RegionalPlants(
+        plants=n, vehicles_per_year=vpy, bev_share=bev, hev_share=hev, cn_supply_share=cn, buffer_days_mean=buf
+    )
 
 
 class Automakers(Strict):
@@ -95,7 +96,7 @@ class Sourcing(Strict):
 
 class DefenseRegion(Strict):
     programmes: Annotated[int, Field(ge=0, le=500)]
-    magnets_t_per_year: NonNeg
+    magnets_t_per_year: Tonnes
     smco_share: Share
     cn_supply_share: Share
     buffer_days_mean: Pos
@@ -103,27 +104,30 @@ class DefenseRegion(Strict):
 
 
 class Defense(Strict):
-    US: DefenseRegion = DefenseRegion(programmes=12, magnets_t_per_year=3500, smco_share=0.3,
-                                      cn_supply_share=0.7, buffer_days_mean=90)
-    EU: DefenseRegion = DefenseRegion(programmes=4, magnets_t_per_year=1000, smco_share=0.3,
-                                      cn_supply_share=0.6, buffer_days_mean=90)
-    JP: DefenseRegion = DefenseRegion(programmes=3, magnets_t_per_year=500, smco_share=0.3,
-                                      cn_supply_share=0.5, buffer_days_mean=120)
-    us_national_stockpile_t: NonNeg = 50.0
+    US: DefenseRegion = DefenseRegion(
+        programmes=12, magnets_t_per_year=3500, smco_share=0.3, cn_supply_share=0.7, buffer_days_mean=90
+    )
+    EU: DefenseRegion = DefenseRegion(
+        programmes=4, magnets_t_per_year=1000, smco_share=0.3, cn_supply_share=0.6, buffer_days_mean=90
+    )
+    JP: DefenseRegion = DefenseRegion(
+        programmes=3, magnets_t_per_year=500, smco_share=0.3, cn_supply_share=0.5, buffer_days_mean=120
+    )
+    us_national_stockpile_t: Tonnes = 50.0
     stockpile_release_trigger_days: Pos = 30.0
 
 
 class OtherDemand(Strict):
     """Non-auto, non-defence magnet users (wind, industrial motors, electronics) by region."""
 
-    cn_magnet_exports_t_per_year: NonNeg = 58152.0
+    cn_magnet_exports_t_per_year: Tonnes = 58152.0
     export_share: dict[str, Share] = {"US": 0.128, "EU": 0.25, "JP": 0.08, "IN": 0.07, "ROW": 0.472}
     heavy_grade_share: Share = 0.5
     cn_supply_share: Share = 0.9
     buffer_days_mean: Pos = 30.0
     smco_t_per_year: dict[str, NonNeg] = {"US": 150.0, "EU": 150.0, "JP": 100.0, "IN": 30.0, "ROW": 70.0}
-    cn_domestic_t_per_year: NonNeg = 120000.0
-    cn_domestic_smco_t_per_year: NonNeg = 1500.0
+    cn_domestic_t_per_year: Tonnes = 120000.0
+    cn_domestic_smco_t_per_year: Tonnes = 1500.0
 
     @field_validator("export_share")
     @classmethod
@@ -154,7 +158,9 @@ class MagnetMakers(Strict):
     ex_cn_dytb_cn_share: Share = 0.95
     ex_cn_ndpr_cn_share: Share = 0.5
 
-    _regions = field_validator("ndfeb_capacity_t_per_year", "smco_capacity_t_per_year", "makers_per_region")(_ex_cn_keys)
+    _regions = field_validator("ndfeb_capacity_t_per_year", "smco_capacity_t_per_year", "makers_per_region")(
+        _ex_cn_keys
+    )
 
 
 class Separators(Strict):
@@ -199,7 +205,12 @@ class CnLicensing(Strict):
     p_approve_civil: Share = 0.85
     p_approve_military: Share = 0.0
     destination_factor: dict[str, Annotated[float, Field(ge=0, le=1)]] = {
-        "US": 0.9, "EU": 1.0, "JP": 1.0, "IN": 0.9, "ROW": 1.0}
+        "US": 0.9,
+        "EU": 1.0,
+        "JP": 1.0,
+        "IN": 0.9,
+        "ROW": 1.0,
+    }
     customs_days: Annotated[int, Field(ge=0, le=60)] = 7
     hire_backlog_per_reviewer: Pos = 5.0
     hire_per_month: Annotated[float, Field(ge=0, le=10000)] = 5.0
@@ -209,10 +220,11 @@ class CnLicensing(Strict):
     _regions = field_validator("destination_factor")(_ex_cn_keys)
 
     @model_validator(mode="after")
-    def _prep_range(self) -> "CnLicensing":
+    def _prep_range(self) -> CnLicensing:
         if self.prep_days_min > self.prep_days_max:
-            raise ValueError(f"prep_days_min ({self.prep_days_min}) must not exceed prep_days_max "
-                             f"({self.prep_days_max})")
+            raise ValueError(
+                f"prep_days_min ({self.prep_days_min}) must not exceed prep_days_max ({self.prep_days_max})"
+            )
         return self
 
 
@@ -238,13 +250,13 @@ class Stage(Strict):
     magnets in t NdFeB)."""
 
     capex_usd_per_tpa: Pos
-    lead_years: Pos                 # permitting + construction
+    lead_years: Pos  # permitting + construction
     lead_cv: Annotated[float, Field(ge=0, le=2)] = 0.3
     ramp_years: NonNeg
     failure_per_year: Share
     project_tpa: Pos
     staff_per_1000_tpa: NonNeg
-    unit_cost_usd_kg: NonNeg        # cost per kg of NdFeB-equivalent output at first-of-a-kind scale
+    unit_cost_usd_kg: NonNeg  # cost per kg of NdFeB-equivalent output at first-of-a-kind scale
     regions: dict[str, Share]
 
     @field_validator("regions")
@@ -257,8 +269,16 @@ class Stage(Strict):
 
 
 def _stage(capex, lead, ramp, fail, size, staff, cost, regions) -> Stage:
-    return Stage(capex_usd_per_tpa=capex, lead_years=lead, ramp_years=ramp, failure_per_year=fail,
-                 project_tpa=size, staff_per_1000_tpa=staff, unit_cost_usd_kg=cost, regions=regions)
+    return Stage(
+        capex_usd_per_tpa=capex,
+        lead_years=lead,
+        ramp_years=ramp,
+        failure_per_year=fail,
+        project_tpa=size,
+        staff_per_1000_tpa=staff,
+        unit_cost_usd_kg=cost,
+        regions=regions,
+    )
 
 
 class AnnouncedProject(Strict):
@@ -269,37 +289,114 @@ class AnnouncedProject(Strict):
     region: Literal["US", "JP", "EU", "IN", "ROW"]
     tpa: Pos
     online: Date
-    heavy_share: Share | None = None        # separation only: share of output that is Dy/Tb (else the default)
-    samarium_tpa: NonNeg = 0.0              # separation only: Sm oxide capacity
-    floor: bool = False                     # offtake / price floor (e.g. MP-DoD)
+    heavy_share: Share | None = None  # separation only: share of output that is Dy/Tb (else the default)
+    samarium_tpa: NonNeg = 0.0  # separation only: Sm oxide capacity
+    floor: bool = False  # offtake / price floor (e.g. MP-DoD)
     source: str = ""
 
 
 def _announced() -> list[AnnouncedProject]:
     A = AnnouncedProject
     return [
-        A(name="e-VAC South Carolina", stage="magnets", region="US", tpa=1000, online=dt.date(2025, 7, 1), floor=True,
-          source="InvestorIntel: DoD $94.1M; GM order 1,000 t/yr from mid-2025"),
-        A(name="Lynas first Dy/Tb", stage="separation", region="ROW", tpa=50, heavy_share=1.0,
-          online=dt.date(2025, 5, 16), source="Australian Mining 2025-05-16 (tonnage: assumption)"),
-        A(name="Neo Narva", stage="magnets", region="EU", tpa=2000, online=dt.date(2025, 9, 19),
-          source="Automotive World 2025-09-19"),
-        A(name="Lynas Malaysia HREE", stage="separation", region="ROW", tpa=250, heavy_share=1.0, samarium_tpa=200,
-          online=dt.date(2026, 4, 1), source="Fastmarkets/SMM: 5,000 t/yr feed, Sm from Apr 2026 (outputs: assumption)"),
-        A(name="MP Fort Worth Apple lines", stage="magnets", region="US", tpa=1000, online=dt.date(2027, 1, 1),
-          source="MP / Apple releases"),
-        A(name="MP Fort Worth Apple recycling", stage="recycling", region="US", tpa=300, online=dt.date(2027, 1, 1),
-          source="MP / Apple releases: recycled feedstock (tonnage: assumption)"),
-        A(name="Vulcan Elements", stage="magnets", region="US", tpa=10000, online=dt.date(2027, 7, 1), floor=True,
-          source="PR Newswire 2025-11-03: $1.4bn package, 10,000 t/yr, first operations 2027"),
-        A(name="MP heavy REE separation", stage="separation", region="US", tpa=200, heavy_share=1.0,
-          online=dt.date(2027, 7, 1), floor=True, source="MP 8-K: $150M DoD loan for heavy-REE separation (t, date: assumption)"),
-        A(name="MP 10X", stage="magnets", region="US", tpa=7000, online=dt.date(2028, 1, 1), floor=True,
-          source="MP release: commissioning 2028, US magnet capacity then ~10,000 t/yr; DoD buys 100% for 10 years"),
-        A(name="MP 10X metal", stage="metal", region="US", tpa=7000, online=dt.date(2028, 1, 1), floor=True,
-          source="assumption: 10X is integrated metal-to-magnet"),
-        A(name="Lynas Texas HREE", stage="separation", region="US", tpa=300, heavy_share=1.0,
-          online=dt.date(2028, 7, 1), floor=True, source="Fastmarkets/SMM: plan 2,500-3,000 t/yr HREE feed, DoD $351M (outputs, date: assumption)"),
+        A(
+            name="e-VAC South Carolina",
+            stage="magnets",
+            region="US",
+            tpa=1000,
+            online=dt.date(2025, 7, 1),
+            floor=True,
+            source="InvestorIntel: DoD $94.1M; GM order 1,000 t/yr from mid-2025",
+        ),
+        A(
+            name="Lynas first Dy/Tb",
+            stage="separation",
+            region="ROW",
+            tpa=50,
+            heavy_share=1.0,
+            online=dt.date(2025, 5, 16),
+            source="Australian Mining 2025-05-16 (tonnage: assumption)",
+        ),
+        A(
+            name="Neo Narva",
+            stage="magnets",
+            region="EU",
+            tpa=2000,
+            online=dt.date(2025, 9, 19),
+            source="Automotive World 2025-09-19",
+        ),
+        A(
+            name="Lynas Malaysia HREE",
+            stage="separation",
+            region="ROW",
+            tpa=250,
+            heavy_share=1.0,
+            samarium_tpa=200,
+            online=dt.date(2026, 4, 1),
+            source="Fastmarkets/SMM: 5,000 t/yr feed, Sm from Apr 2026 (outputs: assumption)",
+        ),
+        A(
+            name="MP Fort Worth Apple lines",
+            stage="magnets",
+            region="US",
+            tpa=1000,
+            online=dt.date(2027, 1, 1),
+            source="MP / Apple releases",
+        ),
+        A(
+            name="MP Fort Worth Apple recycling",
+            stage="recycling",
+            region="US",
+            tpa=300,
+            online=dt.date(2027, 1, 1),
+            source="MP / Apple releases: recycled feedstock (tonnage: assumption)",
+        ),
+        A(
+            name="Vulcan Elements",
+            stage="magnets",
+            region="US",
+            tpa=10000,
+            online=dt.date(2027, 7, 1),
+            floor=True,
+            source="PR Newswire 2025-11-03: $1.4bn package, 10,000 t/yr, first operations 2027",
+        ),
+        A(
+            name="MP heavy REE separation",
+            stage="separation",
+            region="US",
+            tpa=200,
+            heavy_share=1.0,
+            online=dt.date(2027, 7, 1),
+            floor=True,
+            source="MP 8-K: $150M DoD loan for heavy-REE separation (t, date: assumption)",
+        ),
+        A(
+            name="MP 10X",
+            stage="magnets",
+            region="US",
+            tpa=7000,
+            online=dt.date(2028, 1, 1),
+            floor=True,
+            source="MP release: commissioning 2028, US magnet capacity then ~10,000 t/yr; DoD buys 100% for 10 years",
+        ),
+        A(
+            name="MP 10X metal",
+            stage="metal",
+            region="US",
+            tpa=7000,
+            online=dt.date(2028, 1, 1),
+            floor=True,
+            source="assumption: 10X is integrated metal-to-magnet",
+        ),
+        A(
+            name="Lynas Texas HREE",
+            stage="separation",
+            region="US",
+            tpa=300,
+            heavy_share=1.0,
+            online=dt.date(2028, 7, 1),
+            floor=True,
+            source="Fastmarkets/SMM: plan 2,500-3,000 t/yr HREE feed, DoD $351M (outputs, date: assumption)",
+        ),
     ]
 
 
@@ -311,7 +408,12 @@ class Investment(Strict):
     years: Annotated[int, Field(ge=1, le=30)] = 10
     year_shares: list[Share] = []
     stage_shares: dict[StageName, Share] = {
-        "mining": 0.3, "separation": 0.3, "metal": 0.1, "magnets": 0.2, "recycling": 0.1}
+        "mining": 0.3,
+        "separation": 0.3,
+        "metal": 0.1,
+        "magnets": 0.2,
+        "recycling": 0.1,
+    }
     target_share: Annotated[float, Field(ge=0, le=2)] = 1.0
     target_regions: list[Literal["US", "JP", "EU", "IN", "ROW"]] = ["US", "EU", "JP"]
     stages: dict[StageName, Stage] = {
@@ -339,10 +441,12 @@ class Investment(Strict):
     announced: list[AnnouncedProject] = _announced()
 
     @model_validator(mode="after")
-    def _shares(self) -> "Investment":
+    def _shares(self) -> Investment:
         if self.year_shares and len(self.year_shares) != self.years:
-            raise ValueError(f"year_shares has {len(self.year_shares)} entries but years = {self.years}; give one "
-                             f"share per programme year (or none for equal shares)")
+            raise ValueError(
+                f"year_shares has {len(self.year_shares)} entries but years = {self.years}; give one "
+                f"share per programme year (or none for equal shares)"
+            )
         if self.year_shares and abs(sum(self.year_shares) - 1) > 1e-6:
             raise ValueError(f"year_shares must sum to 1 (got {sum(self.year_shares):.4f})")
         if abs(sum(self.stage_shares.values()) - 1) > 1e-6:
@@ -360,7 +464,7 @@ class Scenario(Strict):
     extends: str = ""
 
     @model_validator(mode="after")
-    def _dates(self) -> "Scenario":
+    def _dates(self) -> Scenario:
         if self.end < self.start:
             raise ValueError("end must not be before start")
         if (self.end - self.start).days > 366 * 30:
@@ -372,7 +476,7 @@ class Scenario(Strict):
 # Events: dated policy changes, each a typed record (new episodes need no code)
 # --------------------------------------------------------------------------------------------------
 class _Event(Strict):
-    date: Date | None = None             # required for scenario events; terms of a deal take the deal's date
+    date: Date | None = None  # required for scenario events; terms of a deal take the deal's date
     source: str = ""
     note: str = ""
 
@@ -431,8 +535,15 @@ class Marker(_Event):
     label: str
 
 
-_BASE_EVENTS = (CnExportControls, CnLiftControls, CnLicensingStance, CnFastTrack, CnHireReviewers,
-                UsDefenseSourcingRule, Marker) + CHIP_EVENTS
+_BASE_EVENTS = (
+    CnExportControls,
+    CnLiftControls,
+    CnLicensingStance,
+    CnFastTrack,
+    CnHireReviewers,
+    UsDefenseSourcingRule,
+    Marker,
+) + CHIP_EVENTS
 BaseEvent = Annotated[typing.Union[_BASE_EVENTS], Field(discriminator="kind")]  # noqa: UP007
 
 
@@ -453,7 +564,7 @@ class Policy(Strict):
     """Reactive rules: retaliation for the other side's escalation, and whether deals take effect."""
 
     deal: bool = True
-    reactions_from: Date | None = None        # reactive rules apply to escalations on or after this date
+    reactions_from: Date | None = None  # reactive rules apply to escalations on or after this date
     retaliation_lag_days: Days = 30
     retaliate_once: bool = True
     cn_retaliation: list[BaseEvent] = []
@@ -477,7 +588,7 @@ class ScenarioConfig(Strict):
     events: list[Event] = []
 
     @model_validator(mode="after")
-    def _events_in_order(self) -> "ScenarioConfig":
+    def _events_in_order(self) -> ScenarioConfig:
         for i, ev in enumerate(self.events):
             if ev.date is None:
                 raise ValueError(f"events[{i}].date: required for a scenario event")
@@ -582,8 +693,9 @@ def format_error(err: ValidationError, root: type[BaseModel]) -> str:
     if kind == "extra_forbidden":
         allowed = _fields_at(root, tuple(e["loc"])[:-1])
         given_key = str(e["loc"][-1])
-        near = ([a for a in allowed if a.startswith(given_key)] if len(given_key) >= 3 else []) \
-            or difflib.get_close_matches(given_key, allowed, n=1)
+        near = (
+            [a for a in allowed if a.startswith(given_key)] if len(given_key) >= 3 else []
+        ) or difflib.get_close_matches(given_key, allowed, n=1)
         hint = f"; did you mean {near[0]!r}?" if near else ""
         return f"{path}: unknown field{hint or '.'} Allowed: {', '.join(allowed) or '(none)'}"
     if kind == "missing":
@@ -596,9 +708,13 @@ def format_error(err: ValidationError, root: type[BaseModel]) -> str:
 
 
 _TYPE_MESSAGES = {
-    "int_type": "expected a whole number", "float_type": "expected a number", "bool_type": "expected true or false",
-    "string_type": "expected text (in quotes)", "list_type": "expected an array [...]",
-    "dict_type": "expected a table", "model_type": "expected a table",
+    "int_type": "expected a whole number",
+    "float_type": "expected a number",
+    "bool_type": "expected true or false",
+    "string_type": "expected text (in quotes)",
+    "list_type": "expected an array [...]",
+    "dict_type": "expected a table",
+    "model_type": "expected a table",
 }
 
 
@@ -630,7 +746,7 @@ def apply_override(data: dict, assignment: str) -> None:
             continue
         nxt = node.setdefault(key, {})
         if not isinstance(nxt, dict | list):
-            raise ConfigError(f"--set {path}: {'.'.join(keys[:i + 1])} is a value, not a table")
+            raise ConfigError(f"--set {path}: {'.'.join(keys[: i + 1])} is a value, not a table")
         node = nxt
     if isinstance(node, list):
         raise ConfigError(f"--set {path}: cannot replace a list element wholesale")
@@ -694,8 +810,10 @@ def _resolve_extends(path: Path, data: dict, seen: tuple = ()) -> dict:
     if not base_name:
         return data
     if not isinstance(base_name, str):
-        raise ConfigError(f"{path}: scenario.extends: expected the file name of a scenario in quotes, e.g. "
-                          f"extends = \"status_quo.toml\" (got {base_name!r})")
+        raise ConfigError(
+            f"{path}: scenario.extends: expected the file name of a scenario in quotes, e.g. "
+            f'extends = "status_quo.toml" (got {base_name!r})'
+        )
     if not isinstance(data.get("events", []), list):
         raise ConfigError(f"{path}: events: expected an array of tables ([[events]])")
     base_path = (path.parent / base_name).resolve()

@@ -69,9 +69,21 @@ class RareShockModel(mesa.Model):
         self.governments = Governments(self, config)
         self.investment = Investment(self, config)
         self.balance = MaterialBalance(self.net, self.producers, self.defense.stockpile)
-        self.records = Records(self.n_days, [self.producers, self.plants, self.defense, self.industry,
-                                             self.licensing, self.market, self.sourcing, self.investment,
-                                             self.chips, self.balance])
+        self.records = Records(
+            self.n_days,
+            [
+                self.producers,
+                self.plants,
+                self.defense,
+                self.industry,
+                self.licensing,
+                self.market,
+                self.sourcing,
+                self.investment,
+                self.chips,
+                self.balance,
+            ],
+        )
         self.running = True
 
     @property
@@ -88,23 +100,23 @@ class RareShockModel(mesa.Model):
         day = self.day
         working = self.calendar.working[day]
         ledger = self.balance.end_use
-        self.governments.act(day)                        # 1. policy
-        self.licensing.decide(day, working)              # 2. licence decisions, expiry
-        self.producers.produce()                         # 3. production
-        self.producers.ship(day)                         # 4. allocation and shipping
-        self.net.receive(day)                            # 5. arrivals ...
-        self.defense.consume(ledger)                     #    programmes use magnets; stockpile releases
-        self.industry.consume(ledger)                    #    industrial users use magnets
-        self.plants.assemble(ledger)                     #    plants run, or idle
-        self.net.place_orders()                          #    every buyer orders up to its cover
-        self.sourcing.review(day)                        #    stalled buyers move orders
-        self.licensing.file_applications(day, working)   #    exporters apply for licences
-        self.market.update()                             # 6. prices
-        if self.calendar.month_start[day]:               # 7. monthly
+        self.governments.act(day)  # 1. policy
+        self.licensing.decide(day, working)  # 2. licence decisions, expiry
+        self.producers.produce()  # 3. production
+        self.producers.ship(day)  # 4. allocation and shipping
+        self.net.receive(day)  # 5. arrivals ...
+        self.defense.consume(ledger)  #    programmes use magnets; stockpile releases
+        self.industry.consume(ledger)  #    industrial users use magnets
+        self.plants.assemble(ledger)  #    plants run, or idle
+        self.net.place_orders()  #    every buyer orders up to its cover
+        self.sourcing.review(day)  #    stalled buyers move orders
+        self.licensing.file_applications(day, working)  #    exporters apply for licences
+        self.market.update()  # 6. prices
+        if self.calendar.month_start[day]:  # 7. monthly
             self.investment.month(day)
             self.governments.month(day)
-        self.chips.step(day, working)                    # 8. chips
-        self.records.write(day)                          # 9. record
+        self.chips.step(day, working)  # 8. chips
+        self.records.write(day)  # 9. record
         self.day += 1
         if self.day >= self.n_days:
             self.running = False

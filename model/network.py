@@ -39,13 +39,13 @@ class NodeSpec:
     kind: int
     region: int
     cover_days: float
-    need: dict[int, float] = field(default_factory=dict)        # material -> t/day consumed
-    capacity: dict[int, float] = field(default_factory=dict)    # material -> t/day producible
+    need: dict[int, float] = field(default_factory=dict)  # material -> t/day consumed
+    capacity: dict[int, float] = field(default_factory=dict)  # material -> t/day producible
     heavy_grade: bool = True
     military: bool = False
     end_use: int = 0
-    cn_share: float = 1.0            # end users: share of need bought from Chinese suppliers at the start
-    target_stock_days: float = 0.0   # producers: finished-goods target
+    cn_share: float = 1.0  # end users: share of need bought from Chinese suppliers at the start
+    target_stock_days: float = 0.0  # producers: finished-goods target
 
 
 # --------------------------------------------------------------------------------------------------
@@ -132,18 +132,18 @@ class Network:
         self.end_use = np.array([s.end_use for s in nodes], dtype=np.int8)
         self.cn_share = np.array([s.cn_share for s in nodes], dtype=float)
         self.target_stock_days = np.array([s.target_stock_days for s in nodes], dtype=float)
-        self.need = np.zeros((n, M))          # t/day: end users' consumption, producers' input draw
-        self.cap = np.zeros((n, M))           # t/day producible
+        self.need = np.zeros((n, M))  # t/day: end users' consumption, producers' input draw
+        self.cap = np.zeros((n, M))  # t/day producible
         for i, s in enumerate(nodes):
             for m, v in s.need.items():
                 self.need[i, m] = v
             for m, v in s.capacity.items():
                 self.cap[i, m] = v
         self.stock = np.zeros((n, M))
-        self.recipe = recipe                  # t of input (col) per t of output (row)
-        self.end_need = self.need.copy()      # baseline need (re-copied once producers' input need is set)
-        self.out_rate = np.zeros((n, M))      # producers' smoothed shipments, t/day
-        self.prod_rate = np.zeros((n, M))     # producers' smoothed production, t/day
+        self.recipe = recipe  # t of input (col) per t of output (row)
+        self.end_need = self.need.copy()  # baseline need (re-copied once producers' input need is set)
+        self.out_rate = np.zeros((n, M))  # producers' smoothed shipments, t/day
+        self.prod_rate = np.zeros((n, M))  # producers' smoothed production, t/day
         # flat views (node * M + material) for the kernels; the 2-D arrays are only ever changed in place
         self.stock_f, self.need_f, self.cap_f = self.stock.ravel(), self.need.ravel(), self.cap.ravel()
         self.out_rate_f, self.prod_rate_f = self.out_rate.ravel(), self.prod_rate.ravel()
@@ -165,12 +165,12 @@ class Network:
         self.dest = self.region[self.buy].astype(np.int64)
         self.backlog = np.zeros(e)
         self.transit = np.zeros(e)
-        self.arrivals = np.zeros(e)           # what arrived today, by edge
-        self.order_rate = np.zeros(e)         # the rates today's orders were placed at
+        self.arrivals = np.zeros(e)  # what arrived today, by edge
+        self.order_rate = np.zeros(e)  # the rates today's orders were placed at
         self.pipe = np.zeros((pipe_days, e))
         self._rate = np.zeros(e)
         # licensing state of each relationship (decided by agents/licensing.py)
-        self.controlled = np.zeros(e, dtype=bool)      # needs a Chinese export licence now
+        self.controlled = np.zeros(e, dtype=bool)  # needs a Chinese export licence now
         self.any_controlled = False
         self.licence_left = np.zeros(e)
         self.licence_exp = np.full(e, -1, dtype=np.int64)
@@ -188,16 +188,33 @@ class Network:
 
     def place_orders(self) -> None:
         """Every buyer orders up to (cover + lead) days of each edge's rate (module docstring)."""
-        _place_orders(self.need_f, self.stock_f, self.buy_flat, self.buy, self.share, self.backlog,
-                      self.transit, self.cover_days, self.lead_sea, self.order_rate)
+        _place_orders(
+            self.need_f,
+            self.stock_f,
+            self.buy_flat,
+            self.buy,
+            self.share,
+            self.backlog,
+            self.transit,
+            self.cover_days,
+            self.lead_sea,
+            self.order_rate,
+        )
 
     # ------------------------------------------------------------------ transit
     def receive(self, day: int) -> None:
         """Today's arrivals move from the pipe into the buyers' stock (``arrivals`` holds them by edge)."""
         _receive(self.pipe, day % self.pipe.shape[0], self.transit, self.stock_f, self.buy_flat, self.arrivals)
 
-    def consume(self, flat: np.ndarray, group: np.ndarray, mat: np.ndarray, used: np.ndarray,
-                used_by_group: np.ndarray, ledger: np.ndarray) -> None:
+    def consume(
+        self,
+        flat: np.ndarray,
+        group: np.ndarray,
+        mat: np.ndarray,
+        used: np.ndarray,
+        used_by_group: np.ndarray,
+        ledger: np.ndarray,
+    ) -> None:
         """End users at ``flat`` (node*M + material ``mat``) use what they need or what they have: ``used``
         by entry, summed by ``group`` into ``used_by_group`` and by material into ``ledger`` (in entry
         order)."""
@@ -207,13 +224,13 @@ class Network:
         """Write the material balance (see :class:`rareshock.model.records.MaterialBalance`)."""
         if not hasattr(self, "_holders"):
             can = (self.cap > 0) | (self.need > 0) | (self.stock > 0)
-            can[self.sup, self.mat] = True                        # suppliers (capacity may come later)
-            can[self.buy, self.mat] = True                        # buyers on every relationship
+            can[self.sup, self.mat] = True  # suppliers (capacity may come later)
+            can[self.buy, self.mat] = True  # buyers on every relationship
             lists = [np.flatnonzero(can[:, j]) * M + j for j in range(M)]
             width = max(len(x) for x in lists)
             self._holders = np.full((M, width), -1, dtype=np.int64)
             for j, x in enumerate(lists):
-                self._holders[j, :len(x)] = x
+                self._holders[j, : len(x)] = x
         _balance(self.stock_f, self._holders, stockpile, self.mat, self.transit, made, used_in, end_use, row, at)
 
     # ------------------------------------------------------------------ the start

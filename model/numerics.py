@@ -69,7 +69,7 @@ def psum(a):
     recursion runs on an explicit stack."""
     n = a.shape[0]
     if n <= 128:
-        return 0.0 + _block(a, 0, n)   # 0.0 + x: NumPy starts from +0.0 (the sign of a zero sum)
+        return 0.0 + _block(a, 0, n)  # 0.0 + x: NumPy starts from +0.0 (the sign of a zero sum)
     los = np.empty(64, np.int64)
     ns = np.empty(64, np.int64)
     stage = np.zeros(64, np.int8)

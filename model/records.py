@@ -73,8 +73,9 @@ class MaterialBalance:
 
     def __init__(self, net, producers, stockpile: np.ndarray):
         self.net, self.producers, self.stockpile = net, producers, stockpile
-        self.end_use = np.zeros(len(MATERIALS))     # today's use by end users, t by material (the ledger)
+        self.end_use = np.zeros(len(MATERIALS))  # today's use by end users, t by material (the ledger)
 
     def end_of_day(self) -> None:
-        self.net.record_balance(self.stockpile, self.producers.made, self.producers.used_in, self.end_use, self.row,
-                                self.at)
+        self.net.record_balance(
+            self.stockpile, self.producers.made, self.producers.used_in, self.end_use, self.row, self.at
+        )

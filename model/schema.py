@@ -56,3 +56,5 @@ Pos = Annotated[float, Field(gt=0)]
 Share = Annotated[float, Field(ge=0, le=1)]
 PosShare = Annotated[float, Field(gt=0, le=1)]
 Days = Annotated[int, Field(ge=0, le=3650)]
+Tonnes = Annotated[float, Field(ge=0, le=1e7)]  # a flow or stock of material, t or t/yr (world: ~3e5)
+Vehicles = Annotated[float, Field(ge=0, le=1e9)]  # vehicles per year

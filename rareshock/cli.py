@@ -84,24 +84,45 @@ _workers = _int_in(1, 1024, "a positive integer")
 # run
 # --------------------------------------------------------------------------------------------------
 def _add_run(sub: Any) -> None:
-    p = sub.add_parser("run", help="run one scenario and write its result files",
-                       description="Run one scenario and write summary.json, timeseries.parquet, figures/ "
-                                   "and manifest.json to the output directory.")
-    p.add_argument("config", metavar="CONFIG",
-                   help="scenario file (TOML), e.g. experiments/scenarios/april_2025_shock.toml; "
-                        "with --from, the RUN_ID of the sweep row to rerun")
-    p.add_argument("--from", dest="from_dir", metavar="SWEEP_DIR",
-                   help="rerun one row of the finished sweep in SWEEP_DIR (CONFIG is then its run_id) and "
-                        "check that every metric equals the sweep's")
+    p = sub.add_parser(
+        "run",
+        help="run one scenario and write its result files",
+        description="Run one scenario and write summary.json, timeseries.parquet, figures/ "
+        "and manifest.json to the output directory.",
+    )
+    p.add_argument(
+        "config",
+        metavar="CONFIG",
+        help="scenario file (TOML), e.g. experiments/scenarios/april_2025_shock.toml; "
+        "with --from, the RUN_ID of the sweep row to rerun",
+    )
+    p.add_argument(
+        "--from",
+        dest="from_dir",
+        metavar="SWEEP_DIR",
+        help="rerun one row of the finished sweep in SWEEP_DIR (CONFIG is then its run_id) and "
+        "check that every metric equals the sweep's",
+    )
     p.add_argument("--seed", type=_seed, metavar="N", help="random seed (default: scenario.seed from the config)")
-    p.add_argument("--out", metavar="DIR",
-                   help=f"output directory (default: {DEFAULT_RUNS_DIR}/<scenario name>-seed<seed>); an earlier "
-                        f"run there is replaced, any other folder that is not empty is refused")
-    p.add_argument("--overwrite", action="store_true",
-                   help="also replace a rareshock sweep or comparison folder at --out (never a folder rareshock "
-                        "did not write)")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="PATH=VALUE",
-                   help="override a config field, e.g. --set licensing.cn.reviewers=120 (repeatable)")
+    p.add_argument(
+        "--out",
+        metavar="DIR",
+        help=f"output directory (default: {DEFAULT_RUNS_DIR}/<scenario name>-seed<seed>); an earlier "
+        f"run there is replaced, any other folder that is not empty is refused",
+    )
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="also replace a rareshock sweep or comparison folder at --out (never a folder rareshock did not write)",
+    )
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="PATH=VALUE",
+        help="override a config field, e.g. --set licensing.cn.reviewers=120 (repeatable)",
+    )
     p.set_defaults(handler=_cmd_run)
 
 
@@ -128,7 +149,8 @@ def headline(summary: dict, name: str, seed: int, out: Path) -> str:
     lines = [
         f"{name} (seed {seed})",
         f"  first US auto shutdown: day {_fmt(summary.get('first_us_auto_shutdown_day'))} after the first control"
-        if summary.get("first_us_auto_shutdown_day") is not None else "  first US auto shutdown: none",
+        if summary.get("first_us_auto_shutdown_day") is not None
+        else "  first US auto shutdown: none",
         f"  US idle plant-days:     {_fmt(summary.get('us_auto_idle_plant_days'))}",
         f"  lost vehicles:          {_fmt(summary.get('lost_vehicles_by_region'))}",
         f"  defense shortfall:      {'n/a' if share is None else f'{100 * share:.1f}%'}",
@@ -157,14 +179,14 @@ def _cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
     out = args.out if args.out is not None else str(DEFAULT_RUNS_DIR / f"{cfg.scenario.name}-seed{seed}")
     target = OutputDir(out, "run", overwrite=args.overwrite)
     try:
-        target.open()                     # checked, writable and locked before the simulation
+        target.open()  # checked, writable and locked before the simulation
     except OutputDirError as err:
         return _fail(str(err), 2)
     ok = False
     try:
         try:
             result = run_scenario(cfg, seed=seed)
-        except ConfigError as err:        # a semantic problem only the model can see
+        except ConfigError as err:  # a semantic problem only the model can see
             return _fail(str(err), 2)
         manifest = build_manifest(result.config, result.seed, started_at, time.perf_counter() - t0, [PROG, *argv])
         try:
@@ -211,8 +233,7 @@ def _cmd_rerun(args: argparse.Namespace, argv: list[str]) -> int:
             print(f"run {run_id} failed in the sweep ({stored.get('error')}); rerun finished without error")
         diffs = differences(stored, fresh, metrics) if stored.get("status") == "ok" else []
         if target is not None:
-            manifest = build_manifest(result.config, result.seed, started_at, time.perf_counter() - t0,
-                                      [PROG, *argv])
+            manifest = build_manifest(result.config, result.seed, started_at, time.perf_counter() - t0, [PROG, *argv])
             try:
                 write_run_files(result, target, manifest)
             except OutputDirError as err:
@@ -239,21 +260,34 @@ def _cmd_rerun(args: argparse.Namespace, argv: list[str]) -> int:
 # sweep
 # --------------------------------------------------------------------------------------------------
 def _add_sweep(sub: Any) -> None:
-    p = sub.add_parser("sweep", help="run a parameter sweep (grid, random, LHS, Sobol, Morris)",
-                       description="Run every (sample, replicate) of a sweep in batches, write runs.parquet, "
-                                   "sensitivity results, scenario discovery and figures.")
+    p = sub.add_parser(
+        "sweep",
+        help="run a parameter sweep (grid, random, LHS, Sobol, Morris)",
+        description="Run every (sample, replicate) of a sweep in batches, write runs.parquet, "
+        "sensitivity results, scenario discovery and figures.",
+    )
     p.add_argument("sweep", metavar="SWEEP", help="sweep file (TOML), e.g. experiments/sweeps/sobol_april_2025.toml")
     where = p.add_mutually_exclusive_group()
     where.add_argument("--workers", type=_workers, metavar="N", help="local worker processes (default: all cores)")
-    where.add_argument("--scheduler", metavar="ADDRESS", help="address of a running Dask scheduler, e.g. tcp://host:8786")
+    where.add_argument(
+        "--scheduler", metavar="ADDRESS", help="address of a running Dask scheduler, e.g. tcp://host:8786"
+    )
     p.add_argument("--out", metavar="DIR", help="output directory (default: results/sweeps/<sweep name>)")
     again = p.add_mutually_exclusive_group()
     again.add_argument("--resume", action="store_true", help="finish an interrupted sweep in DIR")
-    again.add_argument("--overwrite", action="store_true",
-                       help="replace the rareshock sweep (or run) in DIR with a new sweep (never a folder rareshock "
-                            "did not write)")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="PATH=VALUE",
-                   help="override a field of the sweep file, e.g. --set sweep.replications=2")
+    again.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace the rareshock sweep (or run) in DIR with a new sweep (never a folder rareshock did not write)",
+    )
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="PATH=VALUE",
+        help="override a field of the sweep file, e.g. --set sweep.replications=2",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(handler=_cmd_sweep)
 
@@ -286,15 +320,20 @@ def _cmd_sweep(args: argparse.Namespace, argv: list[str]) -> int:
             code, what = (143, "terminated") if isinstance(err, Terminated) else (130, "interrupted")
             if not target.committed and target.state != "resume":
                 return _fail(f"{what} before the sweep started; nothing was written", code)
-            return _fail(f"{what}; finished batches are kept in {show_path(out)}; finish with: {PROG} sweep "
-                         f"{show_path(args.sweep)} --out {show_path(out)} --resume", code)
+            return _fail(
+                f"{what}; finished batches are kept in {show_path(out)}; finish with: {PROG} sweep "
+                f"{show_path(args.sweep)} --out {show_path(out)} --resume",
+                code,
+            )
         ok = True
     finally:
         target.close(ok=ok)
         if client is not None:
             client.close()
-    print(f"{sweep.settings.name}: {report['runs']:,} runs ({report['failed']} failed) in {report['seconds']:.1f} s "
-          f"-> {out}")
+    print(
+        f"{sweep.settings.name}: {report['runs']:,} runs ({report['failed']} failed) in {report['seconds']:.1f} s "
+        f"-> {out}"
+    )
     for line in report["analysis"].get("lines", []):
         print(f"  {line}")
     if report["failure"]:
@@ -306,17 +345,26 @@ def _cmd_sweep(args: argparse.Namespace, argv: list[str]) -> int:
 # reproduce
 # --------------------------------------------------------------------------------------------------
 def _add_reproduce(sub: Any) -> None:
-    p = sub.add_parser("reproduce", help="regenerate (or check) the reference results in results/",
-                       description="Regenerate every experiment marked reproduce = true into results/<name>/; "
-                                   "with --check, compare the regenerated numbers with the committed ones.")
-    p.add_argument("--check", action="store_true", help="compare with results/ instead of replacing it; "
-                                                       "exit 1 on any difference")
-    p.add_argument("--exact", action="store_true", help="with --check: floats must be bit-identical (the "
-                                                       "promise on one machine; across CPUs floats agree to "
-                                                       "a relative 1e-9)")
+    p = sub.add_parser(
+        "reproduce",
+        help="regenerate (or check) the reference results in results/",
+        description="Regenerate every experiment marked reproduce = true into results/<name>/; "
+        "with --check, compare the regenerated numbers with the committed ones.",
+    )
+    p.add_argument(
+        "--check", action="store_true", help="compare with results/ instead of replacing it; exit 1 on any difference"
+    )
+    p.add_argument(
+        "--exact",
+        action="store_true",
+        help="with --check: floats must be bit-identical (the "
+        "promise on one machine; across CPUs floats agree to "
+        "a relative 1e-9)",
+    )
     p.add_argument("--only", nargs="+", metavar="NAME", help="only these experiments")
-    p.add_argument("--results", default=None, metavar="DIR", help="reference results folder "
-                                                                             "(default: results/ of the repository)")
+    p.add_argument(
+        "--results", default=None, metavar="DIR", help="reference results folder (default: results/ of the repository)"
+    )
     p.add_argument("--workers", type=_workers, metavar="N", help="local worker processes for sweeps")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(handler=_cmd_reproduce)
@@ -333,8 +381,14 @@ def _cmd_reproduce(args: argparse.Namespace, argv: list[str]) -> int:
     if args.results is not None and not args.results.strip():
         return _fail("--results: empty path; give the folder of the reference results", 2)
     try:
-        ok, lines = reproduce(args.check, args.only, Path(args.results) if args.results else ROOT / "results",
-                              args.workers, not args.no_progress, exact=args.exact)
+        ok, lines = reproduce(
+            args.check,
+            args.only,
+            Path(args.results) if args.results else ROOT / "results",
+            args.workers,
+            not args.no_progress,
+            exact=args.exact,
+        )
     except (ConfigError, OutputDirError) as err:
         return _fail(str(err), 2)
     except (OutputWriteError, SweepAborted) as err:
@@ -350,8 +404,10 @@ def _cmd_reproduce(args: argparse.Namespace, argv: list[str]) -> int:
 # --------------------------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     """The ``rareshock`` parser; each subcommand sets ``handler(args, argv) -> exit code``."""
-    parser = _Parser(prog=PROG, description="Agent-based model of the 2025 US-China standoff over rare earths, "
-                                            "magnets and semiconductors.")
+    parser = _Parser(
+        prog=PROG,
+        description="Agent-based model of the 2025 US-China standoff over rare earths, magnets and semiconductors.",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     _add_run(sub)
     _add_sweep(sub)
@@ -374,7 +430,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail("terminated", 143)
     except KeyboardInterrupt:
         return _fail("interrupted", 130)
-    except Exception as err:  # noqa: BLE001 - the one place that turns failures into an exit code
+    except Exception as err:
         if os.environ.get("RARESHOCK_DEBUG") == "1":
             traceback.print_exc()
         return _fail(f"{type(err).__name__}: {str(err)[:1000]}", 1)

@@ -28,9 +28,17 @@ from rareshock.model.config import ConfigError, format_error, read_toml
 from rareshock.model.schema import Strict
 
 SUMMARY_METRICS = (
-    "us_auto_idle_plant_days", "lost_vehicles_us", "shutdown_episodes_us", "defense_shortfall_share",
-    "year_us_auto_magnets_non_cn_50", "year_us_auto_magnets_non_cn_80", "year_us_defense_magnets_non_cn",
-    "investment_spent_usd", "floor_payments_usd", "us_chip_revenue_lost_usd", "cn_chip_localisation_end",
+    "us_auto_idle_plant_days",
+    "lost_vehicles_us",
+    "shutdown_episodes_us",
+    "defense_shortfall_share",
+    "year_us_auto_magnets_non_cn_50",
+    "year_us_auto_magnets_non_cn_80",
+    "year_us_defense_magnets_non_cn",
+    "investment_spent_usd",
+    "floor_payments_usd",
+    "us_chip_revenue_lost_usd",
+    "cn_chip_localisation_end",
 )
 YEARLY = {
     "us_non_cn_share": "non-Chinese share of US magnet supply",
@@ -114,11 +122,12 @@ def run_comparison(path: str | Path, out_dir: Path, workers: int | None = None) 
 
     started, t0 = dt.datetime.now(dt.UTC), time.perf_counter()
     settings, paths = load_comparison(path)
-    jobs = [(i, r, str(p), run_seed(settings.seed, i, r)) for i, p in enumerate(paths)
-            for r in range(settings.replications)]
+    jobs = [
+        (i, r, str(p), run_seed(settings.seed, i, r)) for i, p in enumerate(paths) for r in range(settings.replications)
+    ]
     from rareshock.sweeps.executor import new_pool, stop_pool
 
-    pool = new_pool(workers or os.cpu_count() or 1)     # workers die with this process
+    pool = new_pool(workers or os.cpu_count() or 1)  # workers die with this process
     finished = False
     try:
         results = list(pool.map(_run, [j[2] for j in jobs], [j[3] for j in jobs]))
@@ -126,10 +135,9 @@ def run_comparison(path: str | Path, out_dir: Path, workers: int | None = None) 
     finally:
         stop_pool(pool, kill=not finished)
     rows, years = [], []
-    for (i, r, _p, seed), (summary, yr) in zip(jobs, results):
+    for (_i, r, _p, seed), (summary, yr) in zip(jobs, results):
         name = summary["scenario"]
-        rows.append({"scenario": name, "replicate": r, "seed": seed,
-                     **{m: summary.get(m) for m in SUMMARY_METRICS}})
+        rows.append({"scenario": name, "replicate": r, "seed": seed, **{m: summary.get(m) for m in SUMMARY_METRICS}})
         years.append(yr.assign(scenario=name, replicate=r))
     runs = pd.DataFrame(rows)
     yearly_df = pd.concat(years, ignore_index=True)[["scenario", "replicate", "year", *YEARLY]]
@@ -147,8 +155,13 @@ def run_comparison(path: str | Path, out_dir: Path, workers: int | None = None) 
     atomic_write_text(out_dir / "table.md", _markdown(table, settings.replications))
     for metric, label in YEARLY.items():
         _figure(yearly_df, metric, label, order, out_dir / "figures" / f"paths_{metric}.png")
-    manifest = build_manifest({"comparison": settings.model_dump(mode="json"), "scenarios": [str(p) for p in paths]},
-                              settings.seed, started, time.perf_counter() - t0, ["rareshock", "reproduce"])
+    manifest = build_manifest(
+        {"comparison": settings.model_dump(mode="json"), "scenarios": [str(p) for p in paths]},
+        settings.seed,
+        started,
+        time.perf_counter() - t0,
+        ["rareshock", "reproduce"],
+    )
     manifest["kind"] = "comparison"
     atomic_write_text(out_dir / "manifest.json", to_json(manifest))
     return [f"{settings.name}: {len(jobs)} runs of {len(paths)} scenarios -> {out_dir}"]
@@ -176,7 +189,7 @@ def _table(runs: pd.DataFrame, order: list[str]) -> pd.DataFrame:
         row = {"scenario": name}
         for m in SUMMARY_METRICS:
             x = pd.to_numeric(sub[m], errors="coerce").to_numpy(dtype=float)
-            never = 10**6                                  # "never" sorts after every year
+            never = 10**6  # "never" sorts after every year
             if m.startswith("year_"):
                 x = np.where(np.isnan(x), never, x)
             if np.isnan(x).all():
@@ -184,16 +197,20 @@ def _table(runs: pd.DataFrame, order: list[str]) -> pd.DataFrame:
                 continue
             lo, med, hi = np.nanpercentile(x, [10, 50, 90], method="lower")
             is_year = m.startswith("year_")
-            clean = lambda v: float("nan") if is_year and v >= never else v  # noqa: E731
-            row[m] = f"{_fmt(clean(med), m)} [{_fmt(clean(lo), m)}-{_fmt(clean(hi), m)}]"
+            med, lo, hi = (float("nan") if is_year and v >= never else v for v in (med, lo, hi))
+            row[m] = f"{_fmt(med, m)} [{_fmt(lo, m)}-{_fmt(hi, m)}]"
         rows.append(row)
     return pd.DataFrame(rows)
 
 
 def _markdown(table: pd.DataFrame, reps: int) -> str:
     cols = list(table.columns)
-    lines = [f"Median [10th-90th percentile] over {reps} seeds per path.", "",
-             "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    lines = [
+        f"Median [10th-90th percentile] over {reps} seeds per path.",
+        "",
+        "| " + " | ".join(cols) + " |",
+        "|" + "---|" * len(cols),
+    ]
     lines += ["| " + " | ".join(str(v) for v in row) + " |" for row in table.itertuples(index=False)]
     return "\n".join(lines) + "\n"
 
@@ -207,8 +224,17 @@ def _figure(df: pd.DataFrame, metric: str, label: str, order: list[str], path: P
 
     fig = Figure(figsize=(9, 4.8))
     ax = fig.subplots()
-    sns.lineplot(data=df, x="year", y=metric, hue="scenario", hue_order=order, estimator="median",
-                 errorbar=("pi", 80), ax=ax, marker="o")
+    sns.lineplot(
+        data=df,
+        x="year",
+        y=metric,
+        hue="scenario",
+        hue_order=order,
+        estimator="median",
+        errorbar=("pi", 80),
+        ax=ax,
+        marker="o",
+    )
     ax.set_xlabel("year")
     ax.set_ylabel(label)
     ax.set_title(f"{label}: median and 10-90% band over seeds")

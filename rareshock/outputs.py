@@ -13,6 +13,7 @@ in its start time and duration (and in the git dirty flag if the working tree ch
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import importlib.metadata
@@ -50,10 +51,6 @@ class RunResultLike(Protocol):
     timeseries: pd.DataFrame
     config: dict
     seed: int
-
-
-class OutputDirError(ValueError):
-    """The output path cannot hold a run (a file, or a non-empty directory that is not a run)."""
 
 
 # --------------------------------------------------------------------------------------------------
@@ -134,8 +131,9 @@ def to_json(obj: Any) -> str:
 
 def config_hash(config: dict) -> str:
     """SHA-256 (hex) of the canonical JSON of a resolved config (sorted keys, no whitespace)."""
-    canonical = json.dumps(_jsonable(config), sort_keys=True, separators=(",", ":"), allow_nan=False,
-                           ensure_ascii=False)
+    canonical = json.dumps(
+        _jsonable(config), sort_keys=True, separators=(",", ":"), allow_nan=False, ensure_ascii=False
+    )
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
@@ -144,8 +142,9 @@ def config_hash(config: dict) -> str:
 # --------------------------------------------------------------------------------------------------
 def _git(repo_dir: Path, *args: str) -> str | None:
     try:
-        proc = subprocess.run(["git", "-C", str(repo_dir), *args], capture_output=True, text=True, timeout=10,
-                              check=False)
+        proc = subprocess.run(
+            ["git", "-C", str(repo_dir), *args], capture_output=True, text=True, timeout=10, check=False
+        )
     except (OSError, subprocess.SubprocessError):
         return None
     return proc.stdout if proc.returncode == 0 else None
@@ -186,8 +185,9 @@ def _iso_utc(when: dt.datetime) -> str:
     return when.astimezone(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def build_manifest(config: dict, seed: int, started_at: dt.datetime, duration_s: float,
-                   command: list[str]) -> dict[str, Any]:
+def build_manifest(
+    config: dict, seed: int, started_at: dt.datetime, duration_s: float, command: list[str]
+) -> dict[str, Any]:
     """Provenance of one run: resolved config and its hash, seed, git state, versions, platform, timing."""
     return {
         "config": _jsonable(config),
@@ -242,8 +242,11 @@ def _long(x: pd.Series, series: dict[str, str], df: pd.DataFrame, var: str) -> p
     """Long-format frame (x, value, ``var``) of the columns in ``series`` (label -> column) that exist."""
     import pandas as pd
 
-    parts = [pd.DataFrame({"x": x.to_numpy(), "value": df[col].to_numpy(dtype=float), var: label})
-             for label, col in series.items() if col in df.columns]
+    parts = [
+        pd.DataFrame({"x": x.to_numpy(), "value": df[col].to_numpy(dtype=float), var: label})
+        for label, col in series.items()
+        if col in df.columns
+    ]
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
 
 
@@ -296,10 +299,17 @@ def fig_exports(df: pd.DataFrame) -> Figure | None:
 def fig_licences(df: pd.DataFrame) -> Figure | None:
     """Chinese export licences over time: cumulative submitted/approved/denied and pending."""
     x, xlabel = _time(df)
-    data = _long(x, {"Submitted (cumulative)": "cn_licences_submitted_cum",
-                     "Approved (cumulative)": "cn_licences_approved_cum",
-                     "Denied (cumulative)": "cn_licences_denied_cum",
-                     "Pending": "cn_licences_pending"}, df, "Series")
+    data = _long(
+        x,
+        {
+            "Submitted (cumulative)": "cn_licences_submitted_cum",
+            "Approved (cumulative)": "cn_licences_approved_cum",
+            "Denied (cumulative)": "cn_licences_denied_cum",
+            "Pending": "cn_licences_pending",
+        },
+        df,
+        "Series",
+    )
     if data.empty:
         return None
     fig, (ax,) = _new_figure()
@@ -392,9 +402,21 @@ without it is never replaced or deleted (delete the marker to protect a result f
 KINDS = ("run", "sweep", "comparison")
 _OWNED: dict[str, frozenset[str]] = {
     "run": frozenset({"summary.json", "timeseries.parquet", "figures", "manifest.json"}),
-    "sweep": frozenset({"runs.parquet", "timeseries.parquet", "design.parquet", "sweep_state.json", "manifest.json",
-                        "sensitivity.json", "sensitivity.csv", "discovery.json", "grid_means.csv", "sample_means.csv",
-                        "figures"}),
+    "sweep": frozenset(
+        {
+            "runs.parquet",
+            "timeseries.parquet",
+            "design.parquet",
+            "sweep_state.json",
+            "manifest.json",
+            "sensitivity.json",
+            "sensitivity.csv",
+            "discovery.json",
+            "grid_means.csv",
+            "sample_means.csv",
+            "figures",
+        }
+    ),
     "comparison": frozenset({"runs.csv", "yearly.csv", "table.csv", "table.md", "figures", "manifest.json"}),
 }
 _PNG = re.compile(r"[^/]+\.png")
@@ -404,13 +426,13 @@ _SUBDIRS: dict[str, dict[str, re.Pattern]] = {
     "sweep": {"figures": _PNG, "runs.parquet": _PART, "timeseries.parquet": _PART},
     "comparison": {"figures": _PNG},
 }
-_ATOMIC_TMP = re.compile(r"\..+\.tmp")          # atomic_write_bytes' temporary files, ".NAME.XXXXXXXX.tmp"
+_ATOMIC_TMP = re.compile(r"\..+\.tmp")  # atomic_write_bytes' temporary files, ".NAME.XXXXXXXX.tmp"
 NAME_MAX = 200
 """Longest output folder name in bytes: its stage ``.NAME.tmp-PID`` and lock ``.NAME.rareshock-lock`` sit
 beside it and must fit the usual 255-byte limit of a file name."""
 PATH_MAX = 3800
 """Longest output path in bytes, leaving room below Linux's 4096 for the files inside it."""
-SHOWN_PATH = 100            # characters of a path shown in a message
+SHOWN_PATH = 100  # characters of a path shown in a message
 
 
 class OutputDirError(ValueError):
@@ -428,7 +450,7 @@ def show_path(path: str | os.PathLike) -> str:
     text = os.fspath(path)
     if len(text) <= SHOWN_PATH:
         return text
-    return f"{text[:40]}...{text[-(SHOWN_PATH - 43):]}"
+    return f"{text[:40]}...{text[-(SHOWN_PATH - 43) :]}"
 
 
 def read_marker(folder: Path) -> str | None:
@@ -447,11 +469,18 @@ def read_marker(folder: Path) -> str | None:
 def write_marker(folder: Path, kind: str) -> None:
     """Mark ``folder`` as written by rareshock, of ``kind``."""
     version = package_versions(("rareshock",))["rareshock"]
-    atomic_write_text(Path(folder) / MARKER, to_json({
-        "kind": kind, "written_by": f"rareshock {version}", "created_at": _iso_utc(dt.datetime.now(dt.UTC)),
-        "note": "rareshock wrote this folder and may replace it with a new result of the same kind "
+    atomic_write_text(
+        Path(folder) / MARKER,
+        to_json(
+            {
+                "kind": kind,
+                "written_by": f"rareshock {version}",
+                "created_at": _iso_utc(dt.datetime.now(dt.UTC)),
+                "note": "rareshock wrote this folder and may replace it with a new result of the same kind "
                 "(see docs/reliability.md). Delete this file to protect the folder from being replaced.",
-    }))
+            }
+        ),
+    )
 
 
 def foreign_entries(folder: Path, kind: str) -> list[str]:
@@ -474,8 +503,9 @@ def foreign_entries(folder: Path, kind: str) -> list[str]:
         elif is_dir:
             with os.scandir(entry.path) as sub_it:
                 for sub in sorted(sub_it, key=lambda e: e.name):
-                    ok = (sub.is_file(follow_symlinks=False)
-                          and (subdirs[name].fullmatch(sub.name) or _ATOMIC_TMP.fullmatch(sub.name)))
+                    ok = sub.is_file(follow_symlinks=False) and (
+                        subdirs[name].fullmatch(sub.name) or _ATOMIC_TMP.fullmatch(sub.name)
+                    )
                     if not ok:
                         found.append(f"{name}/{sub.name}" + ("/" if sub.is_dir(follow_symlinks=False) else ""))
     return found
@@ -512,7 +542,7 @@ class _Lock:
         """Lock, or raise :class:`BlockingIOError` (held by another process, whose note is in ``args``)."""
         try:
             import fcntl
-        except ImportError:            # no flock on this platform: no locking
+        except ImportError:  # no flock on this platform: no locking
             return
         for _ in range(20):
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
@@ -540,10 +570,8 @@ class _Lock:
     def release(self) -> None:
         if self.fd is None:
             return
-        try:
+        with contextlib.suppress(OSError):
             os.unlink(self.path)
-        except OSError:
-            pass
         os.close(self.fd)
         self.fd = None
 
@@ -570,8 +598,9 @@ class OutputDir:
     nothing behind.
     """
 
-    def __init__(self, out: str | os.PathLike, kind: str, *, overwrite: bool = False, resume: bool = False,
-                 flag: str = "--out"):
+    def __init__(
+        self, out: str | os.PathLike, kind: str, *, overwrite: bool = False, resume: bool = False, flag: str = "--out"
+    ):
         if kind not in KINDS:
             raise ValueError(f"unknown output kind {kind!r}")
         self.raw = os.fspath(out) if not isinstance(out, str) else out
@@ -609,8 +638,10 @@ class OutputDir:
                 lock.acquire()
             except BlockingIOError as err:
                 holder = f" ({err.args[0]})" if err.args and err.args[0] else ""
-                raise self._err(f"another rareshock process is writing there{holder}; wait for it to finish "
-                                f"or choose another folder") from None
+                raise self._err(
+                    f"another rareshock process is writing there{holder}; wait for it to finish "
+                    f"or choose another folder"
+                ) from None
             except OSError as err:
                 raise self._os_err(f"write in {show_path(self.path.parent)}", err, name_file=False) from None
             self._lock = lock
@@ -635,11 +666,13 @@ class OutputDir:
             raise self._err(f"the path is {len(encoded):,} bytes long; at most {PATH_MAX:,} are allowed")
         long_parts = [p for p in absolute.parts if len(os.fsencode(p)) > 255]
         if long_parts:
-            raise self._err(f"a folder name in the path is {len(os.fsencode(long_parts[0])):,} bytes long; at most "
-                            f"255 are allowed")
+            raise self._err(
+                f"a folder name in the path is {len(os.fsencode(long_parts[0])):,} bytes long; at most 255 are allowed"
+            )
         if len(os.fsencode(absolute.name)) > NAME_MAX:
-            raise self._err(f"the folder name is {len(os.fsencode(absolute.name)):,} bytes long; at most "
-                            f"{NAME_MAX} are allowed")
+            raise self._err(
+                f"the folder name is {len(os.fsencode(absolute.name)):,} bytes long; at most {NAME_MAX} are allowed"
+            )
         try:
             path = absolute.parent.resolve() / absolute.name
         except (OSError, RuntimeError) as err:
@@ -688,16 +721,19 @@ class OutputDir:
         pattern = re.compile(rf"\.{re.escape(name)}\.(tmp|old)(?:-(\d+))?")
         parent = self.path.parent
         with os.scandir(parent) as it:
-            leftovers = sorted((e.name, pattern.fullmatch(e.name)) for e in it
-                               if e.is_dir(follow_symlinks=False) and pattern.fullmatch(e.name))
+            leftovers = sorted(
+                (e.name, pattern.fullmatch(e.name))
+                for e in it
+                if e.is_dir(follow_symlinks=False) and pattern.fullmatch(e.name)
+            )
         for entry, m in leftovers:
             folder = parent / entry
             pid = int(m[2]) if m[2] else None
             kind = read_marker(folder)
             try:
                 ours = kind is not None or (
-                    (pid is None or not _pid_alive(pid))
-                    and any(not foreign_entries(folder, k) for k in KINDS))
+                    (pid is None or not _pid_alive(pid)) and any(not foreign_entries(folder, k) for k in KINDS)
+                )
             except OSError:
                 ours = False
             if not ours:
@@ -706,8 +742,7 @@ class OutputDir:
             try:
                 if m[1] == "old" and not os.path.lexists(self.path):
                     os.replace(folder, self.path)
-                    self.notes.append(f"restored {show_path(self.path)} from {entry} (its replacement was "
-                                      f"interrupted)")
+                    self.notes.append(f"restored {show_path(self.path)} from {entry} (its replacement was interrupted)")
                 else:
                     shutil.rmtree(folder)
                     what = "an unfinished result" if m[1] == "tmp" else "a replaced result"
@@ -716,7 +751,7 @@ class OutputDir:
                 raise self._os_err(f"clean up {entry}", err) from None
 
     def _classify(self) -> None:
-        path, kind = self.path, self.kind
+        path = self.path
         if not os.path.lexists(path):
             self.state = "new"
         else:
@@ -739,10 +774,18 @@ class OutputDir:
         if have is None:
             if kind == "sweep" and self.resume and _legacy_sweep(path):
                 return "resume"
-            hint = (", though it has a manifest.json: a result of a rareshock older than the marker? Delete it "
-                    "yourself to reuse the name") if (path / "manifest.json").exists() else ""
-            raise self._err(f"folder is not empty and was not written by rareshock (no {MARKER} marker{hint}); "
-                            f"rareshock never replaces such a folder, even with --overwrite: choose another folder")
+            hint = (
+                (
+                    ", though it has a manifest.json: a result of a rareshock older than the marker? Delete it "
+                    "yourself to reuse the name"
+                )
+                if (path / "manifest.json").exists()
+                else ""
+            )
+            raise self._err(
+                f"folder is not empty and was not written by rareshock (no {MARKER} marker{hint}); "
+                f"rareshock never replaces such a folder, even with --overwrite: choose another folder"
+            )
         if have == "sweep" and kind == "sweep" and self.resume:
             return "resume"
         if self.resume:
@@ -752,18 +795,23 @@ class OutputDir:
         except OSError as err:
             raise self._os_err("read it", err) from None
         if foreign:
-            raise self._err(f"holds files rareshock did not write ({_listing(foreign)}); rareshock replaces only "
-                            f"folders holding nothing else, even with --overwrite: move them or choose another "
-                            f"folder")
+            raise self._err(
+                f"holds files rareshock did not write ({_listing(foreign)}); rareshock replaces only "
+                f"folders holding nothing else, even with --overwrite: move them or choose another "
+                f"folder"
+            )
         if have == kind and kind != "sweep":
             return "replace"
         if self.overwrite:
             return "replace"
         if have == kind:
-            raise self._err("holds a sweep already: add --resume to finish it or --overwrite to replace it, or "
-                            "choose another folder")
-        raise self._err(f"holds a rareshock {have}, not a {kind}: add --overwrite to replace it, or choose "
-                        f"another folder")
+            raise self._err(
+                "holds a sweep already: add --resume to finish it or --overwrite to replace it, or "
+                "choose another folder"
+            )
+        raise self._err(
+            f"holds a rareshock {have}, not a {kind}: add --overwrite to replace it, or choose another folder"
+        )
 
     def _probe(self, folder: Path) -> None:
         try:
@@ -792,9 +840,10 @@ class OutputDir:
         if self.state == "replace":
             have = read_marker(self.path)
             foreign = foreign_entries(self.path, have) if have else ["(its marker is gone)"]
-            if foreign:                   # something arrived since open(); never replace it
-                raise self._err(f"files rareshock did not write appeared there ({_listing(foreign)}); nothing "
-                                f"was replaced")
+            if foreign:  # something arrived since open(); never replace it
+                raise self._err(
+                    f"files rareshock did not write appeared there ({_listing(foreign)}); nothing was replaced"
+                )
             old = self.path.parent / f".{self.path.name}.old-{os.getpid()}"
             os.replace(self.path, old)
             try:
@@ -807,7 +856,7 @@ class OutputDir:
             shutil.rmtree(old, ignore_errors=True)
             self.notes.append(f"replaced the earlier {have} in {show_path(self.raw)}")
         else:
-            os.replace(stage, self.path)            # the path is absent or an empty folder
+            os.replace(stage, self.path)  # the path is absent or an empty folder
             self._stage = None
             _fsync_dir(self.path.parent)
         self.committed = True
@@ -856,8 +905,10 @@ def write_run_files(result: RunResultLike, target: OutputDir, manifest: dict) ->
         target.commit()
     except OSError as err:
         where = f" ({show_path(err.filename)})" if err.filename else ""
-        raise OutputWriteError(f"{target.flag} {show_path(target.raw)}: could not write the run: "
-                               f"{err.strerror or err}{where}; nothing was changed there") from None
+        raise OutputWriteError(
+            f"{target.flag} {show_path(target.raw)}: could not write the run: "
+            f"{err.strerror or err}{where}; nothing was changed there"
+        ) from None
 
 
 def write_run(result: RunResultLike, out_dir: str | Path, manifest: dict, overwrite: bool = False) -> None:

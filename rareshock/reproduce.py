@@ -29,7 +29,7 @@ ANALYSIS_FILES = ("sensitivity.json", "discovery.json", "grid_means.csv")
 
 @dataclass(frozen=True)
 class Experiment:
-    kind: str          # "scenario" | "sweep"
+    kind: str  # "scenario" | "sweep"
     name: str
     path: Path
 
@@ -96,7 +96,7 @@ class Comparison:
 
     exact: bool = False
     diffs: list[str] = field(default_factory=list)
-    worst: float = 0.0            # largest relative float difference seen (0 if all identical)
+    worst: float = 0.0  # largest relative float difference seen (0 if all identical)
     worst_at: str = ""
 
     def floats(self, name: str, ref: np.ndarray, new: np.ndarray, scale: float | None = None) -> None:
@@ -111,7 +111,7 @@ class Comparison:
         with np.errstate(invalid="ignore"):
             denom = np.maximum(np.maximum(np.abs(ref), np.abs(new)), scale)
             rel = np.where(same, 0.0, np.abs(ref - new) / np.where(denom > 0, denom, 1.0))
-        rel = np.where(np.isnan(rel), np.inf, rel)   # NaN on one side only, or inf vs finite
+        rel = np.where(np.isnan(rel), np.inf, rel)  # NaN on one side only, or inf vs finite
         i = int(np.argmax(rel))
         if rel.flat[i] > self.worst:
             self.worst, self.worst_at = float(rel.flat[i]), name
@@ -119,11 +119,13 @@ class Comparison:
         if bad.any():
             j = int(np.flatnonzero(bad.ravel())[0])
             where = f" row {j}" if ref.ndim else ""
-            self.diffs.append(f"{name}{where}: reference {ref.flat[j]!r}, regenerated {new.flat[j]!r} "
-                              f"(relative difference {rel.flat[j]:.1e})")
+            self.diffs.append(
+                f"{name}{where}: reference {ref.flat[j]!r}, regenerated {new.flat[j]!r} "
+                f"(relative difference {rel.flat[j]:.1e})"
+            )
 
     def frame(self, name: str, ref: pd.DataFrame, new: pd.DataFrame) -> None:
-        if set(ref.columns) != set(new.columns):     # columns are compared by name, in any order
+        if set(ref.columns) != set(new.columns):  # columns are compared by name, in any order
             self.diffs.append(f"{name}: columns differ: {sorted(set(ref.columns) ^ set(new.columns))[:5]}")
             return
         if len(ref) != len(new):
@@ -134,8 +136,9 @@ class Comparison:
             if pd.api.types.is_float_dtype(a) and pd.api.types.is_float_dtype(b):
                 finite = np.abs(a.to_numpy(dtype=float))
                 finite = finite[np.isfinite(finite)]
-                self.floats(f"{name}: column {col!r}", a.to_numpy(), b.to_numpy(),
-                            float(finite.max()) if finite.size else 0.0)
+                self.floats(
+                    f"{name}: column {col!r}", a.to_numpy(), b.to_numpy(), float(finite.max()) if finite.size else 0.0
+                )
                 continue
             if a.dtype != b.dtype:
                 self.diffs.append(f"{name}: column {col!r}: reference type {a.dtype}, regenerated {b.dtype}")
@@ -143,8 +146,7 @@ class Comparison:
             same = (a == b) | (a.isna() & b.isna())
             if not same.all():
                 i = int((~same).to_numpy().argmax())
-                self.diffs.append(f"{name}: column {col!r} row {i}: reference {a.iloc[i]!r}, "
-                                  f"regenerated {b.iloc[i]!r}")
+                self.diffs.append(f"{name}: column {col!r} row {i}: reference {a.iloc[i]!r}, regenerated {b.iloc[i]!r}")
 
     def json(self, name: str, ref: object, new: object, path: str = "") -> None:
         where = f"{name}: {path.rstrip('.')}"
@@ -177,10 +179,16 @@ def compare(exp: Experiment, ref: Path, new: Path, exact: bool = False) -> Compa
         cmp.diffs.append(f"{exp.name}: no reference results at {ref}")
         return cmp
     if exp.kind == "scenario":
-        cmp.json(f"{exp.name}/summary.json", json.loads((ref / "summary.json").read_text()),
-                 json.loads((new / "summary.json").read_text()))
-        cmp.frame(f"{exp.name}/timeseries.parquet", pd.read_parquet(ref / "timeseries.parquet"),
-                  pd.read_parquet(new / "timeseries.parquet"))
+        cmp.json(
+            f"{exp.name}/summary.json",
+            json.loads((ref / "summary.json").read_text()),
+            json.loads((new / "summary.json").read_text()),
+        )
+        cmp.frame(
+            f"{exp.name}/timeseries.parquet",
+            pd.read_parquet(ref / "timeseries.parquet"),
+            pd.read_parquet(new / "timeseries.parquet"),
+        )
         return cmp
     if exp.kind == "comparison":
         for f in ("runs.csv", "yearly.csv", "table.csv"):
@@ -201,9 +209,15 @@ def compare(exp: Experiment, ref: Path, new: Path, exact: bool = False) -> Compa
     return cmp
 
 
-def reproduce(check: bool, only: list[str] | None = None, results: Path = ROOT / "results",
-              workers: int | None = None, progress: bool = True, root: Path = ROOT,
-              exact: bool = False) -> tuple[bool, list[str]]:
+def reproduce(
+    check: bool,
+    only: list[str] | None = None,
+    results: Path = ROOT / "results",
+    workers: int | None = None,
+    progress: bool = True,
+    root: Path = ROOT,
+    exact: bool = False,
+) -> tuple[bool, list[str]]:
     """Regenerate (or check) the reference results; returns (all good, report lines).
 
     Every problem with ``results`` (not a folder, not writable, a result folder rareshock did not write, in
@@ -222,8 +236,9 @@ def reproduce(check: bool, only: list[str] | None = None, results: Path = ROOT /
     lines, ok = [], True
     if check:
         if "\x00" in str(results) or not Path(results).is_dir():
-            raise ConfigError(f"--results {show_path(results)}: no such folder (the reference results to check "
-                              f"against)")
+            raise ConfigError(
+                f"--results {show_path(results)}: no such folder (the reference results to check against)"
+            )
         for exp in exps:
             with tempfile.TemporaryDirectory(prefix="rareshock-check-") as tmp:
                 new = Path(tmp) / exp.name
@@ -236,7 +251,7 @@ def reproduce(check: bool, only: list[str] | None = None, results: Path = ROOT /
         return ok, lines
     targets = []
     try:
-        for exp in exps:                  # check and lock every destination before regenerating any
+        for exp in exps:  # check and lock every destination before regenerating any
             targets.append(OutputDir(Path(results) / exp.name, OUTPUT_KIND[exp.kind], flag="--results").open())
         for exp, target in zip(exps, targets):
             regenerate(exp, target, workers, progress)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -29,6 +30,15 @@ def run_model(cfg: ScenarioConfig, seed: int | None = None) -> RareShockModel:
     for _ in range(model.n_days):
         model.step()
     return model
+
+
+@functools.lru_cache(maxsize=1)
+def timeseries_columns() -> tuple[str, ...]:
+    """The columns of ``timeseries.parquet`` after ``date`` (each population's registered columns)."""
+    from rareshock.model.config import Scenario
+
+    probe = ScenarioConfig(scenario=Scenario(name="probe", start=dt.date(2025, 1, 1), end=dt.date(2025, 1, 1)))
+    return RareShockModel(probe, rng=0).records.columns
 
 
 def timeseries(model: RareShockModel) -> pd.DataFrame:
@@ -62,8 +72,14 @@ def _episodes(idle: np.ndarray) -> int:
 
 def _chip_metrics(model: RareShockModel) -> dict:
     m = model.chips.metrics()
-    keep = ("us_chip_revenue_lost_usd", "us_chip_write_off_usd", "us_chip_remitted_usd", "cn_chip_localisation_end",
-            "bis_applications", "bis_mean_wait_working_days")
+    keep = (
+        "us_chip_revenue_lost_usd",
+        "us_chip_write_off_usd",
+        "us_chip_remitted_usd",
+        "cn_chip_localisation_end",
+        "bis_applications",
+        "bis_mean_wait_working_days",
+    )
     return {k: m[k] for k in keep if k in m}
 
 
@@ -76,8 +92,10 @@ def summarise(model: RareShockModel) -> dict:
     origin = lic.first_control_day
     idle = {r: col(f"auto_plants_idle_{r.lower()}") for r in PLANT_REGIONS}
     vpd = model.plants.vpd_by_region
-    lost = {r: float(vpd[REGIONS.index(r)] * model.n_days - col(f"vehicles_produced_{r.lower()}").sum())
-            for r in PLANT_REGIONS}
+    lost = {
+        r: float(vpd[REGIONS.index(r)] * model.n_days - col(f"vehicles_produced_{r.lower()}").sum())
+        for r in PLANT_REGIONS
+    }
     c = lic.counts
     us_auto = int(lic.first_approval[REGIONS.index("US"), EndUse.AUTO])
     us_need = model.sourcing.us_need
@@ -100,13 +118,18 @@ def summarise(model: RareShockModel) -> dict:
         "lost_vehicles_by_region": {r: round(v, 1) for r, v in lost.items()},
         "defense_shortfall_share": float(1.0 - def_share.mean()) if def_share.size else 0.0,
         "us_defense_shortfall_share": float(1.0 - col("us_defense_output_share")[start:].mean())
-        if def_share.size else 0.0,
+        if def_share.size
+        else 0.0,
         "cn_licences": {
-            "submitted": c.submitted, "approved": c.approved, "denied": c.denied,
-            "returned": c.returned, "pending_end": lic.pending,
+            "submitted": c.submitted,
+            "approved": c.approved,
+            "denied": c.denied,
+            "returned": c.returned,
+            "pending_end": lic.pending,
             "mean_wait_working_days": round(c.wait_sum_wd / decided, 2) if decided else None,
             "approved_military": c.approved_military,
-            "first_approval_day": None if c.first_approval_day is None or origin is None
+            "first_approval_day": None
+            if c.first_approval_day is None or origin is None
             else c.first_approval_day - origin,
         },
         "first_us_auto_licence_day": None if us_auto < 0 or origin is None else us_auto - origin,
@@ -126,7 +149,6 @@ def summarise(model: RareShockModel) -> dict:
         "shutdown_episodes_us": _episodes(idle["US"]),
         "deal_active_end": diplomacy.deal is not None,
         "policy_log": [f"{model.start + dt.timedelta(days=d)}: {what}" for d, what in diplomacy.log],
-
     }
 
 

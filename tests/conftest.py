@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import pytest
@@ -15,7 +15,7 @@ SHOCK = ROOT / "experiments" / "scenarios" / "april_2025_shock.toml"
 BASELINE = ROOT / "experiments" / "scenarios" / "baseline_2024.toml"
 
 
-@lru_cache(maxsize=None)
+@cache
 def run_cached(path: str, seed: int, overrides: tuple[str, ...] = ()) -> RunResult:
     return run_scenario(load_scenario(path, list(overrides)), seed)
 

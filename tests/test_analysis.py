@@ -17,8 +17,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from rareshock.sweeps.analysis import analyse_sweep, analysis_seed, choose_box, safe_name
 from rareshock.outputs import atomic_write_bytes, parquet_bytes
+from rareshock.sweeps.analysis import analyse_sweep, analysis_seed, choose_box, safe_name
 from rareshock.sweeps.spec import Sweep, build_design, load_sweep, run_seed
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -44,12 +44,29 @@ def _toml_value(v) -> str:
     return json.dumps(v)
 
 
-def make_sweep(tmp_path: Path, method: str, params: list[str] | dict[str, list], *, samples: int = 1,
-               replications: int = 1, seed: int = 3, outputs: tuple[str, ...] = (IDLE, WAIT, SHUTDOWN),
-               integer: tuple[str, ...] = (), discovery: dict | None = None) -> Sweep:
-    lines = ["[sweep]", f'name = "fake_{method}"', f"scenario = {_toml_value(str(SHOCK))}",
-             f'method = "{method}"', f"samples = {samples}", f"replications = {replications}",
-             f"seed = {seed}", f"outputs = {_toml_value(list(outputs))}", ""]
+def make_sweep(
+    tmp_path: Path,
+    method: str,
+    params: list[str] | dict[str, list],
+    *,
+    samples: int = 1,
+    replications: int = 1,
+    seed: int = 3,
+    outputs: tuple[str, ...] = (IDLE, WAIT, SHUTDOWN),
+    integer: tuple[str, ...] = (),
+    discovery: dict | None = None,
+) -> Sweep:
+    lines = [
+        "[sweep]",
+        f'name = "fake_{method}"',
+        f"scenario = {_toml_value(str(SHOCK))}",
+        f'method = "{method}"',
+        f"samples = {samples}",
+        f"replications = {replications}",
+        f"seed = {seed}",
+        f"outputs = {_toml_value(list(outputs))}",
+        "",
+    ]
     for p in params:
         lines += ["[[parameters]]", f'path = "{p}"']
         if isinstance(params, dict):
@@ -76,8 +93,9 @@ def unit(design: pd.DataFrame, path: str) -> np.ndarray:
 Metrics = Callable[[pd.DataFrame, int], dict[str, np.ndarray]]
 
 
-def write_fake(out: Path, sweep: Sweep, metrics: Metrics,
-               failed: Callable[[int, int], bool] = lambda sample, rep: False) -> pd.DataFrame:
+def write_fake(
+    out: Path, sweep: Sweep, metrics: Metrics, failed: Callable[[int, int], bool] = lambda sample, rep: False
+) -> pd.DataFrame:
     """design.parquet and runs.parquet/ (two part files) for ``metrics(design, replicate)``."""
     design = build_design(sweep)
     reps = sweep.settings.replications
@@ -90,8 +108,9 @@ def write_fake(out: Path, sweep: Sweep, metrics: Metrics,
         frames.append(df)
     runs = pd.concat(frames, ignore_index=True).sort_values(["sample", "replicate"], ignore_index=True)
     runs.insert(0, "run_id", (runs["sample"] * reps + runs["replicate"]).astype(np.int64))
-    runs.insert(3, "seed", [run_seed(sweep.settings.seed, int(s), int(r))
-                            for s, r in zip(runs["sample"], runs["replicate"])])
+    runs.insert(
+        3, "seed", [run_seed(sweep.settings.seed, int(s), int(r)) for s, r in zip(runs["sample"], runs["replicate"])]
+    )
     bad = np.array([failed(int(s), int(r)) for s, r in zip(runs["sample"], runs["replicate"])], dtype=bool)
     metric_cols = [c for c in runs.columns if c not in ("run_id", "sample", "replicate", "seed", *sweep.param_paths)]
     runs.loc[bad, metric_cols] = np.nan
@@ -120,7 +139,7 @@ def additive(design: pd.DataFrame, rep: int) -> dict[str, np.ndarray]:
     x1, x2, x3 = (np.pi * (2 * u - 1) for u in (u1, u2, u3))
     ishigami = np.sin(x1) + 7 * np.sin(x2) ** 2 + 0.1 * x3**4 * np.sin(x1)
     noise = 0.5 if rep == 0 else -0.5
-    shutdown = np.where(u1 > 0.9, np.nan, 30 + 50 * u1)      # null: "no shutdown" for long buffers
+    shutdown = np.where(u1 > 0.9, np.nan, 30 + 50 * u1)  # null: "no shutdown" for long buffers
     return {IDLE: 100 * (2 * u1 + u2) + noise, WAIT: ishigami + noise, SHUTDOWN: shutdown}
 
 
@@ -148,7 +167,7 @@ def test_sobol_additive_indices_match_analytic(sobol_dir):
         assert abs(idx[p]["S1"] - true) < tol, (p, idx[p])
         assert abs(idx[p]["ST"] - true) < max(2 * idx[p]["ST_conf"], 0.05), (p, idx[p])
         assert 0 <= idx[p]["S1_conf"] < 0.15
-    assert abs(idx[P_APP]["ST"]) < 1e-9            # no effect: f(A) == f(AB) exactly
+    assert abs(idx[P_APP]["ST"]) < 1e-9  # no effect: f(A) == f(AB) exactly
     # Ishigami: interactions (x1 with x3), so S1 != ST; x3 acts only through the interaction
     wait = [r for r in sens["outputs"][WAIT]["indices"]]
     for r, s1, st in zip(wait, ISHIGAMI_S1, ISHIGAMI_ST):
@@ -156,14 +175,14 @@ def test_sobol_additive_indices_match_analytic(sobol_dir):
         assert abs(r["ST"] - st) < max(2 * r["ST_conf"], 0.06), r
     assert wait[2]["ST"] > 0.15 and abs(wait[2]["S1"]) < 0.06
     assert res["sensitivity"][IDLE]["indices"] == info["indices"]
-    assert f"{IDLE}: total Sobol index: {BUFFER} 0.8 ±" in "\n".join(res["lines"])   # for the terminal
+    assert f"{IDLE}: total Sobol index: {BUFFER} 0.8 ±" in "\n".join(res["lines"])  # for the terminal
 
 
 def test_sobol_files_csv_and_figures(sobol_dir):
     out, _, res = sobol_dir
     csv = pd.read_csv(out / "sensitivity.csv")
     assert list(csv.columns) == ["output", "parameter", "index", "value", "conf"]
-    assert set(csv["output"]) == {IDLE, WAIT}                 # SHUTDOWN was skipped
+    assert set(csv["output"]) == {IDLE, WAIT}  # SHUTDOWN was skipped
     assert set(csv["index"]) == {"S1", "ST"} and len(csv) == 2 * 2 * 3
     row = csv[(csv.output == IDLE) & (csv.parameter == BUFFER) & (csv["index"] == "ST")].iloc[0]
     st = {r["parameter"]: r for r in res["sensitivity"][IDLE]["indices"]}[BUFFER]
@@ -171,8 +190,12 @@ def test_sobol_files_csv_and_figures(sobol_dir):
     for name in (f"sobol_{safe_name(IDLE)}.png", "sobol_cn_licences_mean_wait_working_days.png"):
         assert (out / "figures" / name).read_bytes().startswith(PNG_MAGIC)
     assert not (out / "figures" / f"sobol_{SHUTDOWN}.png").exists()
-    assert set(res["files"]) >= {"sensitivity.json", "sensitivity.csv", "sample_means.csv",
-                                 "figures/sobol_cn_licences_mean_wait_working_days.png"}
+    assert set(res["files"]) >= {
+        "sensitivity.json",
+        "sensitivity.csv",
+        "sample_means.csv",
+        "figures/sobol_cn_licences_mean_wait_working_days.png",
+    }
     means = pd.read_csv(out / "sample_means.csv")
     assert len(means) == 3 * 1024 * 5 and set(means["n_ok"]) == {2}
 
@@ -228,8 +251,9 @@ def test_sobol_failed_runs_give_a_clear_skip_not_an_exception(tmp_path):
 # Morris
 # --------------------------------------------------------------------------------------------------
 def test_morris_ranks_the_influential_parameter_first(tmp_path):
-    sweep = make_sweep(tmp_path, "morris", [P_INC, BUFFER, REVIEWERS], samples=20, integer=(REVIEWERS,),
-                       outputs=(IDLE,))
+    sweep = make_sweep(
+        tmp_path, "morris", [P_INC, BUFFER, REVIEWERS], samples=20, integer=(REVIEWERS,), outputs=(IDLE,)
+    )
     out = tmp_path / "out"
 
     def f(design: pd.DataFrame, rep: int) -> dict:
@@ -253,12 +277,13 @@ def test_morris_ranks_the_influential_parameter_first(tmp_path):
 # --------------------------------------------------------------------------------------------------
 def test_grid_two_parameters_heatmap_and_cell_means(tmp_path):
     buffers, reviewers = [14.0, 28.0, 42.0], [5, 15]
-    sweep = make_sweep(tmp_path, "grid", {BUFFER: buffers, REVIEWERS: reviewers}, replications=3,
-                       outputs=(IDLE, SHUTDOWN))
+    sweep = make_sweep(
+        tmp_path, "grid", {BUFFER: buffers, REVIEWERS: reviewers}, replications=3, outputs=(IDLE, SHUTDOWN)
+    )
 
     def f(design: pd.DataFrame, rep: int) -> dict:
         b, r = design[BUFFER].to_numpy(float), design[REVIEWERS].to_numpy(float)
-        shutdown = np.where((b == 42.0) & (rep == 0), np.nan, b)    # one null replicate per 42-day cell
+        shutdown = np.where((b == 42.0) & (rep == 0), np.nan, b)  # one null replicate per 42-day cell
         return {IDLE: b + 10 * r + rep, SHUTDOWN: shutdown}
 
     out = tmp_path / "out"
@@ -269,7 +294,7 @@ def test_grid_two_parameters_heatmap_and_cell_means(tmp_path):
     idle = g[g["output"] == IDLE]
     assert len(idle) == 6
     for row in idle.itertuples():
-        expected = getattr(row, "_2") + 10 * getattr(row, "_3") + (0.5 if row.sample == 0 else 1.0)
+        expected = row._2 + 10 * row._3 + (0.5 if row.sample == 0 else 1.0)
         assert row.mean == pytest.approx(expected), row
         assert row.n == (2 if row.sample == 0 else 3)
     sd = g[(g["output"] == SHUTDOWN) & (g[BUFFER] == 42.0)]
@@ -300,8 +325,15 @@ def test_prim_finds_the_box_of_the_cases(tmp_path, missing_is_case, capsys, capl
     """y = (x1 < 0.3); with missing_is_case the cases report null instead of a low value."""
     caplog.set_level(logging.DEBUG)
     discovery = {"outcome": SHUTDOWN, "below": 30.0, "missing_is_case": missing_is_case, "threshold": 0.8}
-    sweep = make_sweep(tmp_path, "lhs", [P_INC, BUFFER, REVIEWERS], samples=400, integer=(REVIEWERS,),
-                       outputs=(IDLE,), discovery=discovery)
+    sweep = make_sweep(
+        tmp_path,
+        "lhs",
+        [P_INC, BUFFER, REVIEWERS],
+        samples=400,
+        integer=(REVIEWERS,),
+        outputs=(IDLE,),
+        discovery=discovery,
+    )
 
     def f(design: pd.DataFrame, rep: int) -> dict:
         x1 = design[P_INC].to_numpy(float)
@@ -327,19 +359,18 @@ def test_prim_finds_the_box_of_the_cases(tmp_path, missing_is_case, capsys, capl
     # x1 is uniform: a box x1 <= m has density 0.3/m, so density >= 0.8 means 0.3 <= m <= 0.375
     assert 0.28 <= box["limits"][P_INC]["max"] <= 0.3 / 0.8 + 0.01
     assert box["limits"][P_INC]["restricts"] == ["upper"]
-    assert box["density"] >= 0.8 and box["coverage"] >= 0.95       # the highest-coverage dense box
+    assert box["density"] >= 0.8 and box["coverage"] >= 0.95  # the highest-coverage dense box
     assert box["cases"] == round(box["coverage"] * disc["cases"])
     assert disc["trajectory"][box["index"]]["density"] == box["density"]
     assert (out / "figures" / "prim_tradeoff.png").read_bytes().startswith(PNG_MAGIC)
     assert res["discovery"]["box"] == box
     assert any(m.startswith("discovery:") for m in res["lines"])
-    assert not (out / "sensitivity.json").exists()              # lhs: no indices
+    assert not (out / "sensitivity.json").exists()  # lhs: no indices
 
 
 def test_prim_without_cases_is_skipped(tmp_path):
     discovery = {"outcome": SHUTDOWN, "above": 1000.0}
-    sweep = make_sweep(tmp_path, "random", [P_INC, BUFFER], samples=50, outputs=(SHUTDOWN,),
-                       discovery=discovery)
+    sweep = make_sweep(tmp_path, "random", [P_INC, BUFFER], samples=50, outputs=(SHUTDOWN,), discovery=discovery)
     out = tmp_path / "out"
     write_fake(out, sweep, lambda d, r: {SHUTDOWN: 100 * d[P_INC].to_numpy(float)})
     res = analyse_sweep(sweep, out)
@@ -353,8 +384,8 @@ def test_prim_without_cases_is_skipped(tmp_path):
 def test_choose_box_rule():
     dens = np.array([0.3, 0.5, 0.82, 0.9, 0.85, 0.7])
     cov = np.array([1.0, 0.95, 0.9, 0.8, 0.7, 0.5])
-    assert choose_box(dens, 0.8, cov) == (2, True)       # highest coverage among the dense enough
-    assert choose_box(dens, 0.95, cov) == (3, False)     # none dense enough: the densest
+    assert choose_box(dens, 0.8, cov) == (2, True)  # highest coverage among the dense enough
+    assert choose_box(dens, 0.95, cov) == (3, False)  # none dense enough: the densest
 
 
 def test_safe_name():

@@ -16,8 +16,16 @@ from pydantic import ValidationError
 
 from rareshock.agents.chips import ChipSector
 from rareshock.model.chips_config import (
-    CHIP_EVENT_KINDS, CHIP_EVENTS, ChipsConfig, UsBisStance, UsChipLicencesGranted, UsChipLicenceRequirement,
-    UsChipRollback, UsEntityList, UsEntityListRemoval, UsIsInformed,
+    CHIP_EVENT_KINDS,
+    CHIP_EVENTS,
+    ChipsConfig,
+    UsBisStance,
+    UsChipLicenceRequirement,
+    UsChipLicencesGranted,
+    UsChipRollback,
+    UsEntityList,
+    UsEntityListRemoval,
+    UsIsInformed,
 )
 
 D = dt.date(2025, 1, 1)
@@ -39,11 +47,10 @@ def cfg(**bis) -> ChipsConfig:
 
 
 def working(day: int) -> bool:
-    return day % 7 < 5          # day 0 is a Monday
+    return day % 7 < 5  # day 0 is a Monday
 
 
-def drive(config: ChipsConfig, events: dict[int, list] | None = None, days: int = YEAR, seed: int = 0,
-          checks=None):
+def drive(config: ChipsConfig, events: dict[int, list] | None = None, days: int = YEAR, seed: int = 0, checks=None):
     """Run ``days`` days; apply ``events[day]`` before that day's step; call ``checks(sector, day)`` daily."""
     events = events or {}
     s = ChipSector(M(seed), config)
@@ -60,8 +67,9 @@ def drive(config: ChipsConfig, events: dict[int, list] | None = None, days: int 
 
 # ---------------------------------------------------------------------------------------- event helpers
 def requirement(*firms, denial=False):
-    return UsChipLicenceRequirement(kind="us_chip_licence_requirement", date=D, firms=list(firms),
-                                    presumption_of_denial=denial)
+    return UsChipLicenceRequirement(
+        kind="us_chip_licence_requirement", date=D, firms=list(firms), presumption_of_denial=denial
+    )
 
 
 def granted(*firms, remit=0.0):
@@ -69,8 +77,7 @@ def granted(*firms, remit=0.0):
 
 
 def entity(share, *buyers, denial=True):
-    return UsEntityList(kind="us_entity_list", date=D, share=share, buyers=list(buyers),
-                        presumption_of_denial=denial)
+    return UsEntityList(kind="us_entity_list", date=D, share=share, buyers=list(buyers), presumption_of_denial=denial)
 
 
 def delist(share, *buyers):
@@ -94,7 +101,7 @@ def identities(s: ChipSector) -> None:
     parts = a["actual_usd"] + a["denied_usd"] + a["design_out_usd"] + a["pending_usd"] + a["unfiled_usd"]
     assert parts == pytest.approx(a["counterfactual_usd"], rel=1e-10)
     assert a["submitted"] == a["approved"] + a["denied"] + a["returned"] + a["pending"]
-    assert a["pending"] == sum(c[2] for c in s.queue[s.head:])
+    assert a["pending"] == sum(c[2] for c in s.queue[s.head :])
     assert a["design_out_usd"] >= -1e-3 and a["unfiled_usd"] >= -1e-3
     m = s.metrics()
     lost = m["us_chip_revenue_lost_usd"]
@@ -109,13 +116,19 @@ def test_config_defaults_sources_and_event_kinds():
     assert c.firms["nvidia"].inventory_at_risk_usd == 4.5e9
     assert c.firms["amd"].china_revenue_usd_per_year == 6.2e9
     tool = sum(f.china_revenue_usd_per_year for f in c.firms.values() if f.kind == "toolmaker")
-    assert 15e9 < tool < 38e9       # the US three hold part of China's ~$38bn equipment purchases
+    assert 15e9 < tool < 38e9  # the US three hold part of China's ~$38bn equipment purchases
     assert c.buyers["cn_fabs"].localisation_start == 0.25
     assert c.buyers["cn_chip_users"].localisation_start == 0.167
     assert c.buyer_of("kla") == "cn_fabs" and c.buyer_of("nvidia") == "cn_chip_users"
-    assert set(CHIP_EVENT_KINDS) == {"us_chip_licence_requirement", "us_chip_licences_granted", "us_entity_list",
-                                     "us_entity_list_removal", "us_is_informed", "us_bis_stance",
-                                     "us_chip_rollback"}
+    assert set(CHIP_EVENT_KINDS) == {
+        "us_chip_licence_requirement",
+        "us_chip_licences_granted",
+        "us_entity_list",
+        "us_entity_list_removal",
+        "us_is_informed",
+        "us_bis_stance",
+        "us_chip_rollback",
+    }
     assert len(CHIP_EVENTS) == len(CHIP_EVENT_KINDS)
     with pytest.raises(ValidationError):
         ChipsConfig.model_validate({"bis": {"reviewrs": 3}})
@@ -169,6 +182,7 @@ def test_accounting_identities_close_every_day():
     def check(s, d):
         if d % 7 == 0 or d in EVENTS or d - 1 in EVENTS:
             identities(s)
+
     s, rows = drive(cfg(backlog_start=1000), EVENTS, days=3 * YEAR, checks=check)
     identities(s)
     m = s.metrics()
@@ -182,7 +196,8 @@ def test_accounting_identities_close_every_day():
     # the counterfactual does not depend on the events
     s0, _ = drive(cfg(backlog_start=1000), days=3 * YEAR)
     assert s0.metrics()["us_chip_counterfactual_revenue_usd"] == pytest.approx(
-        m["us_chip_counterfactual_revenue_usd"], rel=1e-12)
+        m["us_chip_counterfactual_revenue_usd"], rel=1e-12
+    )
 
 
 def test_start_backlog_is_toolmakers_and_its_denials_are_the_only_loss():
@@ -192,21 +207,21 @@ def test_start_backlog_is_toolmakers_and_its_denials_are_the_only_loss():
     assert b["submitted"] == 1000 and b["pending_end"] == 0
     assert all(m["firms"][f]["denied_usd"] > 0 for f in ("applied_materials", "lam_research", "kla"))
     assert m["firms"]["nvidia"]["revenue_lost_usd"] == pytest.approx(0.0, abs=1e-3)
-    assert m["us_chip_revenue_lost_usd"] == pytest.approx(b["denied"] * 5e6)     # toolmakers' $5m applications
-    assert 200 < b["denied"] < 400                                               # 30% of 1,000 at p_approve 0.7
+    assert m["us_chip_revenue_lost_usd"] == pytest.approx(b["denied"] * 5e6)  # toolmakers' $5m applications
+    assert 200 < b["denied"] < 400  # 30% of 1,000 at p_approve 0.7
 
 
 # ---------------------------------------------------------------------------------------- requirement, write-off
 def test_licence_requirement_stops_controlled_revenue_and_writes_off_once():
-    c = cfg(reviewers=0)                          # frozen queue: nothing is decided
+    c = cfg(reviewers=0)  # frozen queue: nothing is decided
     s, rows = drive(c, {10: [requirement("nvidia", "amd")], 12: [requirement("nvidia", "amd")]}, days=25)
     before, after = rows[9][COL["us_chip_china_revenue_usd_day"]], rows[10][COL["us_chip_china_revenue_usd_day"]]
-    factor = s.buyers["cn_chip_users"].factor     # no localisation update before day 30
+    factor = s.buyers["cn_chip_users"].factor  # no localisation update before day 30
     assert factor == 1.0
     assert before - after == pytest.approx((17e9 + 0.13 * 6.2e9) / 365, rel=1e-12)
     nv, amd = s.by_name["nvidia"], s.by_name["amd"]
     assert nv.revenue_rate == 0.0 and amd.revenue_rate == pytest.approx(0.87 * 6.2e9 / 365)
-    assert rows[24][COL["us_chip_write_off_usd_cum"]] == 4.5e9 + 0.8e9       # once, despite the second event
+    assert rows[24][COL["us_chip_write_off_usd_cum"]] == 4.5e9 + 0.8e9  # once, despite the second event
     assert s.metrics()["us_chip_write_off_usd"] == 5.3e9
     # blocked orders became applications ($100m each), none decided
     a = s.accounting()
@@ -223,31 +238,35 @@ def test_is_informed_letters_write_off_pro_rata_up_to_inventory_at_risk():
     c = cfg()
     c.firms["lam_research"] = c.firms["lam_research"].model_copy(update={"inventory_at_risk_usd": 1e9})
     s, _ = drive(c, {3: [informed(0.1, "lam_research")]}, days=5)
-    assert s.write_off_usd == pytest.approx(0.5e9)                    # 0.1 of a 0.2 controlled share
+    assert s.write_off_usd == pytest.approx(0.5e9)  # 0.1 of a 0.2 controlled share
     s, _ = drive(c, {3: [informed(0.1, "lam_research")], 4: [informed(0.1, "lam_research")]}, days=6)
-    assert s.write_off_usd == pytest.approx(0.95e9)                   # 1 - 0.9^2 = 0.19 of 0.2
-    s, _ = drive(c, {3: [informed(0.1, "lam_research")], 4: [requirement("lam_research")],
-                     5: [informed(0.5, "lam_research")]}, days=7)
-    assert s.write_off_usd == pytest.approx(1e9)                      # capped at the inventory at risk
+    assert s.write_off_usd == pytest.approx(0.95e9)  # 1 - 0.9^2 = 0.19 of 0.2
+    s, _ = drive(
+        c,
+        {3: [informed(0.1, "lam_research")], 4: [requirement("lam_research")], 5: [informed(0.5, "lam_research")]},
+        days=7,
+    )
+    assert s.write_off_usd == pytest.approx(1e9)  # capped at the inventory at risk
     assert s.by_name["lam_research"].revenue_rate == pytest.approx(7e9 / 365 * 0.8 * 0.9 * 0.5)
 
 
 # ---------------------------------------------------------------------------------------- BIS queue
 def test_bis_queue_conserves_applications_and_reviewers_shorten_the_backlog():
-    ev = {0: [entity(0.5, denial=False)]}          # half of all purchases listed, case by case
+    ev = {0: [entity(0.5, denial=False)]}  # half of all purchases listed, case by case
     out = {}
     for reviewers in (5, 40):
-        s, rows = drive(cfg(reviewers=reviewers), ev, days=YEAR,
-                        checks=lambda s, d: identities(s) if d % 30 == 0 else None)
+        s, rows = drive(
+            cfg(reviewers=reviewers), ev, days=YEAR, checks=lambda s, d: identities(s) if d % 30 == 0 else None
+        )
         identities(s)
         out[reviewers] = s.metrics()
         # no decision before the minimum review time (20 working days)
         first = next(i for i, r in enumerate(rows) if r[COL["bis_approved_cum"]] + r[COL["bis_denied_cum"]] > 0)
         assert sum(working(d) for d in range(first + 1)) >= 21
     slow, fast = out[5]["bis_applications"], out[40]["bis_applications"]
-    assert slow["submitted"] == pytest.approx(fast["submitted"], abs=2)          # same inflow (~9.7 a working day)
+    assert slow["submitted"] == pytest.approx(fast["submitted"], abs=2)  # same inflow (~9.7 a working day)
     assert 2200 < fast["submitted"] < 2700
-    assert slow["pending_end"] > 1500 > 300 > fast["pending_end"]                 # 2.5/wd vs 20/wd of capacity
+    assert slow["pending_end"] > 1500 > 300 > fast["pending_end"]  # 2.5/wd vs 20/wd of capacity
     assert slow["approved"] + slow["denied"] < fast["approved"] + fast["denied"]
     assert out[5]["bis_mean_wait_working_days"] > 2 * out[40]["bis_mean_wait_working_days"]
     # approvals release revenue: more reviewers, less revenue lost
@@ -280,12 +299,13 @@ def test_longer_controls_raise_end_localisation_which_never_falls():
         lift = int(years * YEAR)
         vals = []
         for seed in range(3):
-            s, rows = drive(cfg(), {0: [entity(1.0, "cn_fabs")], lift: [rollback(removed=1.0)]},
-                            days=10 * YEAR, seed=seed)
+            s, rows = drive(
+                cfg(), {0: [entity(1.0, "cn_fabs")], lift: [rollback(removed=1.0)]}, days=10 * YEAR, seed=seed
+            )
             L = [r[COL["cn_chip_localisation"]] for r in rows]
-            assert all(b >= a - 1e-15 for a, b in zip(L, L[1:]))          # localisation never falls
+            assert all(b >= a - 1e-15 for a, b in zip(L, L[1:]))  # localisation never falls
             vals.append(s.metrics()["cn_chip_localisation_by_buyer"]["cn_fabs"])
-        assert max(vals) - min(vals) < 1e-12                              # design-out is not random
+        assert max(vals) - min(vals) < 1e-12  # design-out is not random
         ends.append(vals[0])
     base = s.metrics()["cn_chip_localisation_baseline_end"]
     assert ends[0] < ends[1] < ends[2]
@@ -301,7 +321,7 @@ def test_after_lifting_revenue_recovers_only_to_one_minus_the_localisation_gain(
     nv, b = s.by_name["nvidia"], s.buyers["cn_chip_users"]
     assert s.blocked_rate == 0.0 and nv.blocked == [0.0, 0.0, 0.0]
     gain = b.L - b.L_cf
-    assert gain > 0.1                                   # Nvidia is 73% of the buyers' US purchases
+    assert gain > 0.1  # Nvidia is 73% of the buyers' US purchases
     ratio = nv.revenue_rate / nv.cf_rate
     assert ratio == pytest.approx(1.0 - gain / (1.0 - b.L_cf), rel=1e-12)
     assert ratio < 0.87
@@ -328,23 +348,28 @@ def test_grant_releases_pending_orders_with_remittance():
     # 15% of everything shipped under the licences: the held orders and 80 days of flow (Nvidia sold
     # nothing at the flow rate before the grant)
     flow = nv.sales_usd + nv.revenue_rate * (200 - s.t_r)
-    assert 80 * 0.9 * 17e9 / 365 < flow < 80 * 17e9 / 365    # 80 days at Nvidia's rate, less design-out
+    assert 80 * 0.9 * 17e9 / 365 < flow < 80 * 17e9 / 365  # 80 days at Nvidia's rate, less design-out
     expected = 0.15 * (held["pending_usd"] + held["unfiled_usd"] + flow)
     assert a["remitted_usd"] == pytest.approx(expected, rel=1e-9)
     identities(s)
 
 
 def test_rollback_restores_licensing():
-    ev = {0: [requirement("nvidia", "amd", denial=True), entity(0.4, denial=True),
-              stance(p_approve_presumption_of_denial=0.0)],
-          300: [rollback("nvidia", "amd", removed=1.0, p_approve=0.9)]}
+    ev = {
+        0: [
+            requirement("nvidia", "amd", denial=True),
+            entity(0.4, denial=True),
+            stance(p_approve_presumption_of_denial=0.0),
+        ],
+        300: [rollback("nvidia", "amd", removed=1.0, p_approve=0.9)],
+    }
     s, rows = drive(cfg(reviewers=2), ev, days=400)
     identities(s)
     at = rows[299]
     assert at[COL["us_chip_blocked_share"]] > 0.5 and at[COL["bis_pending"]] > 500
     after = rows[300]
     assert after[COL["us_chip_blocked_share"]] == 0.0
-    assert after[COL["bis_pending"]] == 0                     # product and entity applications returned
+    assert after[COL["bis_pending"]] == 0  # product and entity applications returned
     assert after[COL["bis_returned_cum"]] == at[COL["bis_pending"]]
     # held orders ship on the day of the rollback
     assert after[COL["us_chip_china_revenue_usd_day"]] > 1e9
@@ -363,7 +388,7 @@ def test_partial_delisting_returns_a_share_of_pending_entity_applications():
     pending = s_hold.accounting()["pending"]
     s, _ = drive(cfg(reviewers=0), ev, days=61)
     assert s.buyers["cn_fabs"].listed_denial == pytest.approx(0.3)
-    assert pending == 300 and s.returned == 75                    # a quarter of the listed share removed
+    assert pending == 300 and s.returned == 75  # a quarter of the listed share removed
     identities(s)
 
 
@@ -383,25 +408,32 @@ def test_a_decade_of_steps_is_cheap():
             s.apply(ev)
         s.step(d, working(d))
         s.record_row()
-    assert time.perf_counter() - t < 0.2           # ~5 µs a day measured; generous for slow CI
+    assert time.perf_counter() - t < 0.2  # ~5 µs a day measured; generous for slow CI
 
 
 @pytest.mark.parametrize("seed", range(6))
 def test_random_event_sequences_keep_the_books(seed):
     """Any order of events: identities hold, queue counters match the cohorts, localisation never falls."""
     import numpy as np
+
     r = np.random.default_rng(seed)
     firms, buyers = list(ChipsConfig().firms), list(ChipsConfig().buyers)
     makers = [
         lambda: requirement(*r.choice(firms, 2, replace=False), denial=bool(r.random() < 0.5)),
         lambda: granted(str(r.choice(firms)), remit=float(r.choice([0.0, 0.15]))),
-        lambda: entity(float(r.uniform(0.05, 0.6)), *([str(r.choice(buyers))] if r.random() < 0.5 else []),
-                       denial=bool(r.random() < 0.5)),
+        lambda: entity(
+            float(r.uniform(0.05, 0.6)),
+            *([str(r.choice(buyers))] if r.random() < 0.5 else []),
+            denial=bool(r.random() < 0.5),
+        ),
         lambda: delist(float(r.uniform(0.05, 1.0)), *([str(r.choice(buyers))] if r.random() < 0.5 else [])),
         lambda: informed(float(r.uniform(0.05, 0.5)), str(r.choice(firms))),
         lambda: stance(reviewers=int(r.integers(0, 40)), p_approve=float(r.random())),
-        lambda: rollback(*r.choice(firms, int(r.integers(0, 3)), replace=False),
-                         removed=float(r.random()), reviewers=int(r.integers(1, 40))),
+        lambda: rollback(
+            *r.choice(firms, int(r.integers(0, 3)), replace=False),
+            removed=float(r.random()),
+            reviewers=int(r.integers(1, 40)),
+        ),
     ]
     ev: dict[int, list] = {}
     for d in sorted(r.choice(2 * YEAR, 25, replace=False)):
@@ -410,12 +442,13 @@ def test_random_event_sequences_keep_the_books(seed):
 
     def check(s, d):
         L = s.record_row()[COL["cn_chip_localisation"]]
-        assert L >= last[0] - 1e-15
+        assert last[0] - 1e-15 <= L
         last[0] = L
         if d % 5 == 0 or d in ev:
             identities(s)
             for f in s.firms:
                 for o in range(4):
-                    assert f.pending[o] == sum(c[2] for c in s.queue[s.head:] if c[0] == f.index and c[1] == o)
-            assert all(c[3] <= c[2] for c in s.queue[s.head:])
+                    assert f.pending[o] == sum(c[2] for c in s.queue[s.head :] if c[0] == f.index and c[1] == o)
+            assert all(c[3] <= c[2] for c in s.queue[s.head :])
+
     drive(cfg(backlog_start=500), ev, days=2 * YEAR, seed=seed, checks=check)

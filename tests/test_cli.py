@@ -113,15 +113,18 @@ def _bad_toml(tmp_path: Path) -> Path:
     return path
 
 
-@pytest.mark.parametrize("case", [
-    pytest.param(lambda tmp: [str(SHOCK), "--set", "licensing.cn.reviewrs=3"], id="unknown-key"),
-    pytest.param(lambda tmp: [str(SHOCK), "--set", "licensing.cn.reviewers=abc"], id="bad-type"),
-    pytest.param(lambda tmp: [str(SHOCK), "--set", "licensing.cn.reviewers"], id="override-without-value"),
-    pytest.param(lambda tmp: [str(SHOCK), "--seed", "-1"], id="negative-seed"),
-    pytest.param(lambda tmp: [str(SHOCK), "--seed", "abc"], id="non-integer-seed"),
-    pytest.param(lambda tmp: [str(tmp / "missing.toml")], id="missing-config"),
-    pytest.param(lambda tmp: [str(_bad_toml(tmp))], id="malformed-toml"),
-])
+@pytest.mark.parametrize(
+    "case",
+    [
+        pytest.param(lambda tmp: [str(SHOCK), "--set", "licensing.cn.reviewrs=3"], id="unknown-key"),
+        pytest.param(lambda tmp: [str(SHOCK), "--set", "licensing.cn.reviewers=abc"], id="bad-type"),
+        pytest.param(lambda tmp: [str(SHOCK), "--set", "licensing.cn.reviewers"], id="override-without-value"),
+        pytest.param(lambda tmp: [str(SHOCK), "--seed", "-1"], id="negative-seed"),
+        pytest.param(lambda tmp: [str(SHOCK), "--seed", "abc"], id="non-integer-seed"),
+        pytest.param(lambda tmp: [str(tmp / "missing.toml")], id="missing-config"),
+        pytest.param(lambda tmp: [str(_bad_toml(tmp))], id="malformed-toml"),
+    ],
+)
 def test_bad_input_exits_2_with_one_line(case, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "out"
     assert main(["run", *case(tmp_path), "--out", str(out)]) == 2
@@ -142,8 +145,9 @@ def test_usage_errors(capsys: pytest.CaptureFixture[str]) -> None:
     assert "--set" in capsys.readouterr().out
 
 
-def test_unexpected_failure_exits_1(tmp_path: Path, capsys: pytest.CaptureFixture[str],
-                                    monkeypatch: pytest.MonkeyPatch) -> None:
+def test_unexpected_failure_exits_1(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     import rareshock.simulation
 
     def boom(cfg, seed=None):
@@ -159,8 +163,7 @@ def test_unexpected_failure_exits_1(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert list(tmp_path.iterdir()) == []
 
 
-def test_refuses_to_overwrite_a_directory_that_is_not_a_run(tmp_path: Path,
-                                                              capsys: pytest.CaptureFixture[str]) -> None:
+def test_refuses_to_overwrite_a_directory_that_is_not_a_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "mine"
     out.mkdir()
     (out / "notes.txt").write_text("keep me")
@@ -191,11 +194,18 @@ def _fake(seed: int = 1, drop: tuple[str, ...] = ()) -> FakeResult:
     for kind in ("submitted", "approved", "denied"):
         df[f"cn_licences_{kind}_cum"] = np.cumsum(rng.poisson(2, n))
     df["cn_licences_pending"] = rng.integers(0, 50, n)
-    for col in ("price_dy_oxide_cn_usd_kg", "price_dy_oxide_ex_cn_usd_kg", "price_ndfeb_cn_usd_kg",
-                "price_ndfeb_ex_cn_usd_kg"):
+    for col in (
+        "price_dy_oxide_cn_usd_kg",
+        "price_dy_oxide_ex_cn_usd_kg",
+        "price_ndfeb_cn_usd_kg",
+        "price_ndfeb_ex_cn_usd_kg",
+    ):
         df[col] = 100 + np.cumsum(rng.normal(0, 1, n))
-    summary = {"first_us_auto_shutdown_day": None, "us_auto_idle_plant_days": np.int64(12),
-               "cn_licences": {"submitted": 3, "mean_wait_working_days": float("nan")}}
+    summary = {
+        "first_us_auto_shutdown_day": None,
+        "us_auto_idle_plant_days": np.int64(12),
+        "cn_licences": {"submitted": 3, "mean_wait_working_days": float("nan")},
+    }
     config = {"scenario": {"name": "fake", "seed": seed}}
     return FakeResult(summary, df.drop(columns=list(drop)), config, seed)
 
@@ -215,8 +225,9 @@ def test_write_run_is_deterministic_and_replaces_a_previous_run(tmp_path: Path) 
     assert ma == mb
     summary = json.loads((tmp_path / "a" / "summary.json").read_text())
     assert summary["cn_licences"]["mean_wait_working_days"] is None
-    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "a" / "timeseries.parquet"), r.timeseries,
-                                  check_dtype=False)
+    pd.testing.assert_frame_equal(
+        pd.read_parquet(tmp_path / "a" / "timeseries.parquet"), r.timeseries, check_dtype=False
+    )
 
     r2 = _fake(seed=2)
     outputs.write_run(r2, tmp_path / "a", _manifest(r2))
@@ -238,8 +249,16 @@ def test_write_run_failure_keeps_the_previous_run(tmp_path: Path) -> None:
 
 
 def test_figures_skip_missing_columns(tmp_path: Path) -> None:
-    r = _fake(drop=("auto_plants_idle_us", "auto_plants_idle_eu", "auto_plants_idle_jp", "auto_plants_idle_in",
-                    "price_ndfeb_cn_usd_kg", "cn_magnet_exports_t"))
+    r = _fake(
+        drop=(
+            "auto_plants_idle_us",
+            "auto_plants_idle_eu",
+            "auto_plants_idle_jp",
+            "auto_plants_idle_in",
+            "price_ndfeb_cn_usd_kg",
+            "cn_magnet_exports_t",
+        )
+    )
     outputs.write_run(r, tmp_path / "run", _manifest(r))
     assert {p.name for p in (tmp_path / "run" / "figures").iterdir()} == FIGURES - {"idle_plants.png"}
 

@@ -23,8 +23,8 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from rareshock.cli import main
 from rareshock import outputs
+from rareshock.cli import main
 from rareshock.outputs import read_marker
 from tests.conftest import BASELINE, SHOCK
 
@@ -32,8 +32,13 @@ EXPLORE = os.environ.get("RARESHOCK_HYPOTHESIS_EXPLORE") == "1"
 
 
 def examples(n: int) -> settings:
-    return settings(max_examples=2 * n if EXPLORE else n, deadline=None, derandomize=not EXPLORE, database=None,
-                    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+    return settings(
+        max_examples=2 * n if EXPLORE else n,
+        deadline=None,
+        derandomize=not EXPLORE,
+        database=None,
+        suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+    )
 
 
 def snapshot(root: Path) -> dict[str, str]:
@@ -43,7 +48,9 @@ def snapshot(root: Path) -> dict[str, str]:
             out[os.path.relpath(os.path.join(dirpath, d), root) + "/"] = ""
         for f in filenames:
             p = os.path.join(dirpath, f)
-            out[os.path.relpath(p, root)] = "" if os.path.islink(p) else hashlib.sha256(Path(p).read_bytes()).hexdigest()
+            out[os.path.relpath(p, root)] = (
+                "" if os.path.islink(p) else hashlib.sha256(Path(p).read_bytes()).hexdigest()
+            )
     return out
 
 
@@ -53,16 +60,33 @@ def made(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     base = tmp_path_factory.mktemp("made")
     assert main(["run", str(SHOCK), "--set", "scenario.end=2025-01-05", "--out", str(base / "run")]) == 0
     cfg = base / "s.toml"
-    cfg.write_text(f'[sweep]\nname = "s"\nscenario = "{SHOCK}"\nmethod = "grid"\n'
-                   f'overrides = ["scenario.end=2025-01-05"]\n[[parameters]]\npath = "licensing.cn.reviewers"\n'
-                   f'values = [10]\n')
+    cfg.write_text(
+        f'[sweep]\nname = "s"\nscenario = "{SHOCK}"\nmethod = "grid"\n'
+        f'overrides = ["scenario.end=2025-01-05"]\n[[parameters]]\npath = "licensing.cn.reviewers"\n'
+        f"values = [10]\n"
+    )
     assert main(["sweep", str(cfg), "--workers", "1", "--out", str(base / "sweep"), "--no-progress"]) == 0
     return {"run": base / "run", "sweep": base / "sweep"}
 
 
 OUT_OK = ["new", "new/deep/er"]
-OUT_BAD = ["", ".", "..", " ", "file", "file/sub", "foreign", "foreign_manifest", "run", "sweep", "n" * 230,
-           "/".join(["d" * 200] * 25), "a\x00b", "link", "run/figures"]
+OUT_BAD = [
+    "",
+    ".",
+    "..",
+    " ",
+    "file",
+    "file/sub",
+    "foreign",
+    "foreign_manifest",
+    "run",
+    "sweep",
+    "n" * 230,
+    "/".join(["d" * 200] * 25),
+    "a\x00b",
+    "link",
+    "run/figures",
+]
 
 
 def mix(parts: dict[str, tuple[st.SearchStrategy, st.SearchStrategy | None]]) -> st.SearchStrategy[dict]:
@@ -126,41 +150,111 @@ def check(code: int, err: str, before: dict, box: Path, out: str, kind: str, fai
 # --------------------------------------------------------------------------------------------------
 # rareshock run
 # --------------------------------------------------------------------------------------------------
-FIELDS = ["licensing.cn.reviewers", "licensing.cn.p_incomplete", "licensing.cn.prep_days_min", "prices.max_multiple",
-          "prices.adjust_days", "automakers.US.buffer_days_mean", "automakers.US.bev_share", "shipping.air_freight",
-          "shipping.sea_days.US", "policy.deal", "scenario.seed", "scenario.end", "scenario.extends", "scenario.name",
-          "investment.year_shares", "investment.stages.mining.regions", "investment.stages.mining.capex",
-          "other_demand.export_share.US", "events", "licensing.cn.nonsense", "nosuch.table", "automakers.US",
-          "chips.bis.reviewers", "chips.firms.nvidia.kind", "licensing.cn.reviewers.deeper", "policy.reactions_from"]
+FIELDS = [
+    "licensing.cn.reviewers",
+    "licensing.cn.p_incomplete",
+    "licensing.cn.prep_days_min",
+    "prices.max_multiple",
+    "prices.adjust_days",
+    "automakers.US.buffer_days_mean",
+    "automakers.US.bev_share",
+    "shipping.air_freight",
+    "shipping.sea_days.US",
+    "policy.deal",
+    "scenario.seed",
+    "scenario.end",
+    "scenario.extends",
+    "scenario.name",
+    "investment.year_shares",
+    "investment.stages.mining.regions",
+    "investment.stages.mining.capex",
+    "other_demand.export_share.US",
+    "events",
+    "licensing.cn.nonsense",
+    "nosuch.table",
+    "automakers.US",
+    "chips.bis.reviewers",
+    "chips.firms.nvidia.kind",
+    "licensing.cn.reviewers.deeper",
+    "policy.reactions_from",
+]
 VALUES = st.one_of(
-    st.integers(-10**20, 10**20).map(str),
-    st.floats(allow_nan=True, allow_infinity=True).map(lambda x: {"nan": "nan", "inf": "inf", "-inf": "-inf"}
-                                                      .get(repr(x), repr(x))),
-    one("true", "false", "yes", "''", '"x"', "2025-01-05", "2025-02-30", "1738281600", "[1, 2]", "{US=0.0}", "[]",
-        "{}", "2025-01-05T00:00:00", "[[1]]", "0", "1", "0.5", "-3", "1e308", '"../x.toml"', '"designer"'),
+    st.integers(-(10**20), 10**20).map(str),
+    st.floats(allow_nan=True, allow_infinity=True).map(
+        lambda x: {"nan": "nan", "inf": "inf", "-inf": "-inf"}.get(repr(x), repr(x))
+    ),
+    one(
+        "true",
+        "false",
+        "yes",
+        "''",
+        '"x"',
+        "2025-01-05",
+        "2025-02-30",
+        "1738281600",
+        "[1, 2]",
+        "{US=0.0}",
+        "[]",
+        "{}",
+        "2025-01-05T00:00:00",
+        "[[1]]",
+        "0",
+        "1",
+        "0.5",
+        "-3",
+        "1e308",
+        '"../x.toml"',
+        '"designer"',
+    ),
     st.text(max_size=12),
 )
-SCENARIO = mix({
-    "name": (one('"g"'), one('"bad name"', "5", "true", '""')),
-    "start": (one("2025-01-01", '"2025-01-01"'), one("20250101", "2025-01-01T00:00:00", "2025-13-01")),
-    "end": (one("2025-01-06", '"2025-01-06"'), one("2024-12-01", "1738281600")),
-    "extends": (one(None, f'"{SHOCK}"'), one("5", '"missing.toml"', "[1]")),
-    "extra": (one("", "[[events]]\ndate = 2025-01-03\nkind = 'marker'\nlabel = 'x'", "[licensing.cn]\nreviewers = 30"),
-              one("[prices]\nmax_multiple = true", "[licensing.cn]\nprep_days_min = 30", "[[events]]\nkind = 'nope'",
-                  "events = 3", "[automakers.US]\nvehicles_per_year = inf", "garbage = [",
-                  "[[events]]\ndate = 2025-01-03\nkind = 'deal'\n[[events.terms]]\nkind = 'cn_hire_reviewers'\n"
-                  "reviewers = 2\nextra = 1")),
-}).map(lambda p: "\n".join(["[scenario]", f"name = {p['name']}", f"start = {p['start']}", f"end = {p['end']}"]
-                            + ([f"extends = {p['extends']}"] if p["extends"] else []) + [p["extra"]]))
-RUN_INPUTS = mix({
-    "config": (st.one_of(one(str(SHOCK), str(BASELINE)), SCENARIO),
-               st.one_of(one("missing.toml", "", "work", "a\x00b"), st.text(max_size=40))),
-    "sets": (one([], ["licensing.cn.reviewers=30"], ["automakers.US.buffer_days_mean=12.5", "policy.deal=false"]),
-             st.lists(st.one_of(st.tuples(st.sampled_from(FIELDS), VALUES).map(lambda fv: f"{fv[0]}={fv[1]}"),
-                                st.text(max_size=20)), min_size=1, max_size=2)),
-    "out": (one(*OUT_OK), one(*OUT_BAD)),
-    "overwrite": (st.booleans(), None),
-})
+SCENARIO = mix(
+    {
+        "name": (one('"g"'), one('"bad name"', "5", "true", '""')),
+        "start": (one("2025-01-01", '"2025-01-01"'), one("20250101", "2025-01-01T00:00:00", "2025-13-01")),
+        "end": (one("2025-01-06", '"2025-01-06"'), one("2024-12-01", "1738281600")),
+        "extends": (one(None, f'"{SHOCK}"'), one("5", '"missing.toml"', "[1]")),
+        "extra": (
+            one("", "[[events]]\ndate = 2025-01-03\nkind = 'marker'\nlabel = 'x'", "[licensing.cn]\nreviewers = 30"),
+            one(
+                "[prices]\nmax_multiple = true",
+                "[licensing.cn]\nprep_days_min = 30",
+                "[[events]]\nkind = 'nope'",
+                "events = 3",
+                "[automakers.US]\nvehicles_per_year = inf",
+                "garbage = [",
+                "[[events]]\ndate = 2025-01-03\nkind = 'deal'\n[[events.terms]]\nkind = 'cn_hire_reviewers'\n"
+                "reviewers = 2\nextra = 1",
+            ),
+        ),
+    }
+).map(
+    lambda p: "\n".join(
+        ["[scenario]", f"name = {p['name']}", f"start = {p['start']}", f"end = {p['end']}"]
+        + ([f"extends = {p['extends']}"] if p["extends"] else [])
+        + [p["extra"]]
+    )
+)
+RUN_INPUTS = mix(
+    {
+        "config": (
+            st.one_of(one(str(SHOCK), str(BASELINE)), SCENARIO),
+            st.one_of(one("missing.toml", "", "work", "a\x00b"), st.text(max_size=40)),
+        ),
+        "sets": (
+            one([], ["licensing.cn.reviewers=30"], ["automakers.US.buffer_days_mean=12.5", "policy.deal=false"]),
+            st.lists(
+                st.one_of(
+                    st.tuples(st.sampled_from(FIELDS), VALUES).map(lambda fv: f"{fv[0]}={fv[1]}"), st.text(max_size=20)
+                ),
+                min_size=1,
+                max_size=2,
+            ),
+        ),
+        "out": (one(*OUT_OK), one(*OUT_BAD)),
+        "overwrite": (st.booleans(), None),
+    }
+)
 
 
 @examples(30)
@@ -168,7 +262,7 @@ RUN_INPUTS = mix({
 def test_run_exits_0_or_2_in_one_line_and_writes_nothing_when_refusing(made, inputs):
     box = sandbox(made)
     try:
-        with pytest.MonkeyPatch.context() as mp:        # figures are not the point here (test_cli.py draws them)
+        with pytest.MonkeyPatch.context() as mp:  # figures are not the point here (test_cli.py draws them)
             mp.setattr(outputs, "write_figures", lambda df, fig_dir: [])
             run_one_example(box, inputs)
     finally:
@@ -178,7 +272,7 @@ def test_run_exits_0_or_2_in_one_line_and_writes_nothing_when_refusing(made, inp
 def run_one_example(box: Path, inputs: dict) -> None:
     config = inputs["config"]
     if config not in (str(SHOCK), str(BASELINE), "missing.toml", "", "work", "a\x00b"):
-        (box / "work" / "scenario.toml").write_text(config)           # a generated scenario file
+        (box / "work" / "scenario.toml").write_text(config)  # a generated scenario file
         config = "scenario.toml"
     argv = ["run", config, "--set", "scenario.end=2025-01-06"]
     for item in inputs["sets"]:
@@ -192,45 +286,71 @@ def run_one_example(box: Path, inputs: dict) -> None:
 # --------------------------------------------------------------------------------------------------
 # rareshock sweep
 # --------------------------------------------------------------------------------------------------
-PARAM_OK = [("licensing.cn.reviewers", "low = 5\nhigh = 30\ninteger = true\nlevels = 2"),
-            ("policy.deal", "values = [true, false]"),
-            ("automakers.US.buffer_days_mean", "low = 10.0\nhigh = 40.0\nlevels = 2"),
-            ("automakers.US.bev_share", "values = [0.1, 0.3]")]
-PARAM_BAD = [("licensing.cn.reviewers", "low = 5\nhigh = 30"), ("policy.deal", "low = 0\nhigh = 1"),
-             ("automakers.US.buffer_days_mean", "low = 40.0\nhigh = 10.0"),
-             ("automakers.US.buffer_days_mean", "low = true\nhigh = 40.0"),
-             ("licensing.cn.prep_days_min", "low = 0\nhigh = 30\ninteger = true"),
-             ("licensing.cn.nosuch", "low = 0\nhigh = 1"), ("shipping.air_freight", 'values = [true, "no"]'),
-             ("automakers.US.hev_share", "values = [0.1, 0.95]"), ("scenario.end", 'values = ["2025-01-07"]'),
-             ("licensing.cn", "low = 1\nhigh = 2"),
-             ("magnet_makers.cn_ndfeb_capacity_t_per_year", "values = [1000.0, 300000.0]")]
-SWEEP_INPUTS = mix({
-    "method": (one('"grid"', '"lhs"', '"random"', '"sobol"', '"morris"'), one('"taguchi"', "5")),
-    "samples": (one("1", "2"), one("0", "-1", "true")),
-    "params": (st.lists(st.sampled_from(PARAM_OK), min_size=1, max_size=2, unique_by=lambda p: p[0]),
-               st.lists(st.sampled_from(PARAM_OK + PARAM_BAD), min_size=0, max_size=2)),
-    "discovery": (one(None, 'outcome = "us_auto_idle_plant_days"\nabove = 0.0'),
-                  one('outcome = "nope"\nbelow = 1.0', 'outcome = "x"')),
-    "override": (one("", ', "prices.max_multiple=3.0"'),
-                 one(', "licensing.cn.reviewers=true"', ', "nosuch=1"', ', "licensing.cn.prep_days_min=30"')),
-    "outputs": (one(None, '["us_auto_idle_plant_days"]'), one('["nope"]', "[]", "5")),
-    "timeseries": (one(None, '"weekly"'), one('"daily"')),
-    "timeseries_columns": (one(None, '["auto_plants_idle_us"]'), one('["nope"]')),
-    "max_failed_share": (one(None, "1.0", "0.0"), one("2.0", "true")),
-    "replications": (one(None, "1", "2"), one("0", "true")),
-    "batch_size": (one(None, "1", "3"), one("0")),
-    "sets": (one([], ["sweep.samples=2"], ['sweep.method="grid"']),
-             st.lists(one("sweep.seed=-1", "sweep.replications=true", "parameters=3", "sweep.nosuch=1", "sweep"),
-                      min_size=1, max_size=2)),
-    "out": (one(*OUT_OK), one(*OUT_BAD)),
-    "again": (one([]), one(["--resume"], ["--overwrite"])),
-})
+PARAM_OK = [
+    ("licensing.cn.reviewers", "low = 5\nhigh = 30\ninteger = true\nlevels = 2"),
+    ("policy.deal", "values = [true, false]"),
+    ("automakers.US.buffer_days_mean", "low = 10.0\nhigh = 40.0\nlevels = 2"),
+    ("automakers.US.bev_share", "values = [0.1, 0.3]"),
+]
+PARAM_BAD = [
+    ("licensing.cn.reviewers", "low = 5\nhigh = 30"),
+    ("policy.deal", "low = 0\nhigh = 1"),
+    ("automakers.US.buffer_days_mean", "low = 40.0\nhigh = 10.0"),
+    ("automakers.US.buffer_days_mean", "low = true\nhigh = 40.0"),
+    ("licensing.cn.prep_days_min", "low = 0\nhigh = 30\ninteger = true"),
+    ("licensing.cn.nosuch", "low = 0\nhigh = 1"),
+    ("shipping.air_freight", 'values = [true, "no"]'),
+    ("automakers.US.hev_share", "values = [0.1, 0.95]"),
+    ("scenario.end", 'values = ["2025-01-07"]'),
+    ("licensing.cn", "low = 1\nhigh = 2"),
+    ("magnet_makers.cn_ndfeb_capacity_t_per_year", "values = [1000.0, 300000.0]"),
+]
+SWEEP_INPUTS = mix(
+    {
+        "method": (one('"grid"', '"lhs"', '"random"', '"sobol"', '"morris"'), one('"taguchi"', "5")),
+        "samples": (one("1", "2"), one("0", "-1", "true")),
+        "params": (
+            st.lists(st.sampled_from(PARAM_OK), min_size=1, max_size=2, unique_by=lambda p: p[0]),
+            st.lists(st.sampled_from(PARAM_OK + PARAM_BAD), min_size=0, max_size=2),
+        ),
+        "discovery": (
+            one(None, 'outcome = "us_auto_idle_plant_days"\nabove = 0.0'),
+            one('outcome = "nope"\nbelow = 1.0', 'outcome = "x"'),
+        ),
+        "override": (
+            one("", ', "prices.max_multiple=3.0"'),
+            one(', "licensing.cn.reviewers=true"', ', "nosuch=1"', ', "licensing.cn.prep_days_min=30"'),
+        ),
+        "outputs": (one(None, '["us_auto_idle_plant_days"]'), one('["nope"]', "[]", "5")),
+        "timeseries": (one(None, '"weekly"'), one('"daily"')),
+        "timeseries_columns": (one(None, '["auto_plants_idle_us"]'), one('["nope"]')),
+        "max_failed_share": (one(None, "1.0", "0.0"), one("2.0", "true")),
+        "replications": (one(None, "1", "2"), one("0", "true")),
+        "batch_size": (one(None, "1", "3"), one("0")),
+        "sets": (
+            one([], ["sweep.samples=2"], ['sweep.method="grid"']),
+            st.lists(
+                one("sweep.seed=-1", "sweep.replications=true", "parameters=3", "sweep.nosuch=1", "sweep"),
+                min_size=1,
+                max_size=2,
+            ),
+        ),
+        "out": (one(*OUT_OK), one(*OUT_BAD)),
+        "again": (one([]), one(["--resume"], ["--overwrite"])),
+    }
+)
 OPTIONS = ("outputs", "timeseries", "timeseries_columns", "max_failed_share", "replications", "batch_size")
 
 
 def sweep_text(p: dict) -> str:
-    lines = ["[sweep]", 'name = "p"', f'scenario = "{SHOCK}"', f"method = {p['method']}", f"samples = {p['samples']}",
-             f'overrides = ["scenario.end=2025-01-06"{p["override"]}]']
+    lines = [
+        "[sweep]",
+        'name = "p"',
+        f'scenario = "{SHOCK}"',
+        f"method = {p['method']}",
+        f"samples = {p['samples']}",
+        f'overrides = ["scenario.end=2025-01-06"{p["override"]}]',
+    ]
     lines += [f"{k} = {p[k]}" for k in OPTIONS if p[k] is not None]
     lines += [f'[[parameters]]\npath = "{path}"\n{spec}' for path, spec in p["params"]]
     if p["discovery"]:

@@ -6,11 +6,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from rareshock.model.config import ConfigError, load_scenario, validate, defaults
+from rareshock.model.config import ConfigError, defaults, load_scenario, validate
 from tests.conftest import SHOCK
 
 GOOD = SHOCK.read_text()
-N_EVENTS = GOOD.count("[[events]]")      # index of an event appended to the shock scenario
+N_EVENTS = GOOD.count("[[events]]")  # index of an event appended to the shock scenario
 
 
 def _error(tmp_path, text: str, overrides=()) -> str:
@@ -23,27 +23,37 @@ def _error(tmp_path, text: str, overrides=()) -> str:
     return msg
 
 
-@pytest.mark.parametrize("text, overrides, expected", [
-    ("[scenario]\nname='x'\nstart=2025-01-01\n", (), "scenario.end: required"),
-    ("[scenario]\nname='x'\nstart=2025-01-01\nend=2024-01-01\n", (), "end must not be before start"),
-    ("[scenario]\nname='x'\nstart=2025-01-01\nend=2025-13-01\n", (), "invalid TOML"),
-    ("[scenario]\nname='x y'\nstart=2025-01-01\nend=2025-02-01\n", (), "scenario.name"),
-    (GOOD, ("licensing.cn.reviewrs=3",), "did you mean 'reviewers'"),
-    (GOOD, ("licensing.cn.reviewers=abc",), "licensing.cn.reviewers"),
-    (GOOD, ("licensing.cn.reviewers=0",), "greater than or equal to 1"),
-    (GOOD, ("licensing.cn.p_incomplete=1.5",), "licensing.cn.p_incomplete"),
-    (GOOD, ("shipping.sea_days={US=3}",), "missing region 'JP'"),
-    (GOOD, ("other_demand.export_share.US=0.5",), "must sum to 1"),
-    (GOOD, ("automakers.US.bev_share=0.9",), "bev_share + hev_share"),
-    (GOOD, ("licensing.cn.reviewers",), "expected path=value"),
-    (GOOD + "\n[[events]]\ndate=2025-12-01\nkind='cn_teleport'\n", (), f"events[{N_EVENTS}]"),
-    (GOOD + "\n[[events]]\ndate=2025-01-01\nkind='marker'\nlabel='early'\n", (), "date order"),
-    (GOOD + "\n[[events]]\ndate=2025-12-01\nkind='us_chip_licences_granted'\nfirms=['intel']\n", (),
-     "unknown firm 'intel'"),
-    (GOOD + "\n[[events]]\ndate=2025-12-01\nkind='cn_export_controls'\nitems=['gold']\n", (), f"events[{N_EVENTS}].items[0]"),
-    ("[senario]\nname='x'\n", (), "missing [scenario]"),
-    (GOOD.replace("[scenario]", "[scenario]\nseeed = 3"), (), "did you mean 'seed'"),
-])
+@pytest.mark.parametrize(
+    "text, overrides, expected",
+    [
+        ("[scenario]\nname='x'\nstart=2025-01-01\n", (), "scenario.end: required"),
+        ("[scenario]\nname='x'\nstart=2025-01-01\nend=2024-01-01\n", (), "end must not be before start"),
+        ("[scenario]\nname='x'\nstart=2025-01-01\nend=2025-13-01\n", (), "invalid TOML"),
+        ("[scenario]\nname='x y'\nstart=2025-01-01\nend=2025-02-01\n", (), "scenario.name"),
+        (GOOD, ("licensing.cn.reviewrs=3",), "did you mean 'reviewers'"),
+        (GOOD, ("licensing.cn.reviewers=abc",), "licensing.cn.reviewers"),
+        (GOOD, ("licensing.cn.reviewers=0",), "greater than or equal to 1"),
+        (GOOD, ("licensing.cn.p_incomplete=1.5",), "licensing.cn.p_incomplete"),
+        (GOOD, ("shipping.sea_days={US=3}",), "missing region 'JP'"),
+        (GOOD, ("other_demand.export_share.US=0.5",), "must sum to 1"),
+        (GOOD, ("automakers.US.bev_share=0.9",), "bev_share + hev_share"),
+        (GOOD, ("licensing.cn.reviewers",), "expected path=value"),
+        (GOOD + "\n[[events]]\ndate=2025-12-01\nkind='cn_teleport'\n", (), f"events[{N_EVENTS}]"),
+        (GOOD + "\n[[events]]\ndate=2025-01-01\nkind='marker'\nlabel='early'\n", (), "date order"),
+        (
+            GOOD + "\n[[events]]\ndate=2025-12-01\nkind='us_chip_licences_granted'\nfirms=['intel']\n",
+            (),
+            "unknown firm 'intel'",
+        ),
+        (
+            GOOD + "\n[[events]]\ndate=2025-12-01\nkind='cn_export_controls'\nitems=['gold']\n",
+            (),
+            f"events[{N_EVENTS}].items[0]",
+        ),
+        ("[senario]\nname='x'\n", (), "missing [scenario]"),
+        (GOOD.replace("[scenario]", "[scenario]\nseeed = 3"), (), "did you mean 'seed'"),
+    ],
+)
 def test_malformed_configs_give_one_line(tmp_path, text, overrides, expected):
     assert expected in _error(tmp_path, text, overrides)
 
@@ -56,15 +66,28 @@ def test_missing_file_is_one_line(tmp_path):
 def test_overrides_merge_into_defaults():
     cfg = load_scenario(SHOCK, ["automakers.US.buffer_days_mean=30", "licensing.cn.reviewers=99"])
     assert cfg.automakers.US.buffer_days_mean == 30
-    assert cfg.automakers.US.plants == 40            # the rest of the table keeps its defaults
+    assert cfg.automakers.US.plants == 40  # the rest of the table keeps its defaults
     assert cfg.licensing.cn.reviewers == 99
 
 
-FIELDS = ["licensing.cn.reviewers", "licensing.cn.p_incomplete", "automakers.US.buffer_days_mean",
-          "shipping.air_days", "prices.elasticity_dy", "defense.US.magnets_t_per_year", "scenario.seed",
-          "automakers.EU.plants", "magnet_makers.dytb_per_t_ndfeb"]
-VALUES = st.one_of(st.integers(-10**6, 10**6), st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=8),
-                   st.booleans(), st.lists(st.integers(), max_size=2))
+FIELDS = [
+    "licensing.cn.reviewers",
+    "licensing.cn.p_incomplete",
+    "automakers.US.buffer_days_mean",
+    "shipping.air_days",
+    "prices.elasticity_dy",
+    "defense.US.magnets_t_per_year",
+    "scenario.seed",
+    "automakers.EU.plants",
+    "magnet_makers.dytb_per_t_ndfeb",
+]
+VALUES = st.one_of(
+    st.integers(-(10**6), 10**6),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=8),
+    st.booleans(),
+    st.lists(st.integers(), max_size=2),
+)
 
 
 @settings(max_examples=150, suppress_health_check=[HealthCheck.function_scoped_fixture], deadline=None)

@@ -75,7 +75,7 @@ def read(out: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 def assert_same_as_reference(out: Path, reference: tuple[pd.DataFrame, pd.DataFrame]) -> None:
     runs, series = read(out)
-    assert runs["run_id"].tolist() == list(range(2 * BATCHES))          # every run once
+    assert runs["run_id"].tolist() == list(range(2 * BATCHES))  # every run once
     assert (runs["status"] == "ok").all()
     pd.testing.assert_frame_equal(runs, reference[0], check_exact=True)
     pd.testing.assert_frame_equal(series, reference[1], check_exact=True)
@@ -84,11 +84,32 @@ def assert_same_as_reference(out: Path, reference: tuple[pd.DataFrame, pd.DataFr
 
 
 def start(sweep_file: Path, out: Path, *extra: str, inject: dict | None = None) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(INJECT), str(ROOT)]),
-           "RARESHOCK_TEST_INJECT": json.dumps({"run_delay": 0.08, **(inject or {})})}
-    return subprocess.Popen([sys.executable, "-m", "rareshock.cli", "sweep", str(sweep_file), "--workers", "2",
-                             "--out", str(out), "--no-progress", *extra], env=env, cwd=ROOT,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(INJECT), str(ROOT)]),
+        "RARESHOCK_TEST_INJECT": json.dumps({"run_delay": 0.08, **(inject or {})}),
+    }
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "rareshock.cli",
+            "sweep",
+            str(sweep_file),
+            "--workers",
+            "2",
+            "--out",
+            str(out),
+            "--no-progress",
+            *extra,
+        ],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
 
 
 def parts(out: Path) -> list[str]:
@@ -156,12 +177,12 @@ def test_a_batch_that_keeps_killing_its_worker_stops_the_sweep(sweep_file, refer
     """A batch whose worker dies every time (a crash, or out of memory) is tried three times; then the sweep
     stops with a message naming it instead of looping, and keeps every other batch."""
     out = tmp_path / "s"
-    code, err = finish(start(sweep_file, out, inject={"kill_run_id": 9}))           # run 9 is in batch 4
+    code, err = finish(start(sweep_file, out, inject={"kill_run_id": 9}))  # run 9 is in batch 4
     assert code == 1
     line = one_error_line(err)
     assert "batch 4 was running each time a worker process died (3 times" in line and "--resume" in line
     assert "part-000004.parquet" not in parts(out)
-    assert resume(sweep_file, out) == 0                                    # the cause removed, it finishes
+    assert resume(sweep_file, out) == 0  # the cause removed, it finishes
     assert_same_as_reference(out, reference)
 
 
@@ -169,15 +190,15 @@ def test_killing_the_main_process_takes_its_workers_and_resume_finishes(sweep_fi
     out = tmp_path / "s"
     proc = start(sweep_file, out)
     half_way(proc, out)
-    family = psutil.Process(proc.pid).children(recursive=True)            # forkserver, workers, tracker
+    family = psutil.Process(proc.pid).children(recursive=True)  # forkserver, workers, tracker
     assert len(family) >= 3
-    os.kill(proc.pid, signal.SIGKILL)                                      # the main process only
+    os.kill(proc.pid, signal.SIGKILL)  # the main process only
     proc.wait()
     gone, alive = psutil.wait_procs(family, timeout=5)
     assert not alive, f"still running after the main process was killed: {alive}"
     written = parts(out)
     time.sleep(0.3)
-    assert parts(out) == written                                           # nothing writes any more
+    assert parts(out) == written  # nothing writes any more
     assert main(["sweep", str(sweep_file), "--out", str(out), "--no-progress"]) == 2
     assert "add --resume" in capsys.readouterr().err
     assert resume(sweep_file, out) == 0
@@ -196,7 +217,7 @@ def test_ctrl_c_stops_workers_and_resume_finishes(sweep_file, reference, tmp_pat
     assert "--resume" in one_error_line(err)
     _, alive = psutil.wait_procs(family, timeout=5)
     assert not alive
-    assert not (out / "manifest.json").exists()                            # does not look finished
+    assert not (out / "manifest.json").exists()  # does not look finished
     assert resume(sweep_file, out) == 0
     assert_same_as_reference(out, reference)
 
@@ -205,6 +226,7 @@ def test_ctrl_c_stops_workers_and_resume_finishes(sweep_file, reference, tmp_pat
 def disk(tmp_path: Path):
     """A small filesystem that a test can fill and free: a real 8 MiB tmpfs where mounting is allowed,
     else a folder whose part writes fail with ENOSPC (via tests/inject) while a flag file exists."""
+
     class Disk:
         def __init__(self, root: Path, real: bool):
             self.root, self.real = root, real
@@ -233,8 +255,13 @@ def disk(tmp_path: Path):
 
     root = tmp_path / "disk"
     root.mkdir()
-    real = os.geteuid() == 0 and subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(root)],
-                                                capture_output=True).returncode == 0
+    real = (
+        os.geteuid() == 0
+        and subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(root)], capture_output=True
+        ).returncode
+        == 0
+    )
     yield Disk(root, real)
     if real:
         subprocess.run(["umount", "-l", str(root)], check=True)
@@ -252,7 +279,7 @@ def test_a_full_disk_stops_the_sweep_cleanly_and_resume_finishes(sweep_file, ref
     assert not (out / "manifest.json").exists()
     kept = parts(out)
     assert 2 <= len(kept) < BATCHES
-    for name in kept:                                                      # every kept part is whole
+    for name in kept:  # every kept part is whole
         assert len(pd.read_parquet(out / "runs.parquet" / name)) == 2
     disk.free()
     assert resume(sweep_file, out) == 0
@@ -278,7 +305,7 @@ def test_a_start_interrupted_before_the_folder_existed_is_resumable(sweep_file, 
     stage = tmp_path / f".s.tmp-{dead.pid}"
     (stage / "runs.parquet").mkdir(parents=True)
     outputs.write_marker(stage, "sweep")
-    (stage / "design.parquet").write_bytes(b"PAR1")                       # cut short
+    (stage / "design.parquet").write_bytes(b"PAR1")  # cut short
     out = tmp_path / "s"
     assert resume(sweep_file, out) == 0
     err = capsys.readouterr().err
@@ -307,11 +334,13 @@ def test_a_sweep_from_before_the_marker_can_be_resumed(sweep_file, reference, tm
 def test_an_unreachable_scheduler_writes_nothing(sweep_file, tmp_path, capsys):
     import socket
 
-    with socket.socket() as s:                  # a port with nothing listening
+    with socket.socket() as s:  # a port with nothing listening
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     out = tmp_path / "deep" / "s"
-    assert main(["sweep", str(sweep_file), "--scheduler", f"tcp://127.0.0.1:{port}", "--out", str(out),
-                 "--no-progress"]) == 2
+    assert (
+        main(["sweep", str(sweep_file), "--scheduler", f"tcp://127.0.0.1:{port}", "--out", str(out), "--no-progress"])
+        == 2
+    )
     assert "no Dask scheduler reachable" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []

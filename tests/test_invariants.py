@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rareshock.model.config import load_scenario
 from rareshock.model.codes import MATERIALS
+from rareshock.model.config import load_scenario
 from rareshock.model.model import RareShockModel
 from tests.conftest import SHOCK
 
@@ -63,16 +63,21 @@ def test_military_end_users_never_hold_a_chinese_licence(stepped, shock_run):
 def test_licences_add_up_every_day(shock_run):
     ts = shock_run.timeseries
     lhs = ts["cn_licences_submitted_cum"]
-    rhs = (ts["cn_licences_approved_cum"] + ts["cn_licences_denied_cum"] + ts["cn_licences_pending"]
-           + ts["cn_licences_returned_cum"])
+    rhs = (
+        ts["cn_licences_approved_cum"]
+        + ts["cn_licences_denied_cum"]
+        + ts["cn_licences_pending"]
+        + ts["cn_licences_returned_cum"]
+    )
     assert (lhs == rhs).all()
-    assert lhs.iloc[-1] > 100          # the queue was really used
+    assert lhs.iloc[-1] > 100  # the queue was really used
 
 
 def test_plants_idle_only_when_their_buffer_cannot_cover_a_day(stepped):
     model, _, _ = stepped
     fleet, net = model.plants, model.net
     from rareshock.model.codes import Material
+
     # after the last step: running plants had a day's magnets; idle plants hold less than the restart level
     idle = fleet.idle
     stock = net.stock[fleet.nodes, Material.NDFEB]

@@ -23,14 +23,14 @@ def test_larger_buffers_delay_the_first_idling():
     large = _runs("automakers.US.buffer_days_mean=35")
     d_small = np.array([r.summary["first_us_auto_shutdown_day"] for r in small], dtype=float)
     d_large = np.array([r.summary["first_us_auto_shutdown_day"] or np.inf for r in large], dtype=float)
-    assert (d_large > d_small).mean() >= 0.9       # paired by seed
+    assert (d_large > d_small).mean() >= 0.9  # paired by seed
     assert np.median(d_large) >= np.median(d_small) + 10
 
 
 def test_more_reviewers_shorten_waits_and_bring_recovery_forward():
     few = _runs("licensing.cn.reviewers=5", "licensing.cn.hire_per_month=0")
     many = _runs("licensing.cn.reviewers=60", "licensing.cn.hire_per_month=0")
-    wait = lambda runs: np.median([r.summary["cn_licences"]["mean_wait_working_days"] for r in runs])  # noqa: E731
+    wait = lambda runs: np.median([r.summary["cn_licences"]["mean_wait_working_days"] for r in runs])
     assert wait(many) < wait(few) - 5
     assert _median(many, "us_auto_idle_plant_days") < _median(few, "us_auto_idle_plant_days")
 
@@ -39,7 +39,7 @@ def test_hiring_responds_to_the_backlog():
     runs = _runs("licensing.cn.reviewers=5")
     assert all(r.summary["cn_reviewers_end"] > 5 for r in runs)
     no_shock = run_cached(str(SHOCK), 0, ("scenario.end=2025-03-31",))
-    assert no_shock.summary["cn_reviewers_end"] == 15          # no applications, no hiring
+    assert no_shock.summary["cn_reviewers_end"] == 15  # no applications, no hiring
 
 
 def test_air_freight_shortens_the_gap_between_approval_and_restart():

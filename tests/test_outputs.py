@@ -59,9 +59,11 @@ def finished_sweep(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A real (tiny) finished sweep folder, to point other commands at."""
     base = tmp_path_factory.mktemp("sweep")
     cfg = base / "s.toml"
-    cfg.write_text(f'[sweep]\nname = "s"\nscenario = "{SHOCK}"\nmethod = "grid"\nseed = 1\n'
-                   f'overrides = ["scenario.end=2025-01-10"]\n[[parameters]]\npath = "licensing.cn.reviewers"\n'
-                   f'values = [10, 20]\n')
+    cfg.write_text(
+        f'[sweep]\nname = "s"\nscenario = "{SHOCK}"\nmethod = "grid"\nseed = 1\n'
+        f'overrides = ["scenario.end=2025-01-10"]\n[[parameters]]\npath = "licensing.cn.reviewers"\n'
+        f"values = [10, 20]\n"
+    )
     assert main(["sweep", str(cfg), "--workers", "1", "--out", str(base / "done"), "--no-progress"]) == 0
     return base / "done"
 
@@ -136,7 +138,7 @@ def test_an_earlier_run_is_replaced_with_a_note(tmp_path, capsys):
     assert run("--out", str(out), "--seed", "2") == 0
     assert json.loads((out / "manifest.json").read_text())["seed"] == 2
     assert "replaced the earlier run" in capsys.readouterr().err
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]        # no stage, old copy or lock left
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]  # no stage, old copy or lock left
 
 
 def test_a_run_folder_without_the_marker_is_not_replaced(tmp_path, capsys):
@@ -167,8 +169,9 @@ with OutputDir(sys.argv[1], sys.argv[2]):
 def _holder(tmp_path: Path, out: Path, kind: str) -> tuple[subprocess.Popen, Path]:
     """Another process holding the output folder's lock until the returned file is created."""
     release = tmp_path / "release"
-    proc = subprocess.Popen([sys.executable, "-c", HOLD, str(out), kind, str(release)], stdout=subprocess.PIPE,
-                            text=True, cwd=ROOT)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", HOLD, str(out), kind, str(release)], stdout=subprocess.PIPE, text=True, cwd=ROOT
+    )
     assert proc.stdout.readline().strip() == "locked"
     return proc, release
 
@@ -182,8 +185,15 @@ def test_a_second_writer_fails_at_once(command, finished_sweep, tmp_path, capsys
         if command == "run":
             code = run("--out", str(out))
         else:
-            code = main(["sweep", str(ROOT / "experiments" / "sweeps" / "buffer_x_reviewers.toml"), "--out",
-                         str(out), "--no-progress"])
+            code = main(
+                [
+                    "sweep",
+                    str(ROOT / "experiments" / "sweeps" / "buffer_x_reviewers.toml"),
+                    "--out",
+                    str(out),
+                    "--no-progress",
+                ]
+            )
         assert code == 2 and time.perf_counter() - t0 < 10
         line = error_line(capsys)
         assert "another rareshock process is writing there" in line and f"pid {proc.pid}" in line
@@ -191,7 +201,7 @@ def test_a_second_writer_fails_at_once(command, finished_sweep, tmp_path, capsys
     finally:
         release.touch()
         proc.wait(timeout=30)
-    assert run("--out", str(out)) == 0                                  # free again once released
+    assert run("--out", str(out)) == 0  # free again once released
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "release"]
 
 
@@ -217,7 +227,7 @@ def test_a_killed_runs_stage_is_cleaned_and_reported(tmp_path, capsys):
     stage = tmp_path / f".run.tmp-{_dead_pid()}"
     stage.mkdir()
     outputs.write_marker(stage, "run")
-    (stage / "summary.json").write_text("{")                             # half-written
+    (stage / "summary.json").write_text("{")  # half-written
     assert run("--out", str(out)) == 0
     assert "removed .run.tmp-" in capsys.readouterr().err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
@@ -273,8 +283,13 @@ def read_only_dir(tmp_path, monkeypatch):
     without write permission (non-root), else one whose writes fail with EROFS."""
     ro = tmp_path / "ro"
     ro.mkdir()
-    mounted = os.geteuid() == 0 and subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=64k", "tmpfs", str(ro)],
-                                                   capture_output=True).returncode == 0
+    mounted = (
+        os.geteuid() == 0
+        and subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", "ro,size=64k", "tmpfs", str(ro)], capture_output=True
+        ).returncode
+        == 0
+    )
     if not mounted and os.geteuid() != 0:
         ro.chmod(0o555)
     elif not mounted:
@@ -285,6 +300,7 @@ def read_only_dir(tmp_path, monkeypatch):
                 if os.fspath(path).startswith(str(ro) + os.sep):
                     raise OSError(errno.EROFS, os.strerror(errno.EROFS), os.fspath(path))
                 return fn(path, *a, **k)
+
             return wrapped
 
         monkeypatch.setattr(os, "open", guard(real_open))
@@ -320,15 +336,18 @@ def _link(t: Path) -> Path:
     return t / "link"
 
 
-@pytest.mark.parametrize("make, expected", [
-    (lambda t: _file(t) / "sub", "is a file, not a folder"),
-    (lambda t: _file(t), "exists and is a file"),
-    (lambda t: t / ("n" * 300), "255"),
-    (lambda t: t.joinpath(*["d" * 200] * 25), "bytes long"),
-    (lambda t: t / ("n" * 240), "at most 200"),
-    (_link, "symbolic link"),
-    (lambda t: str(t / "a\x00b"), "NUL"),
-])
+@pytest.mark.parametrize(
+    "make, expected",
+    [
+        (lambda t: _file(t) / "sub", "is a file, not a folder"),
+        (lambda t: _file(t), "exists and is a file"),
+        (lambda t: t / ("n" * 300), "255"),
+        (lambda t: t.joinpath(*["d" * 200] * 25), "bytes long"),
+        (lambda t: t / ("n" * 240), "at most 200"),
+        (_link, "symbolic link"),
+        (lambda t: str(t / "a\x00b"), "NUL"),
+    ],
+)
 def test_bad_paths_give_one_short_line(make, expected, tmp_path, no_simulation, capsys):
     out = make(tmp_path)
     before = snapshot(tmp_path)
@@ -350,7 +369,7 @@ def test_a_full_disk_while_writing_leaves_nothing_and_keeps_the_earlier_run(tmp_
     monkeypatch.setattr(outputs, "_write_synced", full)
     assert run("--out", str(out)) == 1
     assert "No space left on device" in error_line(capsys)
-    assert list(tmp_path.iterdir()) == []                   # not even the parent folder it created
+    assert list(tmp_path.iterdir()) == []  # not even the parent folder it created
     monkeypatch.setattr(outputs, "_write_synced", real)
     assert run("--out", str(out), "--seed", "1") == 0
     monkeypatch.setattr(outputs, "_write_synced", full)
@@ -367,7 +386,7 @@ def test_sigterm_during_a_run_leaves_nothing(tmp_path, monkeypatch, capsys):
 
     def terminated(*a, **k):
         os.kill(os.getpid(), signal.SIGTERM)
-        time.sleep(5)                                   # the handler raises before this ends
+        time.sleep(5)  # the handler raises before this ends
         raise AssertionError("SIGTERM was not handled")
 
     monkeypatch.setattr(rareshock.simulation, "run_scenario", terminated)
@@ -375,14 +394,14 @@ def test_sigterm_during_a_run_leaves_nothing(tmp_path, monkeypatch, capsys):
     assert run("--out", str(tmp_path / "a" / "run")) == 143
     assert error_line(capsys) == "rareshock: error: terminated"
     assert list(tmp_path.iterdir()) == []
-    assert signal.getsignal(signal.SIGTERM) == before              # the handler is put back
+    assert signal.getsignal(signal.SIGTERM) == before  # the handler is put back
 
 
 def test_output_dir_api_refuses_and_creates_nothing(tmp_path):
     target = OutputDir(tmp_path / "a" / "b" / "c", "run")
     target.open()
     assert (tmp_path / "a" / "b").is_dir()
-    target.close(ok=False)                                   # refused/failed later: nothing left
+    target.close(ok=False)  # refused/failed later: nothing left
     assert list(tmp_path.iterdir()) == []
     with pytest.raises(ValueError):
         OutputDir(tmp_path, "notakind")

@@ -11,8 +11,8 @@ import pytest
 
 from tests.conftest import SHOCK, run_cached
 
-EXPORTS_2024_T_MONTH = 58152 / 12        # Adamas / Reuters (calibration_facts §3)
-US_EXPORTS_2024_T_MONTH = 620            # derived, same source
+EXPORTS_2024_T_MONTH = 58152 / 12  # Adamas / Reuters (calibration_facts §3)
+US_EXPORTS_2024_T_MONTH = 620  # derived, same source
 SEEDS = range(50)
 
 
@@ -38,8 +38,14 @@ def test_baseline_exports_stay_at_the_2024_level(baseline_run):
 
 def test_baseline_buffers_and_prices_are_stable(baseline_run):
     ts = baseline_run.timeseries
-    for col in ("price_dy_oxide_cn_usd_kg", "price_dy_oxide_ex_cn_usd_kg", "price_ndfeb_cn_usd_kg",
-                "price_ndfeb_ex_cn_usd_kg", "us_auto_buffer_days", "ex_cn_makers_dytb_cover_days"):
+    for col in (
+        "price_dy_oxide_cn_usd_kg",
+        "price_dy_oxide_ex_cn_usd_kg",
+        "price_ndfeb_cn_usd_kg",
+        "price_ndfeb_ex_cn_usd_kg",
+        "us_auto_buffer_days",
+        "ex_cn_makers_dytb_cover_days",
+    ):
         x = ts[col]
         assert x.max() / x.min() < 1.10, col
 
@@ -58,9 +64,11 @@ def test_first_us_plant_idles_40_to_60_days_after_the_controls(shock_runs):
 
 
 def test_other_regions_idle_in_the_order_of_their_buffers(shock_runs):
-    first = {reg: np.median([r.summary["first_auto_shutdown_day_by_region"][reg] or 10**6 for r in shock_runs])
-             for reg in ("US", "EU", "IN", "JP")}
-    assert first["EU"] < 10**6 and first["IN"] < 10**6          # plants elsewhere idle too
+    first = {
+        reg: np.median([r.summary["first_auto_shutdown_day_by_region"][reg] or 10**6 for r in shock_runs])
+        for reg in ("US", "EU", "IN", "JP")
+    }
+    assert first["EU"] < 10**6 and first["IN"] < 10**6  # plants elsewhere idle too
     # Japan's plants hold months of stock (AP 2010): they idle last, if at all
     assert first["JP"] > max(first["US"], first["EU"], first["IN"])
 

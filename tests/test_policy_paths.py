@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 import pytest
@@ -15,7 +15,7 @@ SCEN = ROOT / "experiments" / "scenarios"
 SEEDS = range(3)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _run(name: str, seed: int, overrides: tuple[str, ...] = ()):
     model = run_model(load_scenario(SCEN / f"{name}.toml", list(overrides)), seed)
     return model, summarise(model), timeseries(model)
@@ -59,22 +59,27 @@ def test_capacity_waits_for_lead_times_and_workforce():
     base = ("scenario.end=2030-12-31", "investment.announced_projects=false")
     no_staff = base + ("investment.workforce_start=0", "investment.trained_per_year=0", "investment.training_share=0")
     model, _, ts = _run("decoupling", 0, no_staff)
-    assert model.investment.programme.projects and not any(p.status == "operating" for p in model.investment.programme.projects)
+    assert model.investment.programme.projects and not any(
+        p.status == "operating" for p in model.investment.programme.projects
+    )
     assert ts["ex_cn_ndfeb_capacity_tpa"].iloc[-1] == pytest.approx(ts["ex_cn_ndfeb_capacity_tpa"].iloc[0])
-    slow = base + tuple(f"investment.stages.{s}.lead_years=20" for s in
-                        ("mining", "separation", "metal", "magnets", "recycling"))
+    slow = base + tuple(
+        f"investment.stages.{s}.lead_years=20" for s in ("mining", "separation", "metal", "magnets", "recycling")
+    )
     model, _, ts = _run("decoupling", 0, slow)
     assert not any(p.status == "operating" for p in model.investment.programme.projects)
     model, _, _ = _run("decoupling", 0, base)
     for p in model.investment.programme.projects:
         if p.status == "operating":
-            assert p.online_day >= p.ready_day >= p.start_day + 1      # never before its development time
+            assert p.online_day >= p.ready_day >= p.start_day + 1  # never before its development time
 
 
 def test_a_deal_reduces_idle_plant_days_against_status_quo_and_escalation():
     short = ("scenario.end=2028-12-31",)
-    idle = {name: [_run(name, s, short)[1]["us_auto_idle_plant_days"] for s in SEEDS]
-            for name in ("licensing_deal", "status_quo", "escalation")}
+    idle = {
+        name: [_run(name, s, short)[1]["us_auto_idle_plant_days"] for s in SEEDS]
+        for name in ("licensing_deal", "status_quo", "escalation")
+    }
     deal = np.array(idle["licensing_deal"])
     assert (deal < np.array(idle["status_quo"])).all()
     assert (deal < np.array(idle["escalation"])).all()
@@ -84,13 +89,19 @@ def test_without_floors_chinas_price_response_delays_or_stops_projects():
     """Where new non-Chinese supply costs about what it sells for (here a magnet-stage unit cost of
     $90/kg, inside the range of the assumption), floors keep every project going; without them,
     China's price response stalls and cancels projects, more than without that response."""
-    base = ("scenario.end=2031-12-31", "investment.announced_projects=false",
-            "investment.stages.magnets.unit_cost_usd_kg=90")
-    runs = {(r, f): _run("managed_derisking", 0, base + (f"investment.cn_price_response={r}", f"investment.floors={f}"))[0]
-            for r in ("0.0", "0.8") for f in ("true", "false")}
-    stalled = lambda m: sum(p.stalled_days for p in m.investment.programme.projects)  # noqa: E731
-    stopped = lambda m: sum(p.status == "cancelled" for p in m.investment.programme.projects)  # noqa: E731
-    operating = lambda m: sum(p.status == "operating" for p in m.investment.programme.projects)  # noqa: E731
+    base = (
+        "scenario.end=2031-12-31",
+        "investment.announced_projects=false",
+        "investment.stages.magnets.unit_cost_usd_kg=90",
+    )
+    runs = {
+        (r, f): _run("managed_derisking", 0, base + (f"investment.cn_price_response={r}", f"investment.floors={f}"))[0]
+        for r in ("0.0", "0.8")
+        for f in ("true", "false")
+    }
+    stalled = lambda m: sum(p.stalled_days for p in m.investment.programme.projects)
+    stopped = lambda m: sum(p.status == "cancelled" for p in m.investment.programme.projects)
+    operating = lambda m: sum(p.status == "operating" for p in m.investment.programme.projects)
     for r in ("0.0", "0.8"):
         assert stalled(runs[(r, "true")]) == 0 and stopped(runs[(r, "true")]) == 0
         assert stalled(runs[(r, "false")]) > 0 and operating(runs[(r, "false")]) < operating(runs[(r, "true")])
@@ -100,8 +111,11 @@ def test_without_floors_chinas_price_response_delays_or_stops_projects():
 
 def test_money_never_exceeds_the_budget_and_capacity_is_what_projects_delivered():
     budget = 2.0e9
-    model, summary, ts = _run("decoupling", 1, ("scenario.end=2033-12-31", f"investment.budget_usd={budget}",
-                                                "investment.metal_base_headroom=10"))
+    model, summary, ts = _run(
+        "decoupling",
+        1,
+        ("scenario.end=2033-12-31", f"investment.budget_usd={budget}", "investment.metal_base_headroom=10"),
+    )
     prog = model.investment.programme
     assert summary["investment_spent_usd"] <= budget + 1e-3
     assert (ts["investment_spent_usd_cum"].diff().dropna() >= -1e-6).all()
@@ -118,6 +132,10 @@ def test_money_never_exceeds_the_budget_and_capacity_is_what_projects_delivered(
 def test_licence_queues_conserve_applications_over_a_decade():
     _, s, ts = _run("escalation", 0)
     lhs = ts["cn_licences_submitted_cum"]
-    rhs = (ts["cn_licences_approved_cum"] + ts["cn_licences_denied_cum"] + ts["cn_licences_pending"]
-           + ts["cn_licences_returned_cum"])
+    rhs = (
+        ts["cn_licences_approved_cum"]
+        + ts["cn_licences_denied_cum"]
+        + ts["cn_licences_pending"]
+        + ts["cn_licences_returned_cum"]
+    )
     assert (lhs == rhs).all()

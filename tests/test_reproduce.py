@@ -18,7 +18,6 @@ import pytest
 
 from rareshock.cli import main
 from rareshock.reproduce import RTOL, Comparison
-
 from tests.conftest import ROOT
 
 
@@ -107,9 +106,24 @@ def _other_cpu_env() -> dict[str, str]:
 def test_check_passes_on_an_emulated_other_cpu():
     """The committed reference results pass `--check` when NumPy and OpenBLAS are forced onto the code
     paths of an older CPU: what a user on another machine gets."""
-    proc = subprocess.run([sys.executable, "-m", "rareshock.cli", "reproduce", "--check", "--only", "baseline_2024",
-                           "april_2025_shock", "--no-progress"], cwd=ROOT, env=_other_cpu_env(),
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "rareshock.cli",
+            "reproduce",
+            "--check",
+            "--only",
+            "baseline_2024",
+            "april_2025_shock",
+            "--no-progress",
+        ],
+        cwd=ROOT,
+        env=_other_cpu_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "DIFFERS" not in proc.stdout
 

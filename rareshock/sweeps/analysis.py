@@ -45,9 +45,9 @@ RUNS = "runs.parquet"
 FIG_DIR = "figures"
 CONF_LEVEL = 0.95
 SIG_DIGITS = 12
-WIDE_CI = 0.1            # a Sobol CI half-width above this is reported as wide (library notes: aim ~0.1)
+WIDE_CI = 0.1  # a Sobol CI half-width above this is reported as wide (library notes: aim ~0.1)
 PRIM_SETTINGS = {"peel_alpha": 0.05, "paste_alpha": 0.05, "mass_min": 0.05, "obj_function": "lenient1"}
-MAX_LISTED = 20          # sample ids listed in a skip message
+MAX_LISTED = 20  # sample ids listed in a skip message
 
 
 # --------------------------------------------------------------------------------------------------
@@ -187,27 +187,41 @@ def _usable(stats: pd.DataFrame, output: str, method: str) -> tuple[np.ndarray |
     if failed.size:
         ids = ", ".join(str(int(s)) for s in failed[:MAX_LISTED]) + (" ..." if failed.size > MAX_LISTED else "")
         return None, {
-            "status": "skipped", "reason": "failed_runs", "missing_samples": int(failed.size),
-            "samples": total, "missing_sample_ids": [int(s) for s in failed[:MAX_LISTED]],
-            "message": (f"{output}: {label} analysis skipped: {failed.size} of {total} samples have no "
-                        f"successful run (failed or missing; samples {ids}). {label} needs every sample of "
-                        f"the design, in order; re-run the failed runs and analyse again."),
+            "status": "skipped",
+            "reason": "failed_runs",
+            "missing_samples": int(failed.size),
+            "samples": total,
+            "missing_sample_ids": [int(s) for s in failed[:MAX_LISTED]],
+            "message": (
+                f"{output}: {label} analysis skipped: {failed.size} of {total} samples have no "
+                f"successful run (failed or missing; samples {ids}). {label} needs every sample of "
+                f"the design, in order; re-run the failed runs and analyse again."
+            ),
         }
     if null.size:
         return None, {
-            "status": "skipped", "reason": "null_values", "null_samples": int(null.size),
-            "all_null_samples": all_null, "samples": total,
-            "message": (f"{output}: {label} analysis skipped: the model reported no value (null, e.g. "
-                        f"no shutdown before the run ended) in {null.size} of {total} samples "
-                        f"({all_null} in every replicate). {label} needs a value for every sample; no "
-                        f"rows were dropped. Analyse a metric that is always defined, or use "
-                        f"[discovery] with missing_is_case."),
+            "status": "skipped",
+            "reason": "null_values",
+            "null_samples": int(null.size),
+            "all_null_samples": all_null,
+            "samples": total,
+            "message": (
+                f"{output}: {label} analysis skipped: the model reported no value (null, e.g. "
+                f"no shutdown before the run ended) in {null.size} of {total} samples "
+                f"({all_null} in every replicate). {label} needs a value for every sample; no "
+                f"rows were dropped. Analyse a metric that is always defined, or use "
+                f"[discovery] with missing_is_case."
+            ),
         }
     y = st["mean"].to_numpy(dtype=float)
     if y.size and np.ptp(y) == 0:
-        return None, {"status": "skipped", "reason": "constant", "samples": total,
-                      "message": f"{output}: {label} analysis skipped: the output is {_fmt(y[0])} in "
-                                 f"every sample, so its indices are undefined."}
+        return None, {
+            "status": "skipped",
+            "reason": "constant",
+            "samples": total,
+            "message": f"{output}: {label} analysis skipped: the output is {_fmt(y[0])} in "
+            f"every sample, so its indices are undefined.",
+        }
     return y, {"status": "ok", "samples": total, "samples_with_failed_replicates": partly_failed}
 
 
@@ -227,19 +241,30 @@ def sobol_indices(sweep: Sweep, stats: pd.DataFrame) -> dict:
             try:
                 si = sobol.analyze(problem, y, calc_second_order=False, conf_level=CONF_LEVEL, seed=seed)
             except (RuntimeError, ValueError) as err:
-                info = {"status": "skipped", "reason": "salib_error",
-                        "message": f"{out}: Sobol analysis failed: {err}".strip()}
+                info = {
+                    "status": "skipped",
+                    "reason": "salib_error",
+                    "message": f"{out}: Sobol analysis failed: {err}".strip(),
+                }
             else:
                 info["base_samples"] = len(y) // (problem["num_vars"] + 2)
                 info["indices"] = [
-                    {"parameter": name, "S1": si["S1"][j], "S1_conf": si["S1_conf"][j],
-                     "ST": si["ST"][j], "ST_conf": si["ST_conf"][j]}
-                    for j, name in enumerate(problem["names"])]
+                    {
+                        "parameter": name,
+                        "S1": si["S1"][j],
+                        "S1_conf": si["S1_conf"][j],
+                        "ST": si["ST"][j],
+                        "ST_conf": si["ST_conf"][j],
+                    }
+                    for j, name in enumerate(problem["names"])
+                ]
                 widest = max(max(r["S1_conf"], r["ST_conf"]) for r in info["indices"])
                 info["max_conf"] = widest
                 if widest > WIDE_CI:
-                    info["note"] = (f"{out}: wide Sobol confidence intervals (up to ±{widest:.2f}); more "
-                                    f"samples or replications would narrow them.")
+                    info["note"] = (
+                        f"{out}: wide Sobol confidence intervals (up to ±{widest:.2f}); more "
+                        f"samples or replications would narrow them."
+                    )
         result[out] = info
     return result
 
@@ -278,33 +303,47 @@ def morris_indices(sweep: Sweep, design: pd.DataFrame, stats: pd.DataFrame) -> d
     from SALib.analyze import morris
 
     problem = salib_problem(sweep)
-    x = design[sweep.param_paths].to_numpy(dtype=float)   # SALib rejects integer arrays
+    x = design[sweep.param_paths].to_numpy(dtype=float)  # SALib rejects integer arrays
     seed = analysis_seed(sweep)
     zero_steps = _morris_zero_steps(x, problem["num_vars"])
     bias = _morris_step_bias(sweep, x)
     notes = []
     if zero_steps:
-        notes.append(f"{zero_steps} Morris steps changed no parameter (integer parameters rounded to the "
-                     f"same value); their effects count as 0")
+        notes.append(
+            f"{zero_steps} Morris steps changed no parameter (integer parameters rounded to the "
+            f"same value); their effects count as 0"
+        )
     if bias:
-        notes.append("integer rounding changes the step size, scaling mu and mu* by "
-                     + ", ".join(f"{p} ×{r:.2f}" for p, r in bias.items()))
+        notes.append(
+            "integer rounding changes the step size, scaling mu and mu* by "
+            + ", ".join(f"{p} ×{r:.2f}" for p, r in bias.items())
+        )
     result: dict[str, dict] = {}
     for out in sweep.settings.outputs:
         y, info = _usable(stats, out, "morris")
         if y is not None:
             try:
-                si = morris.analyze(problem, x, y, num_levels=sweep.settings.morris_levels,
-                                    conf_level=CONF_LEVEL, seed=seed)
+                si = morris.analyze(
+                    problem, x, y, num_levels=sweep.settings.morris_levels, conf_level=CONF_LEVEL, seed=seed
+                )
             except (RuntimeError, ValueError) as err:
-                info = {"status": "skipped", "reason": "salib_error",
-                        "message": f"{out}: Morris analysis failed: {err}".strip()}
+                info = {
+                    "status": "skipped",
+                    "reason": "salib_error",
+                    "message": f"{out}: Morris analysis failed: {err}".strip(),
+                }
             else:
                 info["trajectories"] = len(y) // (problem["num_vars"] + 1)
                 info["indices"] = [
-                    {"parameter": name, "mu": si["mu"][j], "mu_star": si["mu_star"][j],
-                     "mu_star_conf": si["mu_star_conf"][j], "sigma": si["sigma"][j]}
-                    for j, name in enumerate(problem["names"])]
+                    {
+                        "parameter": name,
+                        "mu": si["mu"][j],
+                        "mu_star": si["mu_star"][j],
+                        "mu_star_conf": si["mu_star_conf"][j],
+                        "sigma": si["sigma"][j],
+                    }
+                    for j, name in enumerate(problem["names"])
+                ]
                 if notes:
                     info["note"] = f"{out}: " + "; ".join(notes) + "."
                     info["integer_step_scaling"] = bias
@@ -313,14 +352,23 @@ def morris_indices(sweep: Sweep, design: pd.DataFrame, stats: pd.DataFrame) -> d
 
 
 def _tidy(method: str, result: dict) -> pd.DataFrame:
-    spec = {"sobol": [("S1", "S1_conf"), ("ST", "ST_conf")],
-            "morris": [("mu", None), ("mu_star", "mu_star_conf"), ("sigma", None)]}[method]
+    spec = {
+        "sobol": [("S1", "S1_conf"), ("ST", "ST_conf")],
+        "morris": [("mu", None), ("mu_star", "mu_star_conf"), ("sigma", None)],
+    }[method]
     rows = []
     for out, info in result.items():
         for r in info.get("indices", []):
             for index, conf in spec:
-                rows.append({"output": out, "parameter": r["parameter"], "index": index,
-                             "value": float(r[index]), "conf": float(r[conf]) if conf else np.nan})
+                rows.append(
+                    {
+                        "output": out,
+                        "parameter": r["parameter"],
+                        "index": index,
+                        "value": float(r[index]),
+                        "conf": float(r[conf]) if conf else np.nan,
+                    }
+                )
     return pd.DataFrame(rows, columns=["output", "parameter", "index", "value", "conf"])
 
 
@@ -334,15 +382,24 @@ def fig_sobol(output: str, info: dict, replications: int) -> Figure:
     for off, key, colour in ((-h / 2, "S1", "#4C72B0"), (h / 2, "ST", "#DD8452")):
         vals = np.array([r[key] for r in rows], dtype=float)
         conf = np.array([r[f"{key}_conf"] for r in rows], dtype=float)
-        ax.barh(pos + off, vals, height=h, xerr=conf, capsize=3, color=colour,
-                label={"S1": "first order (S1)", "ST": "total (ST)"}[key],
-                error_kw={"elinewidth": 1, "ecolor": "0.2"})
+        ax.barh(
+            pos + off,
+            vals,
+            height=h,
+            xerr=conf,
+            capsize=3,
+            color=colour,
+            label={"S1": "first order (S1)", "ST": "total (ST)"}[key],
+            error_kw={"elinewidth": 1, "ecolor": "0.2"},
+        )
     ax.set_yticks(pos, names)
     ax.invert_yaxis()
     ax.axvline(0, color="0.3", lw=0.8)
     ax.set_xlabel(f"Sobol index (bars: {CONF_LEVEL:.0%} bootstrap CI)")
-    ax.set_title(f"Sobol indices: {output}\nN = {info.get('base_samples')} base samples, "
-                 f"mean of {replications} replicate{'s' if replications != 1 else ''} per sample")
+    ax.set_title(
+        f"Sobol indices: {output}\nN = {info.get('base_samples')} base samples, "
+        f"mean of {replications} replicate{'s' if replications != 1 else ''} per sample"
+    )
     ax.legend(loc="best")
     ax.grid(axis="x", alpha=0.3)
     return fig
@@ -361,15 +418,22 @@ def fig_morris(output: str, info: dict, replications: int) -> Figure:
     order = np.lexsort((sigma, mu_star))
     for k, j in enumerate(order):
         near = k > 0 and abs(mu_star[j] - mu_star[order[k - 1]]) < 0.12 * top
-        ax.annotate(rows[j]["parameter"], (mu_star[j], sigma[j]), xytext=(5, 4 + (12 * (k % 3) if near else 0)),
-                    textcoords="offset points", fontsize=8)
+        ax.annotate(
+            rows[j]["parameter"],
+            (mu_star[j], sigma[j]),
+            xytext=(5, 4 + (12 * (k % 3) if near else 0)),
+            textcoords="offset points",
+            fontsize=8,
+        )
     ax.plot([0, top], [0, top], ls="--", color="0.6", lw=0.8, label="σ = μ*")
     ax.set_xlim(-0.02 * top, top)
     ax.set_ylim(-0.02 * top, top)
     ax.set_xlabel(f"μ* (mean absolute elementary effect; bars: {CONF_LEVEL:.0%} CI)")
     ax.set_ylabel("σ (standard deviation of elementary effects)")
-    ax.set_title(f"Morris screening: {output}\n{info.get('trajectories')} trajectories, "
-                 f"mean of {replications} replicate{'s' if replications != 1 else ''} per sample")
+    ax.set_title(
+        f"Morris screening: {output}\n{info.get('trajectories')} trajectories, "
+        f"mean of {replications} replicate{'s' if replications != 1 else ''} per sample"
+    )
     ax.legend(loc="upper left")
     ax.grid(alpha=0.3)
     return fig
@@ -383,12 +447,12 @@ def _cells_note(st: pd.DataFrame, replications: int) -> str:
     empty = int((st["n"] == 0).sum())
     if not short:
         return ""
-    return (f"\n{short} of {len(st)} cells have fewer values (failed runs or null results)"
-            + (f", {empty} none" if empty else ""))
+    return f"\n{short} of {len(st)} cells have fewer values (failed runs or null results)" + (
+        f", {empty} none" if empty else ""
+    )
 
 
-def fig_heatmap(output: str, st: pd.DataFrame, params: list[str], levels: list[list],
-                replications: int) -> Figure:
+def fig_heatmap(output: str, st: pd.DataFrame, params: list[str], levels: list[list], replications: int) -> Figure:
     """Annotated heatmap of the per-cell mean; first parameter on the y axis, second on the x axis."""
     import seaborn as sns
 
@@ -398,13 +462,22 @@ def fig_heatmap(output: str, st: pd.DataFrame, params: list[str], levels: list[l
     annot = np.vectorize(_fmt, otypes=[str])(grid.to_numpy(dtype=float))
     with sns.axes_style("white"):
         fig, ax = _new_figure(1.8 + 1.1 * len(levels[1]) + 1.5, 1.6 + 0.6 * len(levels[0]) + 0.8)
-        sns.heatmap(grid, annot=annot, fmt="", cmap="viridis", ax=ax, linewidths=0.5, linecolor="white",
-                    cbar_kws={"label": output})
+        sns.heatmap(
+            grid,
+            annot=annot,
+            fmt="",
+            cmap="viridis",
+            ax=ax,
+            linewidths=0.5,
+            linecolor="white",
+            cbar_kws={"label": output},
+        )
     ax.invert_yaxis()
     ax.set_xlabel(p1)
     ax.set_ylabel(p0)
-    ax.set_title(f"{output}\nmean of {replications} replicate{'s' if replications != 1 else ''}"
-                 f"{_cells_note(st, replications)}")
+    ax.set_title(
+        f"{output}\nmean of {replications} replicate{'s' if replications != 1 else ''}{_cells_note(st, replications)}"
+    )
     return fig
 
 
@@ -427,13 +500,16 @@ def fig_line(output: str, st: pd.DataFrame, param: str, replications: int) -> Fi
         ax.set_xticks(x, [str(v) for v in xv])
     ax.set_xlabel(param)
     ax.set_ylabel(output)
-    ax.set_title(f"{output}\nmean of {replications} replicate{'s' if replications != 1 else ''}"
-                 f"{_cells_note(st, replications)}")
+    ax.set_title(
+        f"{output}\nmean of {replications} replicate{'s' if replications != 1 else ''}{_cells_note(st, replications)}"
+    )
     ax.legend(loc="best")
     return fig
 
 
-def grid_figures(sweep: Sweep, stats: pd.DataFrame, out_dir: Path, stems: dict[str, str]) -> tuple[list[str], list[str]]:
+def grid_figures(
+    sweep: Sweep, stats: pd.DataFrame, out_dir: Path, stems: dict[str, str]
+) -> tuple[list[str], list[str]]:
     """Heatmaps (two parameters) or line plots (one parameter); returns (files written, lines)."""
     params = sweep.param_paths
     reps = sweep.settings.replications
@@ -508,11 +584,20 @@ def scenario_discovery(sweep: Sweep, runs: pd.DataFrame) -> tuple[dict, Any]:
     d = sweep.config.discovery
     params = sweep.param_paths
     rule = f"{d.outcome} < {d.below:g}" if d.below is not None else f"{d.outcome} > {d.above:g}"
-    head = {"outcome": d.outcome, "rule": rule, "missing_is_case": d.missing_is_case,
-            "threshold": d.threshold, "prim": dict(PRIM_SETTINGS)}
+    head = {
+        "outcome": d.outcome,
+        "rule": rule,
+        "missing_is_case": d.missing_is_case,
+        "threshold": d.threshold,
+        "prim": dict(PRIM_SETTINGS),
+    }
     if d.outcome not in runs.columns:
-        return {**head, "status": "skipped", "reason": "unknown_outcome",
-                "message": f"discovery: {d.outcome!r} is not a metric in runs.parquet."}, None
+        return {
+            **head,
+            "status": "skipped",
+            "reason": "unknown_outcome",
+            "message": f"discovery: {d.outcome!r} is not a metric in runs.parquet.",
+        }, None
     ok = runs[runs["status"] == "ok"].reset_index(drop=True)
     failed = int(len(runs) - len(ok))
     v = ok[d.outcome].to_numpy(dtype=float)
@@ -520,24 +605,30 @@ def scenario_discovery(sweep: Sweep, runs: pd.DataFrame) -> tuple[dict, Any]:
     with np.errstate(invalid="ignore"):
         hit = v < d.below if d.below is not None else v > d.above
     y = np.where(missing, d.missing_is_case, hit).astype(np.int64)
-    head.update(runs=len(ok), failed_runs_excluded=failed, missing_values=int(missing.sum()),
-                cases=int(y.sum()))
+    head.update(runs=len(ok), failed_runs_excluded=failed, missing_values=int(missing.sum()), cases=int(y.sum()))
     if len(ok) == 0 or y.sum() == 0 or y.sum() == len(y):
-        what = "no successful run" if len(ok) == 0 else ("no run is a case" if y.sum() == 0 else
-                                                         "every run is a case")
-        return {**head, "status": "skipped", "reason": "no_contrast",
-                "message": f"discovery: skipped: {what} ({rule}); there is no region to find."}, None
+        what = "no successful run" if len(ok) == 0 else ("no run is a case" if y.sum() == 0 else "every run is a case")
+        return {
+            **head,
+            "status": "skipped",
+            "reason": "no_contrast",
+            "message": f"discovery: skipped: {what} ({rule}); there is no region to find.",
+        }, None
 
     use_agg()
     with _quiet_ema():
         from ema_workbench.analysis import prim
 
-        p = prim.Prim(_prim_inputs(ok, params), y, peel_alpha=PRIM_SETTINGS["peel_alpha"],
-                      paste_alpha=PRIM_SETTINGS["paste_alpha"], mass_min=PRIM_SETTINGS["mass_min"])
+        p = prim.Prim(
+            _prim_inputs(ok, params),
+            y,
+            peel_alpha=PRIM_SETTINGS["peel_alpha"],
+            paste_alpha=PRIM_SETTINGS["paste_alpha"],
+            mass_min=PRIM_SETTINGS["mass_min"],
+        )
         box = p.find_box()
         traj = box.peeling_trajectory.reset_index(drop=True)
-        i, met = choose_box(traj["density"].to_numpy(dtype=float), d.threshold,
-                            traj["coverage"].to_numpy(dtype=float))
+        i, met = choose_box(traj["density"].to_numpy(dtype=float), d.threshold, traj["coverage"].to_numpy(dtype=float))
         _, lims = box.inspect(i, style="data")[0]
         init = p.box_init
     limits = {}
@@ -545,25 +636,43 @@ def scenario_discovery(sweep: Sweep, runs: pd.DataFrame) -> tuple[dict, Any]:
         lo, hi, qp_lo, qp_hi = lims.loc[unc].tolist()
         entry = {"min": _limit_value(lo), "max": _limit_value(hi)}
         if unc in init.columns and not isinstance(lo, set | frozenset):
-            entry["restricts"] = [s for s, a, b in (("lower", lo, init.loc[0, unc]), ("upper", hi, init.loc[1, unc]))
-                                  if a != b]
+            entry["restricts"] = [
+                s for s, a, b in (("lower", lo, init.loc[0, unc]), ("upper", hi, init.loc[1, unc])) if a != b
+            ]
         entry["qp_lower"] = None if pd.isna(qp_lo) else float(qp_lo)
         entry["qp_upper"] = None if pd.isna(qp_hi) else float(qp_hi)
         limits[str(unc)] = entry
     row = traj.iloc[i]
-    chosen = {"index": i, "coverage": float(row["coverage"]), "density": float(row["density"]),
-              "mass": float(row["mass"]), "runs": int(row["n"]), "cases": int(row["k"]),
-              "restricted_dimensions": int(row["res_dim"]), "limits": limits}
-    trajectory = [{"index": int(k), "coverage": float(r["coverage"]), "density": float(r["density"]),
-                   "mass": float(r["mass"]), "runs": int(r["n"]), "cases": int(r["k"]),
-                   "restricted_dimensions": int(r["res_dim"])} for k, r in traj.iterrows()]
+    chosen = {
+        "index": i,
+        "coverage": float(row["coverage"]),
+        "density": float(row["density"]),
+        "mass": float(row["mass"]),
+        "runs": int(row["n"]),
+        "cases": int(row["k"]),
+        "restricted_dimensions": int(row["res_dim"]),
+        "limits": limits,
+    }
+    trajectory = [
+        {
+            "index": int(k),
+            "coverage": float(r["coverage"]),
+            "density": float(r["density"]),
+            "mass": float(r["mass"]),
+            "runs": int(r["n"]),
+            "cases": int(r["k"]),
+            "restricted_dimensions": int(r["res_dim"]),
+        }
+        for k, r in traj.iterrows()
+    ]
     desc = "; ".join(_describe_limit(u, e) for u, e in limits.items()) or "no restriction"
-    msg = (f"discovery: {rule}: box {i} ({desc}) covers {chosen['coverage']:.0%} of the "
-           f"{head['cases']} cases with density {chosen['density']:.0%}")
+    msg = (
+        f"discovery: {rule}: box {i} ({desc}) covers {chosen['coverage']:.0%} of the "
+        f"{head['cases']} cases with density {chosen['density']:.0%}"
+    )
     if not met:
         msg += f" (no box reaches the density threshold {d.threshold:g}; the densest is shown)"
-    result = {**head, "status": "ok", "threshold_met": met, "box": chosen, "trajectory": trajectory,
-              "message": msg}
+    result = {**head, "status": "ok", "threshold_met": met, "box": chosen, "trajectory": trajectory, "message": msg}
     return result, traj
 
 
@@ -581,12 +690,28 @@ def fig_prim_tradeoff(result: dict, traj: pd.DataFrame) -> Figure:
     cmap = colormaps["viridis"].resampled(top + 1)
     sc = ax.scatter(cov, den, c=res, cmap=cmap, vmin=-0.5, vmax=top + 0.5, s=28, zorder=2)
     fig.colorbar(sc, ax=ax, label="restricted parameters", ticks=range(top + 1))
-    ax.scatter([box["coverage"]], [box["density"]], s=180, facecolors="none", edgecolors="#C44E52",
-               linewidths=2, zorder=3, label=f"chosen: box {box['index']}")
-    ax.annotate(f"box {box['index']}\ncoverage {box['coverage']:.2f}\ndensity {box['density']:.2f}",
-                (box["coverage"], box["density"]), xytext=(-12, -14), textcoords="offset points",
-                ha="right", va="top", fontsize=8)
-    ax.axhline(result["threshold"], ls="--", color="#C44E52", lw=0.8, label=f"density threshold {result['threshold']:g}")
+    ax.scatter(
+        [box["coverage"]],
+        [box["density"]],
+        s=180,
+        facecolors="none",
+        edgecolors="#C44E52",
+        linewidths=2,
+        zorder=3,
+        label=f"chosen: box {box['index']}",
+    )
+    ax.annotate(
+        f"box {box['index']}\ncoverage {box['coverage']:.2f}\ndensity {box['density']:.2f}",
+        (box["coverage"], box["density"]),
+        xytext=(-12, -14),
+        textcoords="offset points",
+        ha="right",
+        va="top",
+        fontsize=8,
+    )
+    ax.axhline(
+        result["threshold"], ls="--", color="#C44E52", lw=0.8, label=f"density threshold {result['threshold']:g}"
+    )
     ax.set_xlim(0, 1.05)
     ax.set_ylim(0, 1.05)
     ax.set_xlabel("coverage (share of all cases inside the box)")
@@ -602,8 +727,9 @@ def fig_prim_tradeoff(result: dict, traj: pd.DataFrame) -> Figure:
 # --------------------------------------------------------------------------------------------------
 def _top_line(method: str, output: str, info: dict, k: int = 3) -> str:
     """One terminal line with the ``k`` most influential parameters (ST for Sobol, mu* for Morris)."""
-    key, conf, label = ("ST", "ST_conf", "total Sobol index") if method == "sobol" else \
-        ("mu_star", "mu_star_conf", "Morris mu*")
+    key, conf, label = (
+        ("ST", "ST_conf", "total Sobol index") if method == "sobol" else ("mu_star", "mu_star_conf", "Morris mu*")
+    )
     rows = sorted(info["indices"], key=lambda r: -r[key])[:k]
     return f"{output}: {label}: " + ", ".join(f"{r['parameter']} {r[key]:.3g} ±{r[conf]:.2g}" for r in rows)
 
@@ -636,7 +762,9 @@ def analyse_sweep(sweep: Sweep, out_dir: Path) -> dict:
 
     n_ok = int((runs["status"] == "ok").sum())
     summary: dict[str, Any] = {
-        "method": s.method, "samples": len(design), "replications": s.replications,
+        "method": s.method,
+        "samples": len(design),
+        "replications": s.replications,
         "runs": {"total": len(runs), "ok": n_ok, "failed": len(runs) - n_ok},
         "outcome": "per sample: mean over the successful replicates that reported a value",
     }
@@ -652,11 +780,21 @@ def analyse_sweep(sweep: Sweep, out_dir: Path) -> dict:
             result, draw, prefix = morris_indices(sweep, design, stats), fig_morris, "morris"
         for o in s.outputs:
             if o not in result:
-                result[o] = {"status": "skipped", "reason": "unknown_output",
-                             "message": f"{o}: not a metric in runs.parquet."}
-        sens = {"method": s.method, "conf_level": CONF_LEVEL, "seed": analysis_seed(sweep),
-                "parameters": params, "samples": len(design), "replications": s.replications,
-                "outcome": summary["outcome"], "outputs": result}
+                result[o] = {
+                    "status": "skipped",
+                    "reason": "unknown_output",
+                    "message": f"{o}: not a metric in runs.parquet.",
+                }
+        sens = {
+            "method": s.method,
+            "conf_level": CONF_LEVEL,
+            "seed": analysis_seed(sweep),
+            "parameters": params,
+            "samples": len(design),
+            "replications": s.replications,
+            "outcome": summary["outcome"],
+            "outputs": result,
+        }
         if s.method == "morris":
             sens["num_levels"] = s.morris_levels
         sens = _rounded(sens)
@@ -675,7 +813,7 @@ def analyse_sweep(sweep: Sweep, out_dir: Path) -> dict:
                 if info.get("note"):
                     lines.append(info["note"])
             else:
-                path.unlink(missing_ok=True)   # no stale figure from an earlier analysis
+                path.unlink(missing_ok=True)  # no stale figure from an earlier analysis
                 lines.append(info["message"])
         summary["sensitivity"] = sens["outputs"]
     elif s.method == "grid":
@@ -683,11 +821,14 @@ def analyse_sweep(sweep: Sweep, out_dir: Path) -> dict:
         files += got
         lines += msgs
         if got:
-            lines.append(f"grid: {len(got)} figure{'s' if len(got) != 1 else ''} in {FIG_DIR}/, cell means in "
-                         f"grid_means.csv")
+            lines.append(
+                f"grid: {len(got)} figure{'s' if len(got) != 1 else ''} in {FIG_DIR}/, cell means in grid_means.csv"
+            )
         else:
-            lines.append("grid: cell means in grid_means.csv" + (
-                f" (figures only for one or two parameters, not {len(params)})" if len(params) > 2 else ""))
+            lines.append(
+                "grid: cell means in grid_means.csv"
+                + (f" (figures only for one or two parameters, not {len(params)})" if len(params) > 2 else "")
+            )
 
     if sweep.config.discovery is not None:
         disc, traj = scenario_discovery(sweep, runs)

@@ -23,6 +23,7 @@ grow with the number of runs.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
@@ -48,8 +49,8 @@ from rareshock.sweeps.spec import RunSpec, Sweep, flatten, run_one
 STATE = "sweep_state.json"
 RUNS = "runs.parquet"
 SERIES = "timeseries.parquet"
-MAX_ATTEMPTS = 3          # a batch running in this many broken pools stops the sweep
-PRELOAD = ["rareshock.sweeps.executor", "rareshock.simulation"]   # imported once in the forkserver
+MAX_ATTEMPTS = 3  # a batch running in this many broken pools stops the sweep
+PRELOAD = ["rareshock.sweeps.executor", "rareshock.simulation"]  # imported once in the forkserver
 
 
 class SweepAborted(RuntimeError):
@@ -88,11 +89,19 @@ _PART = re.compile(r"part-(\d{6})\.parquet")
 
 
 def batches(runs: list[RunSpec], size: int) -> list[list[RunSpec]]:
-    return [runs[i:i + size] for i in range(0, len(runs), size)]
+    return [runs[i : i + size] for i in range(0, len(runs), size)]
 
 
-def run_batch(base: dict, specs: list[RunSpec], k: int, out_dir: str, param_paths: list[str], metrics: list[str],
-              timeseries: str, ts_columns: tuple) -> tuple[int, int, int, float]:
+def run_batch(
+    base: dict,
+    specs: list[RunSpec],
+    k: int,
+    out_dir: str,
+    param_paths: list[str],
+    metrics: list[str],
+    timeseries: str,
+    ts_columns: tuple,
+) -> tuple[int, int, int, float]:
     """Run one batch in a worker and write its part files. Returns (k, runs, failures, seconds)."""
     t0 = time.perf_counter()
     rows, series = [], []
@@ -112,7 +121,7 @@ def run_batch(base: dict, specs: list[RunSpec], k: int, out_dir: str, param_path
     out = Path(out_dir)
     if series:
         atomic_write_bytes(out / SERIES / part_name(k), parquet_bytes(pd.concat(series, ignore_index=True)))
-    atomic_write_bytes(out / RUNS / part_name(k), parquet_bytes(df))   # last: the batch's completion mark
+    atomic_write_bytes(out / RUNS / part_name(k), parquet_bytes(df))  # last: the batch's completion mark
     failed = int((df["status"] != "ok").sum())
     return k, len(df), failed, time.perf_counter() - t0
 
@@ -133,8 +142,13 @@ def start_folder(sweep: Sweep, folder: Path, runs: list[RunSpec], design: pd.Dat
     (folder / RUNS).mkdir()
     if sweep.settings.timeseries != "none":
         (folder / SERIES).mkdir()
-    state = {"fingerprint": sweep.fingerprint(), "batch_size": sweep.settings.batch_size, "runs": len(runs),
-             "metrics": list(metric_columns()), "params": sweep.param_paths}
+    state = {
+        "fingerprint": sweep.fingerprint(),
+        "batch_size": sweep.settings.batch_size,
+        "runs": len(runs),
+        "metrics": list(metric_columns()),
+        "params": sweep.param_paths,
+    }
     atomic_write_bytes(folder / "design.parquet", parquet_bytes(design))
     atomic_write_text(folder / STATE, json.dumps(state, indent=2, sort_keys=True) + "\n")
     return state
@@ -149,15 +163,21 @@ def resume_state(sweep: Sweep, folder: Path, runs: list[RunSpec]) -> dict:
     except (OSError, ValueError):
         ok = False
     if not ok:
-        raise ConfigError(f"--resume {show_path(folder)}: {STATE} is missing or unreadable; this folder cannot be "
-                          f"resumed (start the sweep in another folder, or replace it with --overwrite)")
+        raise ConfigError(
+            f"--resume {show_path(folder)}: {STATE} is missing or unreadable; this folder cannot be "
+            f"resumed (start the sweep in another folder, or replace it with --overwrite)"
+        )
     if state["fingerprint"] != sweep.fingerprint():
-        raise ConfigError(f"--resume {show_path(folder)}: the sweep config or its scenario changed since this sweep "
-                          f"started; start a new sweep in another folder (or replace it with --overwrite)")
+        raise ConfigError(
+            f"--resume {show_path(folder)}: the sweep config or its scenario changed since this sweep "
+            f"started; start a new sweep in another folder (or replace it with --overwrite)"
+        )
     if state["runs"] != len(runs) or state["batch_size"] != sweep.settings.batch_size:
-        raise ConfigError(f"--resume {show_path(folder)}: {STATE} records {state['runs']} runs in batches of "
-                          f"{state['batch_size']}, the sweep has {len(runs)} in batches of "
-                          f"{sweep.settings.batch_size}")
+        raise ConfigError(
+            f"--resume {show_path(folder)}: {STATE} records {state['runs']} runs in batches of "
+            f"{state['batch_size']}, the sweep has {len(runs)} in batches of "
+            f"{sweep.settings.batch_size}"
+        )
     for sub in (RUNS, SERIES):
         d = folder / sub
         if sub == RUNS or sweep.settings.timeseries != "none":
@@ -165,7 +185,7 @@ def resume_state(sweep: Sweep, folder: Path, runs: list[RunSpec]) -> dict:
         if d.is_dir():
             for p in d.iterdir():
                 if p.name.startswith(".part-") and p.name.endswith(".tmp"):
-                    p.unlink(missing_ok=True)      # a part a killed worker was writing
+                    p.unlink(missing_ok=True)  # a part a killed worker was writing
     return state
 
 
@@ -176,12 +196,20 @@ def _note(message: str) -> None:
     print(f"rareshock: note: {message}", file=sys.stderr, flush=True)
 
 
-def execute(sweep: Sweep, runs: list[RunSpec], out_dir: Path, state: dict, workers: int | None = None,
-            client=None, progress: bool = True, notify: Callable[[str], None] = _note) -> Progress:
+def execute(
+    sweep: Sweep,
+    runs: list[RunSpec],
+    out_dir: Path,
+    state: dict,
+    workers: int | None = None,
+    client=None,
+    progress: bool = True,
+    notify: Callable[[str], None] = _note,
+) -> Progress:
     """Run every batch whose part file is missing: on local processes, or on a Dask cluster (``client``).
 
     Raises :class:`SweepAborted` if a batch cannot be written; what finished is kept for ``--resume``."""
-    out_dir = Path(out_dir).resolve()                  # workers may run elsewhere (Dask): never relative
+    out_dir = Path(out_dir).resolve()  # workers may run elsewhere (Dask): never relative
     todo_all = batches(runs, state["batch_size"])
     done = completed_batches(out_dir)
     todo = [k for k in range(len(todo_all)) if k not in done]
@@ -192,8 +220,11 @@ def execute(sweep: Sweep, runs: list[RunSpec], out_dir: Path, state: dict, worke
     say = notify if bar is None else (lambda m: bar.write(f"rareshock: note: {m}", file=sys.stderr))
     t0 = time.perf_counter()
     try:
-        results = (_dask(client, sweep.base, todo_all, todo, args) if client is not None
-                   else _local(sweep.base, todo_all, todo, args, workers or os.cpu_count() or 1, prog, say))
+        results = (
+            _dask(client, sweep.base, todo_all, todo, args)
+            if client is not None
+            else _local(sweep.base, todo_all, todo, args, workers or os.cpu_count() or 1, prog, say)
+        )
         for _k, n, failed, _sec in results:
             prog.done += n
             prog.failed += failed
@@ -203,8 +234,10 @@ def execute(sweep: Sweep, runs: list[RunSpec], out_dir: Path, state: dict, worke
                 bar.set_postfix(failed=prog.failed, refresh=False)
     except _BatchFailed as err:
         kept = len(completed_batches(out_dir))
-        raise SweepAborted(f"{err.what}; {kept} of {len(todo_all)} batches are written in {show_path(out_dir)}; "
-                           f"fix the cause and finish with --resume") from None
+        raise SweepAborted(
+            f"{err.what}; {kept} of {len(todo_all)} batches are written in {show_path(out_dir)}; "
+            f"fix the cause and finish with --resume"
+        ) from None
     finally:
         prog.seconds = time.perf_counter() - t0
         if bar is not None:
@@ -231,8 +264,15 @@ def _bar(prog: Progress, show: bool):
         return None
     from tqdm import tqdm
 
-    return tqdm(total=prog.total, initial=prog.done, unit="run", dynamic_ncols=True, smoothing=0.1,
-                desc="sweep", postfix={"failed": 0})
+    return tqdm(
+        total=prog.total,
+        initial=prog.done,
+        unit="run",
+        dynamic_ncols=True,
+        smoothing=0.1,
+        desc="sweep",
+        postfix={"failed": 0},
+    )
 
 
 # --------------------------------------------------------------------------------------------------
@@ -255,7 +295,7 @@ def worker_init(main_pid: int) -> None:
             libc = ctypes.CDLL(None, use_errno=True)
             parent = os.getppid()
             libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-            if os.getppid() != parent:        # the parent died before prctl took effect
+            if os.getppid() != parent:  # the parent died before prctl took effect
                 os._exit(1)
         except (OSError, AttributeError):
             pass
@@ -273,7 +313,7 @@ def _watch(main_pid: int) -> None:
 
         poller = select.poll()
         poller.register(fd, select.POLLIN)
-        poller.poll()                          # readable once the process has exited
+        poller.poll()  # readable once the process has exited
     else:
         while _alive(main_pid):
             time.sleep(0.5)
@@ -294,26 +334,24 @@ def new_pool(workers: int) -> ProcessPoolExecutor:
     """A process pool (forkserver, rareshock preloaded) whose workers die with this process."""
     ctx = get_context("forkserver")
     ctx.set_forkserver_preload(PRELOAD)
-    return ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=worker_init,
-                               initargs=(os.getpid(),))
+    return ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=worker_init, initargs=(os.getpid(),))
 
 
 def stop_pool(pool: ProcessPoolExecutor, kill: bool) -> None:
     """Shut ``pool`` down; with ``kill``, SIGKILL its workers first and wait until they have exited."""
-    workers = dict(getattr(pool, "_processes", None) or {})   # pid -> Process (no public API before 3.14)
+    workers = dict(getattr(pool, "_processes", None) or {})  # pid -> Process (no public API before 3.14)
     if kill:
         for pid in workers:
-            try:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.kill(pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
     pool.shutdown(wait=not kill, cancel_futures=True)
     for proc in workers.values():
         proc.join(timeout=10)
 
 
-def _local(base, all_batches, todo, args, workers: int, prog: Progress,
-           notify: Callable[[str], None]) -> Iterator[tuple]:
+def _local(
+    base, all_batches, todo, args, workers: int, prog: Progress, notify: Callable[[str], None]
+) -> Iterator[tuple]:
     """Batches on a local process pool, a bounded number in flight. A crashed worker breaks the pool: every
     batch that had not finished is run again on a fresh pool; a batch caught in MAX_ATTEMPTS broken pools
     stops the sweep."""
@@ -336,7 +374,7 @@ def _local(base, all_batches, todo, args, workers: int, prog: Progress,
                         result = fut.result()
                     except BrokenProcessPool:
                         raise
-                    except Exception as err:  # noqa: BLE001 - a batch that cannot be written stops the sweep
+                    except Exception as err:
                         raise _BatchFailed(_describe(k, err)) from err
                     del in_flight[fut]
                     yield result
@@ -347,15 +385,19 @@ def _local(base, all_batches, todo, args, workers: int, prog: Progress,
                 attempts[k] = attempts.get(k, 0) + 1
             worst = max(lost, key=lambda k: attempts[k], default=None)
             if worst is not None and attempts[worst] >= MAX_ATTEMPTS:
-                raise _BatchFailed(f"batch {worst} was running each time a worker process died "
-                                   f"({attempts[worst]} times; killed, or out of memory?)") from None
+                raise _BatchFailed(
+                    f"batch {worst} was running each time a worker process died "
+                    f"({attempts[worst]} times; killed, or out of memory?)"
+                ) from None
             prog.restarts += 1
             done_meanwhile = sorted(set(in_flight.values()) - set(lost))
-            for k in done_meanwhile:             # written before the pool broke: count them
+            for k in done_meanwhile:  # written before the pool broke: count them
                 yield (k, len(all_batches[k]), _failed_in(out_dir, k), 0.0)
             pending = sorted(set(pending) | set(lost))
-            notify(f"a worker process died; running {len(lost)} unfinished batch{'es' if len(lost) != 1 else ''} "
-                   f"again on new workers")
+            notify(
+                f"a worker process died; running {len(lost)} unfinished batch{'es' if len(lost) != 1 else ''} "
+                f"again on new workers"
+            )
         finally:
             stop_pool(pool, kill=not broken and (bool(in_flight) or bool(pending)))
 
@@ -383,15 +425,18 @@ def connect(address: str, timeout_s: float = 20.0):
             try:
                 socket.create_connection((m[1].strip("[]"), int(m[2])), timeout=min(timeout_s, 5.0)).close()
             except OSError as err:
-                raise ConfigError(f"--scheduler {address}: no Dask scheduler reachable there "
-                                  f"({err.strerror or err}); start one with 'dask scheduler'") from None
+                raise ConfigError(
+                    f"--scheduler {address}: no Dask scheduler reachable there "
+                    f"({err.strerror or err}); start one with 'dask scheduler'"
+                ) from None
     from distributed import Client
 
     try:
         return Client(text, timeout=f"{timeout_s}s")
     except (OSError, TimeoutError, ValueError) as err:
-        raise ConfigError(f"--scheduler {address}: cannot connect to a Dask scheduler "
-                          f"({re.sub(r'\s+', ' ', str(err))[:200]})") from None
+        raise ConfigError(
+            f"--scheduler {address}: cannot connect to a Dask scheduler ({re.sub(r'\s+', ' ', str(err))[:200]})"
+        ) from None
 
 
 def _dask(client, base, all_batches, todo, args) -> Iterator[tuple]:
@@ -399,13 +444,24 @@ def _dask(client, base, all_batches, todo, args) -> Iterator[tuple]:
     from distributed import as_completed
 
     base_f = client.scatter(base, broadcast=True)
-    futures = {client.submit(run_batch, base_f, all_batches[k], k, *args, key=f"rareshock-{_token(args[0])}-batch-{k}",
-                             retries=MAX_ATTEMPTS, pure=False): k for k in todo}
+    futures = {
+        client.submit(
+            run_batch,
+            base_f,
+            all_batches[k],
+            k,
+            *args,
+            key=f"rareshock-{_token(args[0])}-batch-{k}",
+            retries=MAX_ATTEMPTS,
+            pure=False,
+        ): k
+        for k in todo
+    }
     try:
         for fut in as_completed(list(futures)):
             try:
                 result = fut.result()
-            except Exception as err:  # noqa: BLE001
+            except Exception as err:
                 raise _BatchFailed(_describe(futures[fut], err)) from err
             yield result
     finally:

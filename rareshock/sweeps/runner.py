@@ -19,14 +19,29 @@ import numpy as np
 import pandas as pd
 
 from rareshock.model.config import ConfigError
-from rareshock.outputs import (OutputDir, atomic_write_text, build_manifest, read_marker, show_path, to_json,
-                               write_marker)
-from rareshock.sweeps.executor import (RUNS, STATE, _note, check_complete, execute, resume_state, start_folder)
+from rareshock.outputs import (
+    OutputDir,
+    atomic_write_text,
+    build_manifest,
+    read_marker,
+    show_path,
+    to_json,
+    write_marker,
+)
+from rareshock.sweeps.executor import RUNS, STATE, _note, check_complete, execute, resume_state, start_folder
 from rareshock.sweeps.spec import Sweep, _plain, build_design, flatten, run_specs, scenario_for
 
 
-def run_sweep(sweep: Sweep, target: OutputDir, workers: int | None, client, progress: bool, command: list[str],
-              in_stage: bool = False, notify: Callable[[str], None] = _note) -> dict:
+def run_sweep(
+    sweep: Sweep,
+    target: OutputDir,
+    workers: int | None,
+    client,
+    progress: bool,
+    command: list[str],
+    in_stage: bool = False,
+    notify: Callable[[str], None] = _note,
+) -> dict:
     """Run (or finish) a sweep in the opened folder ``target`` and analyse it. Returns a small report.
 
     With ``in_stage`` (``reproduce``) the whole sweep runs in the hidden stage and replaces the folder only
@@ -40,7 +55,7 @@ def run_sweep(sweep: Sweep, target: OutputDir, workers: int | None, client, prog
     if resumed:
         folder = target.path
         state = resume_state(sweep, folder, runs)
-        if read_marker(folder) is None:              # a sweep from before the marker: mark it now
+        if read_marker(folder) is None:  # a sweep from before the marker: mark it now
             write_marker(folder, "sweep")
     else:
         folder = target.stage()
@@ -59,24 +74,36 @@ def run_sweep(sweep: Sweep, target: OutputDir, workers: int | None, client, prog
     failed = status[status["status"] != "ok"]
     s = sweep.settings
     manifest = build_manifest(sweep.base, s.seed, started, time.perf_counter() - t0, command)
-    manifest.update({
-        "kind": "sweep",
-        "sweep": sweep.config.model_dump(mode="json"),
-        "sweep_file": str(sweep.path),
-        "sweep_fingerprint": sweep.fingerprint(),
-        "runs": len(runs),
-        "failed_runs": len(failed),
-        "seeds": "run seed = SeedSequence(sweep.seed, spawn_key=(sample, replicate)).generate_state(1, uint64) >> 1;"
-                 " per-run seeds are in runs.parquet",
-        "execution": {"workers": workers, "scheduler": None if client is None else str(client.scheduler.address),
-                      "resumed": resumed, "batches_run_now": prog.batches_run,
-                      "pool_restarts": prog.restarts, "seconds_this_session": round(prog.seconds, 3)},
-    })
+    manifest.update(
+        {
+            "kind": "sweep",
+            "sweep": sweep.config.model_dump(mode="json"),
+            "sweep_file": str(sweep.path),
+            "sweep_fingerprint": sweep.fingerprint(),
+            "runs": len(runs),
+            "failed_runs": len(failed),
+            "seeds": "run seed = SeedSequence(sweep.seed, spawn_key=(sample, replicate)).generate_state(1, uint64)"
+            " >> 1; per-run seeds are in runs.parquet",
+            "execution": {
+                "workers": workers,
+                "scheduler": None if client is None else str(client.scheduler.address),
+                "resumed": resumed,
+                "batches_run_now": prog.batches_run,
+                "pool_restarts": prog.restarts,
+                "seconds_this_session": round(prog.seconds, 3),
+            },
+        }
+    )
     atomic_write_text(folder / "manifest.json", to_json(manifest))
     if in_stage:
         target.commit()
-    return {"runs": len(runs), "failed": len(failed), "seconds": prog.seconds, "analysis": analysis,
-            "failure": failure_summary(sweep, target.path, len(runs), failed)}
+    return {
+        "runs": len(runs),
+        "failed": len(failed),
+        "seconds": prog.seconds,
+        "analysis": analysis,
+        "failure": failure_summary(sweep, target.path, len(runs), failed),
+    }
 
 
 def failure_summary(sweep: Sweep, out: Path, n_runs: int, failed: pd.DataFrame) -> str | None:
@@ -86,11 +113,16 @@ def failure_summary(sweep: Sweep, out: Path, n_runs: int, failed: pd.DataFrame) 
     if n == 0 or (n < n_runs and n <= math.floor(limit * n_runs + 1e-9)):
         return None
     top = failed["error"].value_counts()
-    common = (f"; most common error ({top.iloc[0]} run{'s' if top.iloc[0] != 1 else ''}): {str(top.index[0])[:200]}"
-              if len(top) else "")
+    common = (
+        f"; most common error ({top.iloc[0]} run{'s' if top.iloc[0] != 1 else ''}): {str(top.index[0])[:200]}"
+        if len(top)
+        else ""
+    )
     share = "all" if n == n_runs else f"{n / n_runs:.0%}"
-    return (f"sweep {sweep.settings.name}: {n} of {n_runs} runs failed ({share}; sweep.max_failed_share = {limit:g})"
-            f"{common}; every row is in {show_path(out / RUNS)} (columns status, error)")
+    return (
+        f"sweep {sweep.settings.name}: {n} of {n_runs} runs failed ({share}; sweep.max_failed_share = {limit:g})"
+        f"{common}; every row is in {show_path(out / RUNS)} (columns status, error)"
+    )
 
 
 def _sweep_file(sweep_dir: Path, name: str) -> Path:
@@ -124,7 +156,11 @@ def rerun_row(sweep_dir: Path, run_id: int) -> tuple[dict, dict, object, list[st
     state = _read_json(_sweep_file(sweep_dir, STATE), sweep_dir)
     runs_path = _sweep_file(sweep_dir, RUNS)
     n_runs = manifest.get("runs")
-    if not isinstance(n_runs, int) or not isinstance(state.get("params"), list) or not isinstance(state.get("metrics"), list):
+    if (
+        not isinstance(n_runs, int)
+        or not isinstance(state.get("params"), list)
+        or not isinstance(state.get("metrics"), list)
+    ):
         raise ConfigError(f"--from {show_path(sweep_dir)}: manifest.json or {STATE} is incomplete")
     if not 0 <= run_id < n_runs:
         raise ConfigError(f"RUN_ID: {run_id} is not a run of this sweep (run_ids 0..{n_runs - 1})")

@@ -26,8 +26,19 @@ import numpy as np
 import pandas as pd
 from pydantic import Field, ValidationError, model_validator
 
-from rareshock.model.config import (ConfigError, ScenarioConfig, _merge, _resolve_extends, _strip, apply_override,
-                                    defaults, field_at, format_error, read_toml, validate)
+from rareshock.model.config import (
+    ConfigError,
+    ScenarioConfig,
+    _merge,
+    _resolve_extends,
+    _strip,
+    apply_override,
+    defaults,
+    field_at,
+    format_error,
+    read_toml,
+    validate,
+)
 from rareshock.model.schema import Share, Strict
 
 DESIGN_CHECK_ROWS = 5000
@@ -35,6 +46,7 @@ DESIGN_CHECK_ROWS = 5000
 them up to this size; evenly spaced rows beyond)."""
 PROBE_POINTS = 9
 """Values of each ``low``..``high`` parameter validated alone: this many evenly spaced, ends included."""
+
 
 class Parameter(Strict):
     """One swept parameter: explicit ``values`` (grid), or a ``low``..``high`` range."""
@@ -47,7 +59,7 @@ class Parameter(Strict):
     levels: Annotated[int, Field(ge=2, le=1000)] | None = None
 
     @model_validator(mode="after")
-    def _range(self) -> "Parameter":
+    def _range(self) -> Parameter:
         if self.values is None:
             if self.low is None or self.high is None:
                 raise ValueError("give either values = [...] or low and high")
@@ -87,7 +99,7 @@ class Discovery(Strict):
     threshold: Annotated[float, Field(gt=0, le=1)] = 0.8
 
     @model_validator(mode="after")
-    def _one(self) -> "Discovery":
+    def _one(self) -> Discovery:
         if (self.below is None) == (self.above is None):
             raise ValueError("give exactly one of below or above")
         return self
@@ -105,8 +117,12 @@ class SweepSettings(Strict):
     overrides: list[str] = []
     outputs: list[str] = ["first_us_auto_shutdown_day", "us_auto_idle_plant_days"]
     timeseries: Literal["none", "weekly", "monthly"] = "none"
-    timeseries_columns: list[str] = ["auto_plants_idle_us", "cn_magnet_exports_t", "cn_licences_pending",
-                                     "price_ndfeb_ex_cn_usd_kg"]
+    timeseries_columns: list[str] = [
+        "auto_plants_idle_us",
+        "cn_magnet_exports_t",
+        "cn_licences_pending",
+        "price_ndfeb_ex_cn_usd_kg",
+    ]
     morris_levels: Annotated[int, Field(ge=2, le=20)] = 4
     reproduce: bool = False
     # The sweep exits with code 1 (after writing everything) if more than this share of its runs fail, or
@@ -114,7 +130,7 @@ class SweepSettings(Strict):
     max_failed_share: Share = 0.1
 
     @model_validator(mode="after")
-    def _sobol(self) -> "SweepSettings":
+    def _sobol(self) -> SweepSettings:
         if self.method == "sobol" and self.samples & (self.samples - 1):
             raise ValueError(f"sobol samples must be a power of 2 (got {self.samples})")
         return self
@@ -126,7 +142,7 @@ class SweepConfig(Strict):
     discovery: Discovery | None = None
 
     @model_validator(mode="after")
-    def _consistent(self) -> "SweepConfig":
+    def _consistent(self) -> SweepConfig:
         paths = [p.path for p in self.parameters]
         dup = {p for p in paths if paths.count(p) > 1}
         if dup:
@@ -155,7 +171,7 @@ class Sweep:
 
     config: SweepConfig
     path: Path
-    base: dict = field(repr=False)        # resolved base scenario (JSON-able), fixed overrides applied
+    base: dict = field(repr=False)  # resolved base scenario (JSON-able), fixed overrides applied
 
     @property
     def settings(self) -> SweepSettings:
@@ -222,22 +238,25 @@ def _near(name: str, allowed) -> str:
 def _check_names(cfg: SweepConfig) -> None:
     """Outputs and the discovery outcome must be metrics of runs.parquet, time-series columns columns of
     timeseries.parquet."""
-    from rareshock.model.model import COLUMNS
+    from rareshock.simulation import timeseries_columns
     from rareshock.sweeps.executor import metric_columns
 
     metrics = metric_columns()
     for j, name in enumerate(cfg.sweep.outputs):
         if name not in metrics:
-            raise ConfigError(f"sweep.outputs[{j}]: {name!r} is not a metric{_near(name, metrics)} (metrics: the "
-                              f"dotted names of summary.json, e.g. us_auto_idle_plant_days, cn_licences.approved)")
+            raise ConfigError(
+                f"sweep.outputs[{j}]: {name!r} is not a metric{_near(name, metrics)} (metrics: the "
+                f"dotted names of summary.json, e.g. us_auto_idle_plant_days, cn_licences.approved)"
+            )
     if cfg.discovery is not None and cfg.discovery.outcome not in metrics:
         name = cfg.discovery.outcome
         raise ConfigError(f"discovery.outcome: {name!r} is not a metric{_near(name, metrics)}")
-    columns = [c for c in COLUMNS if c != "date"]
+    columns = list(timeseries_columns())
     for j, name in enumerate(cfg.sweep.timeseries_columns):
         if name not in columns:
-            raise ConfigError(f"sweep.timeseries_columns[{j}]: {name!r} is not a column of timeseries.parquet"
-                              f"{_near(name, columns)}")
+            raise ConfigError(
+                f"sweep.timeseries_columns[{j}]: {name!r} is not a column of timeseries.parquet{_near(name, columns)}"
+            )
 
 
 def _leaf(path: str) -> tuple[str, tuple]:
@@ -276,13 +295,14 @@ def _check_parameter(i: int, prm: Parameter, method: str, base: dict) -> None:
     values = prm.values
     if kind == "bool":
         if values is None or not all(isinstance(v, bool) for v in values):
-            raise ConfigError(f"{where}: a true/false field; sweep it with method = \"grid\" and "
-                              f"values = [true, false]")
+            raise ConfigError(f'{where}: a true/false field; sweep it with method = "grid" and values = [true, false]')
     elif kind in ("choice", "text", "date", "other"):
         allowed = f" (allowed: {', '.join(map(repr, choices))})" if choices else ""
         if values is None:
-            raise ConfigError(f"{where}: a {'choice' if choices else 'text'} field; sweep it with method = \"grid\" "
-                              f"and a list of values{allowed}")
+            raise ConfigError(
+                f'{where}: a {"choice" if choices else "text"} field; sweep it with method = "grid" '
+                f"and a list of values{allowed}"
+            )
         bad = [v for v in values if not isinstance(v, str) or (choices and v not in choices)]
         if bad:
             raise ConfigError(f"{where}: {bad[0]!r} is not allowed{allowed}")
@@ -306,8 +326,9 @@ def _check_design(sweep: Sweep) -> None:
     design = build_design(sweep)
     paths = sweep.param_paths
     n = len(design)
-    rows = range(n) if n <= DESIGN_CHECK_ROWS else np.unique(np.linspace(0, n - 1, DESIGN_CHECK_ROWS).round()
-                                                             .astype(int))
+    rows = (
+        range(n) if n <= DESIGN_CHECK_ROWS else np.unique(np.linspace(0, n - 1, DESIGN_CHECK_ROWS).round().astype(int))
+    )
     cols = [design[p].to_numpy() for p in paths]
     for r in rows:
         params = {p: _plain(c[r]) for p, c in zip(paths, cols)}
@@ -352,12 +373,15 @@ def build_design(sweep: Sweep) -> pd.DataFrame:
             x = _scale(rng.random((s.samples, len(ps))), sweep)
         elif s.method == "lhs":
             from scipy.stats import qmc
+
             x = _scale(qmc.LatinHypercube(d=len(ps), rng=rng).random(s.samples), sweep)
         elif s.method == "sobol":
             from SALib.sample import sobol
+
             x = sobol.sample(salib_problem(sweep), s.samples, calc_second_order=False, seed=rng)
         else:
             from SALib.sample import morris
+
             x = morris.sample(salib_problem(sweep), s.samples, num_levels=s.morris_levels, seed=rng)
         df = pd.DataFrame(x, columns=[p.path for p in ps])
         for p in ps:
@@ -419,16 +443,17 @@ def flatten(summary: dict, prefix: str = "") -> dict:
     return out
 
 
-def run_one(base: dict, spec: RunSpec, timeseries: str = "none", ts_columns: tuple = ()) -> tuple[dict, pd.DataFrame | None]:
+def run_one(
+    base: dict, spec: RunSpec, timeseries: str = "none", ts_columns: tuple = ()
+) -> tuple[dict, pd.DataFrame | None]:
     """Run one row of a sweep. Returns its result row and, if asked, its aggregated time series.
     A run that raises becomes an error row (message kept), so the sweep goes on."""
     from rareshock.simulation import run_scenario
 
-    row = {"run_id": spec.run_id, "sample": spec.sample, "replicate": spec.replicate, "seed": spec.seed,
-           **spec.params}
+    row = {"run_id": spec.run_id, "sample": spec.sample, "replicate": spec.replicate, "seed": spec.seed, **spec.params}
     try:
         result = run_scenario(scenario_for(base, spec.params), spec.seed)
-    except Exception as err:  # noqa: BLE001 - the sweep records any failure of one run and goes on
+    except Exception as err:
         row.update(status="error", error=f"{type(err).__name__}: {err}"[:2000])
         return row, None
     row.update(flatten({k: v for k, v in result.summary.items() if k != "scenario"}))

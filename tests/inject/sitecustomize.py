@@ -57,7 +57,7 @@ class _BeforeExecutor:
         if name == "rareshock.sweeps.executor" and not self.done:
             self.done = True
             _patch()
-        return None                       # the normal finders import the module
+        return None  # the normal finders import the module
 
 
 if _SPEC:
