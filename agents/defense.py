@@ -85,7 +85,10 @@ def _release(stock, need, nodes, stockpile, trigger_days):
         for k in range(nodes.shape[0]):
             give[k] = gap[k] * f
             stock[nodes[k], m] += give[k]
-        stockpile[m] -= psum(give)
+        if f < 1.0:
+            stockpile[m] = 0.0  # all of it went out (the gifts' sum can round a hair above what it held)
+        else:
+            stockpile[m] -= psum(give)
 
 
 class DefensePrograms:

@@ -295,8 +295,12 @@ def _decisions(
         mil = military[i]
         p = p_military if mil else p_civil * destination_factor[dest[i]]
         if u[j] < p:
-            # volume adds up; remaining volume of an older licence keeps the later of the two expiries
-            old = licence_exp[e] if licence_left[e] > 0 else -1
+            # volume adds up with an older licence still running (volume left, not past its expiry), and
+            # keeps the later of the two expiries; an expired licence's volume lapses
+            running = licence_left[e] > 0 and licence_exp[e] >= day
+            if not running:
+                licence_left[e] = 0.0
+            old = licence_exp[e] if running else -1
             exp = max(old, day + validity[i])
             licence_exp[e] = exp
             licence_left[e] += tonnage[i]

@@ -15,15 +15,27 @@ from rareshock.model.config import ScenarioConfig, apply_override, defaults, val
 from rareshock.model.model import RareShockModel
 
 SMALL = (
-    "automakers.US.plants=3", "automakers.EU.plants=2", "automakers.JP.plants=2", "automakers.IN.plants=1",
-    "automakers.CN.plants=2", "automakers.ROW.plants=1",
-    "defense.US.programmes=3", "defense.EU.programmes=1", "defense.JP.programmes=1",
-    "magnet_makers.cn_makers=4", "separators.cn_separators=2",
+    "automakers.US.plants=3",
+    "automakers.EU.plants=2",
+    "automakers.JP.plants=2",
+    "automakers.IN.plants=1",
+    "automakers.CN.plants=2",
+    "automakers.ROW.plants=1",
+    "defense.US.programmes=3",
+    "defense.EU.programmes=1",
+    "defense.JP.programmes=1",
+    "magnet_makers.cn_makers=4",
+    "separators.cn_separators=2",
 )
 
 
-def tiny_config(*overrides: str, start: str = "2025-01-01", end: str = "2025-06-30", events: list | None = None,
-                policy: dict | None = None) -> ScenarioConfig:
+def tiny_config(
+    *overrides: str,
+    start: str = "2025-01-01",
+    end: str = "2025-06-30",
+    events: list | None = None,
+    policy: dict | None = None,
+) -> ScenarioConfig:
     """Defaults with few actors (``SMALL``), then ``overrides`` (``--set`` syntax); ``events`` and ``policy``
     as a scenario file would give them (dicts)."""
     data = defaults()

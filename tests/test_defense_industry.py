@@ -28,7 +28,7 @@ def _defense(*overrides, seed=0):
 def test_programmes_use_their_need_or_what_they_have_and_record_output_shares():
     model, net, d = _defense("defense.us_national_stockpile_t=0")
     need = net.need.ravel()[d.flat].copy()
-    frac = np.linspace(0.0, 3.0, d.flat.size)            # some short, some with plenty
+    frac = np.linspace(0.0, 3.0, d.flat.size)  # some short, some with plenty
     net.stock.ravel()[d.flat] = need * frac
     ledger = np.zeros(M)
     d.consume(ledger)
@@ -61,21 +61,23 @@ def test_an_ample_stockpile_tops_us_programmes_up_to_the_trigger_cover():
     us = d.us_nodes
     other = np.array([n for n, r in d.programmes if r != "US"])
     need = net.need.copy()
-    net.stock[us, NDFEB] = need[us, NDFEB] * np.array([5.0, 31.0, 60.0])      # one below the trigger after use
+    net.stock[us, NDFEB] = need[us, NDFEB] * np.array([5.0, 31.0, 60.0])  # one below the trigger after use
     net.stock[us, SMCO] = need[us, SMCO] * np.array([0.0, 10.0, 30.5])
-    net.stock[other] = 0.0                                                    # not the US: never released to
+    net.stock[other] = 0.0  # not the US: never released to
     p0 = d.stockpile.copy()
     d.consume(np.zeros(M))
-    after_use = {NDFEB: need[us, NDFEB] * np.array([4.0, 30.0, 59.0]),
-                 SMCO: need[us, SMCO] * np.array([0.0, 9.0, 29.5])}
+    after_use = {
+        NDFEB: need[us, NDFEB] * np.array([4.0, 30.0, 59.0]),
+        SMCO: need[us, SMCO] * np.array([0.0, 9.0, 29.5]),
+    }
     for m in (NDFEB, SMCO):
         gap = np.maximum(need[us, m] * 30 - after_use[m], 0.0)
         np.testing.assert_allclose(net.stock[us, m], after_use[m] + gap, rtol=1e-14)
         assert d.stockpile[m] == pytest.approx(p0[m] - gap.sum(), rel=1e-14)
-    assert net.stock[us[2], NDFEB] == pytest.approx(need[us[2], NDFEB] * 59.0, rel=1e-14)    # above: nothing
+    assert net.stock[us[2], NDFEB] == pytest.approx(need[us[2], NDFEB] * 59.0, rel=1e-14)  # above: nothing
     assert (net.stock[other] == 0.0).all()
     assert col(model, "us_national_stockpile_t") == pytest.approx(d.stockpile.sum(), rel=1e-15)
-    assert p0[NDFEB] == 100000 * 0.7 and p0[SMCO] == 100000 * 0.3          # split by the US SmCo share
+    assert p0[NDFEB] == 100000 * 0.7 and p0[SMCO] == 100000 * 0.3  # split by the US SmCo share
 
 
 def test_a_scarce_stockpile_is_shared_pro_rata_to_the_gaps_and_runs_out():
@@ -107,7 +109,7 @@ def test_the_stockpile_never_releases_more_than_it_holds(tonnes):
     held = d.stockpile.copy()
     d.consume(np.zeros(M))
     given = net.stock[d.us_nodes].sum(axis=0)
-    np.testing.assert_allclose(given + d.stockpile, held, rtol=1e-14)      # conserved
+    np.testing.assert_allclose(given + d.stockpile, held, rtol=1e-14)  # conserved
     assert (d.stockpile >= 0.0).all(), d.stockpile
     assert col(model, "us_national_stockpile_t") >= 0.0
 
@@ -125,7 +127,7 @@ def test_the_us_sourcing_rule_moves_the_whole_chinese_share_of_us_programmes_at_
     assert (net.share[us_mil & cn] == 0.0).all()
     assert (net.share[us_mil & ~cn] >= share0[us_mil & ~cn]).all()
     np.testing.assert_allclose(np.bincount(key, net.share, minlength=net.n * M), totals0, rtol=1e-14, atol=1e-15)
-    np.testing.assert_array_equal(net.share[~us_mil], share0[~us_mil])     # nobody else moves
+    np.testing.assert_array_equal(net.share[~us_mil], share0[~us_mil])  # nobody else moves
     groups = np.isin(src.g_buyer, d.us_nodes)
     assert (src.cn_share0[groups] == 0.0).all() and (src.cn_share0[~groups] > 0).any()
     # only to suppliers that exist: moved shares go where the programme already bought outside China
@@ -138,7 +140,7 @@ def test_industrial_users_use_need_or_stock_and_the_record_is_the_share_outside_
     model = tiny_model()
     net, ind = model.net, model.industry
     need = net.need.ravel()[ind.flat].copy()
-    frac = np.where(ind.group == 0, np.linspace(0.2, 1.5, ind.flat.size), 0.0)   # China's users get nothing
+    frac = np.where(ind.group == 0, np.linspace(0.2, 1.5, ind.flat.size), 0.0)  # China's users get nothing
     net.stock.ravel()[ind.flat] = need * frac
     ledger = np.zeros(M)
     ind.consume(ledger)
@@ -163,7 +165,7 @@ def test_industry_is_the_rest_of_chinas_exports_so_each_regions_chinese_demand_e
     users = model.industry.users
     for reg in EXPORT_REGIONS:
         heavy, light = (n for n, r, g in users if r == reg and g in ("heavy", "light"))
-        assert net.end_need[heavy, NDFEB] == pytest.approx(net.end_need[light, NDFEB], rel=1e-15)   # 50/50 grades
+        assert net.end_need[heavy, NDFEB] == pytest.approx(net.end_need[light, NDFEB], rel=1e-15)  # 50/50 grades
         assert net.heavy_grade[heavy] and not net.heavy_grade[light]
         smco = next(n for n, r, g in users if r == reg and g == "smco")
         assert net.end_need[smco, SMCO] * 365 == pytest.approx(od.smco_t_per_year[reg], rel=1e-12)

@@ -56,7 +56,7 @@ def _event_kinds() -> set[str]:
 def test_every_event_kind_of_the_config_has_a_handler_and_nothing_else_does():
     kinds = _event_kinds()
     assert "deal" in kinds and len(kinds) > 10
-    assert set(HANDLERS) == kinds - {"deal"}          # a deal is diplomacy: its terms go through the table
+    assert set(HANDLERS) == kinds - {"deal"}  # a deal is diplomacy: its terms go through the table
     assert all(callable(h) for h in HANDLERS.values())
     assert {actor(k) for k in HANDLERS if k.startswith("cn_")} == {"CN"}
     assert {actor(k) for k in HANDLERS if not k.startswith("cn_")} == {"US"}
@@ -110,7 +110,7 @@ def test_each_kind_acts_through_its_populations_policy_method():
     us_mil = np.isin(net.buy, model.defense.us_nodes) & (net.region[net.sup] == CN)
     assert (net.share[us_mil] == 0).all() and (share[us_mil] > 0).all()
     state = (net.share.copy(), lic.controls.copy(), vars(lic.stance).copy())
-    run(model, 7, 6)                                      # a marker changes nothing
+    run(model, 7, 6)  # a marker changes nothing
     np.testing.assert_array_equal(net.share, state[0])
     np.testing.assert_array_equal(lic.controls, state[1])
     assert model.chips.by_name["nvidia"].revenue_rate > 0
@@ -118,10 +118,18 @@ def test_each_kind_acts_through_its_populations_policy_method():
     assert model.chips.by_name["nvidia"].revenue_rate == 0.0
     run(model, 9, 8)
     assert controls(model) == {"ndfeb_heavy"}
-    assert [k for _, k in model.governments.cn.applied] == ["cn_export_controls", "cn_licensing_stance",
-                                                             "cn_fast_track", "cn_hire_reviewers", "cn_lift_controls"]
-    assert [k for _, k in model.governments.us.applied] == ["us_defense_sourcing_rule", "marker",
-                                                             "us_chip_licence_requirement"]
+    assert [k for _, k in model.governments.cn.applied] == [
+        "cn_export_controls",
+        "cn_licensing_stance",
+        "cn_fast_track",
+        "cn_hire_reviewers",
+        "cn_lift_controls",
+    ]
+    assert [k for _, k in model.governments.us.applied] == [
+        "us_defense_sourcing_rule",
+        "marker",
+        "us_chip_licence_requirement",
+    ]
 
 
 def test_events_apply_on_their_day_china_first(monkeypatch):
@@ -139,14 +147,21 @@ def test_events_apply_on_their_day_china_first(monkeypatch):
 
 
 # ---------------------------------------------------------------------------------------- deals
-DEAL_TERMS = [ev("cn_lift_controls", items=["ndfeb_heavy"]), ev("cn_licensing_stance", p_incomplete=0.05),
-              ev("us_chip_rollback", firms=["nvidia"])]
+DEAL_TERMS = [
+    ev("cn_lift_controls", items=["ndfeb_heavy"]),
+    ev("cn_licensing_stance", p_incomplete=0.05),
+    ev("us_chip_rollback", firms=["nvidia"]),
+]
 BREAKDOWN = [ev("cn_export_controls", items=["ndfeb_heavy", "ndfeb_light"]), ev("us_bis_stance", p_approve=0.3)]
 
 
 def _deal_world(extra=(), policy=None, hazard=0.0, seed=0):
-    events = [ev("cn_export_controls", 1, items=["ndfeb_heavy"]), ev("us_chip_licence_requirement", 2, **NVIDIA),
-              ev("deal", 5, terms=DEAL_TERMS, breakdown=BREAKDOWN, breakdown_per_year=hazard), *extra]
+    events = [
+        ev("cn_export_controls", 1, items=["ndfeb_heavy"]),
+        ev("us_chip_licence_requirement", 2, **NVIDIA),
+        ev("deal", 5, terms=DEAL_TERMS, breakdown=BREAKDOWN, breakdown_per_year=hazard),
+        *extra,
+    ]
     events.sort(key=lambda e: e["date"])
     return tiny_model(events=events, policy=policy, seed=seed, end="2030-12-31")
 
@@ -214,8 +229,11 @@ def test_the_same_seed_breaks_a_deal_on_the_same_month():
 
 
 # ---------------------------------------------------------------------------------------- retaliation
-RETALIATE = {"cn_retaliation": [ev("cn_export_controls", items=["ndfeb_light"])],
-             "us_retaliation": [ev("us_entity_list", share=0.2)], "retaliation_lag_days": 30}
+RETALIATE = {
+    "cn_retaliation": [ev("cn_export_controls", items=["ndfeb_light"])],
+    "us_retaliation": [ev("us_entity_list", share=0.2)],
+    "retaliation_lag_days": 30,
+}
 
 
 def test_retaliation_is_scheduled_after_the_lag_and_once():
@@ -227,7 +245,7 @@ def test_retaliation_is_scheduled_after_the_lag_and_once():
     run(model, 41, 40)
     assert controls(model) == {"ndfeb_light"}
     assert (40, "cn_export_controls") in model.governments.cn.applied
-    run(model, 120, 41)                                  # the second escalation brings no second reaction
+    run(model, 120, 41)  # the second escalation brings no second reaction
     assert [k for _, k in model.governments.cn.applied] == ["cn_export_controls"]
     # China's controls are an escalation too: the US answers (and China's retaliation was one)
     assert (70, "us_entity_list") in model.governments.us.applied
@@ -252,8 +270,8 @@ def test_while_the_extraterritorial_rule_is_in_force_monthly_content_decides_wha
     crossing = x_makers[[(net.sup == s).any() and net.controlled[net.sup == s].any() for s in x_makers]]
     assert crossing.size > 0
     clean = crossing[0]
-    src.non_cn_frac[clean] = 1.0                          # its inputs are now all from outside China
-    assert net.controlled[net.sup == clean].any()          # until the monthly review
+    src.non_cn_frac[clean] = 1.0  # its inputs are now all from outside China
+    assert net.controlled[net.sup == clean].any()  # until the monthly review
     model.governments.month(31)
     assert not net.controlled[net.sup == clean].any()
     assert net.controlled[np.isin(net.sup, crossing[1:])].any()

@@ -24,10 +24,22 @@ def _prog(*overrides, seed=0):
     return model, model.investment, model.investment.programme
 
 
-def _project(prog, stage="magnets", region="US", tpa=1000.0, start=0, ready=100, capex=1.4e8, floor=True,
-             announced=False, heavy=0.06, sm=0.0):
-    p = prog.add_project(start, f"test-{len(prog.projects)}", stage, region, tpa, ready, capex, floor, heavy, sm,
-                         announced)
+def _project(
+    prog,
+    stage="magnets",
+    region="US",
+    tpa=1000.0,
+    start=0,
+    ready=100,
+    capex=1.4e8,
+    floor=True,
+    announced=False,
+    heavy=0.06,
+    sm=0.0,
+):
+    p = prog.add_project(
+        start, f"test-{len(prog.projects)}", stage, region, tpa, ready, capex, floor, heavy, sm, announced
+    )
     if not announced:
         prog.committed += capex
     return p
@@ -38,20 +50,24 @@ MONTHS = range(0, 30 * 120, 30)
 
 # ---------------------------------------------------------------------------------------- one project
 def test_capacity_appears_only_after_the_development_time_and_the_staff():
-    model, inv, prog = _prog(*NO_FAIL, "investment.workforce_start=0", "investment.trained_per_year=0",
-                             "investment.stages.magnets.ramp_years=1")
+    model, inv, prog = _prog(
+        *NO_FAIL,
+        "investment.workforce_start=0",
+        "investment.trained_per_year=0",
+        "investment.stages.magnets.ramp_years=1",
+    )
     p = _project(prog, ready=100, capex=1.4e8)
     spent = []
     for day in (0, 30, 60, 90):
         prog.monthly(day, 100.0)
         spent.append(p.spent)
         assert p.status == DEVELOPING and prog.capacity_by(day) == {}
-    np.testing.assert_allclose(spent, [0.3 * 1.4e8, 0.6 * 1.4e8, 0.9 * 1.4e8, 1.4e8], rtol=1e-14)   # capex/100 a day
+    np.testing.assert_allclose(spent, [0.3 * 1.4e8, 0.6 * 1.4e8, 0.9 * 1.4e8, 1.4e8], rtol=1e-14)  # capex/100 a day
     prog.monthly(120, 100.0)
-    assert p.status == STAFFING                       # built, but nobody to run it
+    assert p.status == STAFFING  # built, but nobody to run it
     prog.monthly(150, 100.0)
     assert p.status == STAFFING and prog.capacity_by(150) == {} and p.online_day is None
-    prog.workforce = 39.0                             # 40 staff per 1,000 t/yr
+    prog.workforce = 39.0  # 40 staff per 1,000 t/yr
     prog.monthly(180, 100.0)
     assert p.status == STAFFING
     prog.workforce = 40.0
@@ -80,8 +96,11 @@ def test_separation_capacity_splits_into_ndpr_dytb_and_samarium():
     _project(prog, stage="separation", region="ROW", tpa=1000, ready=0, heavy=0.06, sm=30.0)
     prog.monthly(0, 100.0)
     cap = prog.capacity_by(0)
-    assert cap == {("separation_ndpr", "ROW"): pytest.approx(940.0), ("separation_dytb", "ROW"): pytest.approx(60.0),
-                   ("separation_sm", "ROW"): 30.0}
+    assert cap == {
+        ("separation_ndpr", "ROW"): pytest.approx(940.0),
+        ("separation_dytb", "ROW"): pytest.approx(60.0),
+        ("separation_sm", "ROW"): 30.0,
+    }
 
 
 # ---------------------------------------------------------------------------------------- failure, viability
@@ -92,30 +111,30 @@ def test_a_failed_project_loses_what_it_spent_and_releases_the_rest():
     prog.monthly(30, 100.0)
     spent = p.spent
     assert spent == pytest.approx(2 * 3e8 * 30 / 300, rel=1e-15)
-    prog.cfg.stages["magnets"].failure_per_year = 1.0     # certain failure from now on
+    prog.cfg.stages["magnets"].failure_per_year = 1.0  # certain failure from now on
     prog.monthly(60, 100.0)
     assert p.status == FAILED and p.spent == spent
     assert prog.committed == pytest.approx(spent, rel=1e-15)
     assert prog.released == pytest.approx(3e8 - spent, rel=1e-15)
     assert prog.capacity_by(60) == {}
     prog.monthly(90, 100.0)
-    assert p.spent == spent                              # nothing more is spent on it
+    assert p.spent == spent  # nothing more is spent on it
 
 
 def test_without_a_floor_an_unviable_project_stalls_and_may_be_cancelled():
     model, inv, prog = _prog(*NO_FAIL, "investment.unviable_cancel_per_year=0")
     cost = prog.chain_unit_cost()
-    assert cost == pytest.approx(12.0 + 15.0 + 5.0 + 30.0)          # mining, separation, metal, magnets
+    assert cost == pytest.approx(12.0 + 15.0 + 5.0 + 30.0)  # mining, separation, metal, magnets
     plain = _project(prog, ready=100, floor=False)
     floored = _project(prog, ready=100, floor=True)
     announced = _project(prog, ready=100, floor=False, announced=True)
     for day in (0, 30, 60):
-        prog.monthly(day, cost - 0.01)                                # the market does not pay the chain
+        prog.monthly(day, cost - 0.01)  # the market does not pay the chain
     assert plain.spent == 0.0 and plain.stalled_days == 90 and plain.ready_day == 190
     assert plain.status == DEVELOPING
     assert floored.spent > 0 and floored.stalled_days == 0 and floored.ready_day == 100
     assert announced.spent == floored.spent and announced.stalled_days == 0
-    prog.monthly(90, cost)                                             # viable again: it moves on
+    prog.monthly(90, cost)  # viable again: it moves on
     assert plain.spent > 0 and plain.stalled_days == 90
     # certain cancellation while unviable
     model, inv, prog = _prog(*NO_FAIL, "investment.unviable_cancel_per_year=1")
@@ -127,12 +146,12 @@ def test_without_a_floor_an_unviable_project_stalls_and_may_be_cancelled():
 def test_learning_lowers_the_chains_unit_cost():
     model, inv, prog = _prog("investment.learning_rate=0.15")
     assert prog.chain_unit_cost() == pytest.approx(62.0, rel=1e-15)
-    prog.learn({"magnets": 5000.0})                       # one doubling of the magnet stage (project size 5000)
+    prog.learn({"magnets": 5000.0})  # one doubling of the magnet stage (project size 5000)
     assert prog.chain_unit_cost() == pytest.approx(12.0 + 15.0 + 5.0 + 30.0 * 0.85, rel=1e-14)
-    prog.learn({"magnets": 10000.0})                      # two doublings
-    assert prog.chain_unit_cost() == pytest.approx(12.0 + 15.0 + 5.0 + 30.0 * 0.85 ** 2, rel=1e-14)
+    prog.learn({"magnets": 10000.0})  # two doublings
+    assert prog.chain_unit_cost() == pytest.approx(12.0 + 15.0 + 5.0 + 30.0 * 0.85**2, rel=1e-14)
     prog.learn({"mining": 5000.0 * 3})
-    assert prog.chain_unit_cost() == pytest.approx(12.0 * 0.85 ** 2 + 15.0 + 5.0 + 30.0 * 0.85 ** 2, rel=1e-14)
+    assert prog.chain_unit_cost() == pytest.approx(12.0 * 0.85**2 + 15.0 + 5.0 + 30.0 * 0.85**2, rel=1e-14)
     assert math.isclose(prog.cum_output["magnets"], 15000.0)
 
 
@@ -145,9 +164,9 @@ def test_projects_start_only_where_the_years_and_the_stages_money_covers_them():
     assert [(p.stage, p.tpa, p.capex) for p in prog.projects] == [("recycling", 1000.0, 5e7)]
     assert prog.committed == 5e7 and prog.available(0) == 4.5e8
     prog.start_projects(31)
-    assert len(prog.projects) == 1                        # the stage's money is used up this year
+    assert len(prog.projects) == 1  # the stage's money is used up this year
     assert prog.available(364) == 4.5e8 and prog.available(365) == 9.5e8
-    prog.start_projects(365)                              # year two: stage rooms of 300M, 300M, 100M, 200M, 100M
+    prog.start_projects(365)  # year two: stage rooms of 300M, 300M, 100M, 200M, 100M
     assert [p.stage for p in prog.projects] == ["recycling", "mining", "metal", "recycling"]
     assert prog.committed == 5e7 + 3e8 + 9e7 + 5e7
     # before the programme starts, nothing
@@ -159,11 +178,16 @@ def test_projects_start_only_where_the_years_and_the_stages_money_covers_them():
 @pytest.mark.parametrize("seed", [0, 1])
 def test_the_budget_is_never_exceeded_and_the_books_close_every_month(seed):
     budget = 6e9
-    model, inv, prog = _prog(f"investment.budget_usd={budget}", "investment.years=4", "investment.start=2025-01-01",
-                             "investment.stages.magnets.failure_per_year=0.3", seed=seed)
+    model, inv, prog = _prog(
+        f"investment.budget_usd={budget}",
+        "investment.years=4",
+        "investment.start=2025-01-01",
+        "investment.stages.magnets.failure_per_year=0.3",
+        seed=seed,
+    )
     for day in MONTHS:
         prog.start_projects(day)
-        prog.monthly(day, 60.0 if (day // 360) % 2 else 100.0)       # unviable every other year
+        prog.monthly(day, 60.0 if (day // 360) % 2 else 100.0)  # unviable every other year
         live = [p for p in prog.projects if p.status not in (FAILED, CANCELLED)]
         closed = [p for p in prog.projects if p.status in (FAILED, CANCELLED)]
         assert prog.committed == pytest.approx(sum(p.capex for p in live) + sum(p.spent for p in closed), rel=1e-12)
@@ -184,7 +208,7 @@ def test_announced_projects_are_built_whatever_the_budget():
     start = model.calendar.start
     for day in MONTHS[:50]:
         prog.start_projects(day)
-        prog.monthly(day, 20.0)                          # far below the chain's cost: announced ones go on
+        prog.monthly(day, 20.0)  # far below the chain's cost: announced ones go on
     assert prog.spent == 0.0 and prog.committed == 0.0
     for p, a in zip(prog.projects, model.cfg.investment.announced):
         online = (a.online - start).days
@@ -195,8 +219,12 @@ def test_announced_projects_are_built_whatever_the_budget():
 
 # ---------------------------------------------------------------------------------------- into the network
 def test_operating_magnet_capacity_reaches_the_network_within_the_metal_bound():
-    model, inv, prog = _prog(*NO_FAIL, "investment.stages.magnets.ramp_years=0", "investment.stages.metal.ramp_years=0",
-                             "investment.metal_base_headroom=0.5")
+    model, inv, prog = _prog(
+        *NO_FAIL,
+        "investment.stages.magnets.ramp_years=0",
+        "investment.stages.metal.ramp_years=0",
+        "investment.metal_base_headroom=0.5",
+    )
     net = model.net
     us = inv.x_ndfeb[net.region[inv.x_ndfeb] == 1]
     base = inv.base_cap[us, NDFEB].copy()
@@ -214,21 +242,22 @@ def test_operating_magnet_capacity_reaches_the_network_within_the_metal_bound():
     _project(prog, stage="magnets", region="US", tpa=20000, ready=0)
     inv.month(30)
     assert col(model, "ex_cn_ndfeb_capacity_tpa") == pytest.approx(1.5 * base_total, rel=1e-12)
-    _project(prog, stage="metal", region="US", tpa=25000, ready=0)     # metal for all of it
+    _project(prog, stage="metal", region="US", tpa=25000, ready=0)  # metal for all of it
     inv.month(60)
     assert col(model, "ex_cn_ndfeb_capacity_tpa") == pytest.approx(base_total + 21000, rel=1e-12)
 
 
 def test_new_separation_needs_feed_from_mining_or_recycling():
-    model, inv, prog = _prog(*NO_FAIL, "investment.stages.separation.ramp_years=0",
-                             "investment.stages.mining.ramp_years=0")
+    model, inv, prog = _prog(
+        *NO_FAIL, "investment.stages.separation.ramp_years=0", "investment.stages.mining.ramp_years=0"
+    )
     net = model.net
     base_sep = inv.base_feed
     _project(prog, stage="separation", region="US", tpa=1000, ready=0, heavy=0.1)
     inv.month(0)
     seps = net.cap[inv.x_seps][:, [NDPR, DYTB]].sum() * 365
-    assert seps == pytest.approx(base_sep, rel=1e-12)                 # no more ore: scaled back
-    assert net.cap[inv.x_seps, DYTB].sum() > 0                          # but heavy separation exists now
+    assert seps == pytest.approx(base_sep, rel=1e-12)  # no more ore: scaled back
+    assert net.cap[inv.x_seps, DYTB].sum() > 0  # but heavy separation exists now
     _project(prog, stage="mining", region="US", tpa=1000, ready=0)
     inv.month(30)
     seps = net.cap[inv.x_seps][:, [NDPR, DYTB]].sum() * 365
@@ -247,15 +276,23 @@ def test_new_capacity_finds_buyers_through_offtakes():
     to_us = np.isin(net.sup, us)
     assert (net.share[to_us] >= share0[to_us]).all() and (net.share[to_us] > share0[to_us]).any()
     key = net.buy * M + net.mat
-    np.testing.assert_allclose(np.bincount(key, net.share, minlength=net.n * M),
-                               np.bincount(key, share0, minlength=net.n * M), rtol=1e-13, atol=1e-16)
+    np.testing.assert_allclose(
+        np.bincount(key, net.share, minlength=net.n * M),
+        np.bincount(key, share0, minlength=net.n * M),
+        rtol=1e-13,
+        atol=1e-16,
+    )
     assert src.changes >= 1
 
 
 def test_a_stage_that_cannot_be_built_in_a_region_is_a_config_error():
     from rareshock.model.config import ConfigError
-    with pytest.raises(ConfigError, match=r"investment.stages.magnets.regions: no non-Chinese magnets plant can be "
-                                          r"built in IN; allowed: EU, JP, US"):
+
+    with pytest.raises(
+        ConfigError,
+        match=r"investment.stages.magnets.regions: no non-Chinese magnets plant can be "
+        r"built in IN; allowed: EU, JP, US",
+    ):
         tiny_model("investment.stages.magnets.regions={IN = 1.0}")
 
 

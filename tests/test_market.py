@@ -43,12 +43,12 @@ def test_without_scarcity_prices_stay_exactly_at_their_start():
 
 def test_less_cover_outside_china_raises_the_ex_china_magnet_price_toward_p0_c_to_minus_one_over_e():
     model, net, mk = _market()
-    net.stock.ravel()[mk.ex_nd] *= 0.5                    # users outside China hold half their normal stock
+    net.stock.ravel()[mk.ex_nd] *= 0.5  # users outside China hold half their normal stock
     mk.update()
-    target = 48.7 * 0.5 ** (-1 / 0.5)                     # 4 x P0
+    target = 48.7 * 0.5 ** (-1 / 0.5)  # 4 x P0
     assert mk.price[ND_EX] == 48.7 + (target - 48.7) / 20  # one twentieth of the gap
     for i in (DY_CN, DY_EX, ND_CN, PR_CN, PR_EX):
-        assert mk.price[i] == P0[i]                       # the other prices see no scarcity
+        assert mk.price[i] == P0[i]  # the other prices see no scarcity
     for _ in range(59):
         mk.update()
     assert mk.price[ND_EX] == pytest.approx(_after(48.7, target, 60), rel=1e-13)
@@ -57,14 +57,14 @@ def test_less_cover_outside_china_raises_the_ex_china_magnet_price_toward_p0_c_t
     model, net, mk = _market()
     net.stock.ravel()[mk.ex_nd] *= 2.0
     mk.update()
-    assert mk.price[ND_EX] == 48.7 + (48.7 * 2.0 ** -2 - 48.7) / 20
+    assert mk.price[ND_EX] == 48.7 + (48.7 * 2.0**-2 - 48.7) / 20
 
 
 @pytest.mark.parametrize("elasticity", [0.25, 0.5, 1.0])
 def test_the_elasticity_sets_the_response(elasticity):
     model, net, mk = _market(f"prices.elasticity_ndfeb={elasticity}", "prices.adjust_days=1")
     net.stock.ravel()[mk.ex_nd] *= 0.8
-    mk.update()                                           # adjust_days 1: the target at once
+    mk.update()  # adjust_days 1: the target at once
     assert mk.price[ND_EX] == pytest.approx(48.7 * 0.8 ** (-1 / elasticity), rel=1e-14)
 
 
@@ -79,17 +79,19 @@ def test_less_dytb_cover_at_foreign_makers_raises_the_ex_china_dy_and_ndpr_cover
     # the recorded Dy/Tb cover of foreign makers: their stock over their daily need
     need = net.need.ravel()[mk.mk_dy]
     assert col(model, "ex_cn_makers_dytb_cover_days") == pytest.approx(
-        net.stock.ravel()[mk.mk_dy].sum() / need.sum(), rel=1e-14)
+        net.stock.ravel()[mk.mk_dy].sum() / need.sum(), rel=1e-14
+    )
     assert col(model, "ex_cn_makers_dytb_cover_days") == pytest.approx(
-        0.5 * (need * mk.mk_dy_cover).sum() / need.sum(), rel=1e-14)
+        0.5 * (need * mk.mk_dy_cover).sum() / need.sum(), rel=1e-14
+    )
 
 
 def test_lower_chinese_sales_lower_the_china_prices():
     model, net, mk = _market()
-    net.out_rate.ravel()[mk.cn_nd] *= 0.5                  # Chinese makers ship half of 2024
+    net.out_rate.ravel()[mk.cn_nd] *= 0.5  # Chinese makers ship half of 2024
     net.out_rate.ravel()[mk.cn_dy] *= 0.8
     mk.update()
-    assert mk.price[ND_CN] == pytest.approx(48.7 + (48.7 * 0.5 ** 2 - 48.7) / 20, rel=1e-14)
+    assert mk.price[ND_CN] == pytest.approx(48.7 + (48.7 * 0.5**2 - 48.7) / 20, rel=1e-14)
     assert mk.price[DY_CN] == pytest.approx(224.0 + (224.0 * 0.8 ** (1 / 0.35) - 224.0) / 20, rel=1e-14)
     assert mk.price[ND_CN] < 48.7 and mk.price[DY_CN] < 224.0
     assert mk.price[ND_EX] == 48.7 and mk.price[PR_CN] == 51.0
@@ -97,9 +99,9 @@ def test_lower_chinese_sales_lower_the_china_prices():
 
 def test_prices_are_clipped_at_max_multiple():
     model, net, mk = _market("prices.adjust_days=1", "prices.max_multiple=10")
-    net.stock.ravel()[mk.ex_nd] *= 1 / 64                  # signal 4096
-    net.out_rate.ravel()[mk.cn_nd] *= 0.01                 # signal 1e-4
-    net.out_rate.ravel()[mk.cn_pr] *= 100.0                # signal 1e4
+    net.stock.ravel()[mk.ex_nd] *= 1 / 64  # signal 4096
+    net.out_rate.ravel()[mk.cn_nd] *= 0.01  # signal 1e-4
+    net.out_rate.ravel()[mk.cn_pr] *= 100.0  # signal 1e4
     mk.update()
     assert mk.price[ND_EX] == 487.0
     assert mk.price[ND_CN] == pytest.approx(4.87, rel=1e-15)

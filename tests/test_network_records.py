@@ -27,15 +27,16 @@ NDFEB = int(Material.NDFEB)
 def test_pool_assigns_home_suppliers_first_and_splits_large_needs_by_spare_room():
     us, jp = REGIONS.index("US"), REGIONS.index("JP")
     pool = Pool([10, 11, 12], [10.0, 10.0, 10.0], [us, jp, us])
-    assert pool.assign(3.0, us) == [(10, 1.0)]                   # small: one home supplier
-    out = pool.assign(12.0, us)                                   # above half a supplier: split over home ones
-    assert [n for n, _ in out] == [12, 10]                        # most spare room first
+    assert pool.assign(3.0, us) == [(10, 1.0)]  # small: one home supplier
+    out = pool.assign(12.0, us)  # above half a supplier: split over home ones
+    assert [n for n, _ in out] == [12, 10]  # most spare room first
     assert [w for _, w in out] == pytest.approx([10 / 17, 7 / 17], rel=1e-15)
     np.testing.assert_allclose(pool.load, [3 + 12 * 7 / 17, 0.0, 12 * 10 / 17], rtol=1e-15)
-    out = pool.assign(6.0, us)                                    # home has 5 left: everyone, by spare room
+    out = pool.assign(6.0, us)  # home has 5 left: everyone, by spare room
     assert [n for n, _ in out] == [11, 12]
-    assert [w for _, w in out] == pytest.approx([10 / 12.94117647058824, 2.94117647058824 / 12.94117647058824],
-                                                rel=1e-12)
+    assert [w for _, w in out] == pytest.approx(
+        [10 / 12.94117647058824, 2.94117647058824 / 12.94117647058824], rel=1e-12
+    )
     assert pool.assign(0.0, us) == [] and Pool([], [], []).assign(1.0, us) == []
 
 
@@ -57,7 +58,7 @@ def test_buyers_outside_china_buy_their_chinese_share_from_china_and_chinese_buy
     x_nd = (net.kind == Kind.MAKER) & (net.region != CN) & (net.cap[:, int(Material.NDFEB)] > 0)
     np.testing.assert_allclose(chinese[x_nd, int(Material.NDPR)], 0.5, rtol=1e-12)
     np.testing.assert_allclose(chinese[x_nd, int(Material.DYTB)], 1.0, rtol=1e-12)
-    assert not (net.region[net.buy][~cn_sup] == CN).any()          # nobody outside China supplies China
+    assert not (net.region[net.buy][~cn_sup] == CN).any()  # nobody outside China supplies China
 
 
 def test_demand_beyond_capacity_is_a_config_error():
@@ -83,7 +84,7 @@ def test_orders_are_order_up_to_by_the_formula_on_every_edge():
     net.place_orders()
     np.testing.assert_array_equal(net.order_rate, rate)
     np.testing.assert_array_equal(net.backlog, b0 + order)
-    np.testing.assert_array_equal(net.stock, s0)          # ordering moves nothing
+    np.testing.assert_array_equal(net.stock, s0)  # ordering moves nothing
     np.testing.assert_array_equal(net.transit, t0)
     np.testing.assert_array_equal(net.rate(), rate)
     assert (order > 0).any() and (order == 0).any()
@@ -122,9 +123,9 @@ def test_a_shipment_arrives_exactly_after_its_lead_time_and_transit_is_the_pipe(
     s = net.sup[e]
     net.backlog[e] = 4.0
     net.stock[s, NDFEB] = 4.0
-    net.stock[plant, NDFEB] = 1e6                           # not short: by sea
+    net.stock[plant, NDFEB] = 1e6  # not short: by sea
     lead = int(net.lead_sea[e])
-    day0 = 158                                              # sent just before the ring wraps
+    day0 = 158  # sent just before the ring wraps
     prod.produce()
     prod.ship(day0)
     assert net.transit[e] == 4.0
@@ -150,7 +151,7 @@ def test_steady_state_start_pipeline_stock_and_orders():
     for e in range(0, net.e, 7):
         due = np.flatnonzero(net.pipe[:, e])
         if rate[e] > 0:
-            assert due.tolist() == list(range(net.lead_sea[e]))         # one day's rate for each of the days
+            assert due.tolist() == list(range(net.lead_sea[e]))  # one day's rate for each of the days
             assert (net.pipe[due, e] == rate[e]).all()
         else:
             assert due.size == 0
@@ -158,8 +159,12 @@ def test_steady_state_start_pipeline_stock_and_orders():
     flow = np.bincount(net.sup_flat, rate, minlength=net.n * M).reshape(net.n, M)
     np.testing.assert_array_equal(net.out_rate, flow)
     prod = net.kind <= Kind.MAKER
-    np.testing.assert_allclose(net.stock[prod], net.need[prod] * np.maximum(net.cover_days[prod] - 1, 0)[:, None]
-                               + flow[prod] * net.target_stock_days[prod][:, None], rtol=1e-15)
+    np.testing.assert_allclose(
+        net.stock[prod],
+        net.need[prod] * np.maximum(net.cover_days[prod] - 1, 0)[:, None]
+        + flow[prod] * net.target_stock_days[prod][:, None],
+        rtol=1e-15,
+    )
 
 
 def test_a_day_without_events_leaves_the_steady_state_where_it_was():
@@ -216,7 +221,7 @@ def test_owners_write_at_their_offset_and_the_frame_has_dates_and_integer_counts
     rec = Records(4, [a, b, c])
     assert (a.at, b.at, c.at) == (0, 2, 3)
     assert a.row is rec.row is c.row
-    assert rec.row[0] == 7.0                             # start_record wrote at registration
+    assert rec.row[0] == 7.0  # start_record wrote at registration
     for day in range(4):
         a.row[a.at + 1] = day + 0.0
         b.row[b.at] = 0.5 * day
@@ -229,7 +234,7 @@ def test_owners_write_at_their_offset_and_the_frame_has_dates_and_integer_counts
     assert df["n"].dtype == np.int64 and df["k"].dtype == np.int64
     assert df["x"].dtype == np.float64 and df["y"].dtype == np.float64
     assert df["n"].tolist() == [0, 1, 2, 3] and df["k"].tolist() == [0, 2, 4, 6]
-    assert df["x"].tolist() == [7.0] * 4                 # columns not rewritten keep their value
+    assert df["x"].tolist() == [7.0] * 4  # columns not rewritten keep their value
     np.testing.assert_array_equal(rec.column("y"), [0.0, 0.5, 1.0, 1.5])
     assert len(rec.frame(dt.date(2025, 1, 1), days=2)) == 2
 
@@ -267,9 +272,9 @@ def test_the_material_balance_closes_every_day_under_a_shock():
         np.testing.assert_allclose(stock + moving, held0 + flow, rtol=1e-12, atol=1e-9)
         np.testing.assert_allclose(stock, net.stock.sum(axis=0) + model.defense.stockpile, rtol=1e-12, atol=1e-12)
         np.testing.assert_allclose(moving, np.bincount(net.mat, net.transit, minlength=M), rtol=1e-12, atol=1e-12)
-    assert model.defense.stockpile.sum() < 500                       # the stockpile was drawn on
-    assert model.records.column("auto_plants_idle_us").max() > 0     # and scarcity was real
-    assert model.balance.end_use.sum() == 0.0                        # the ledger is reset each night
+    assert model.defense.stockpile.sum() < 500  # the stockpile was drawn on
+    assert model.records.column("auto_plants_idle_us").max() > 0  # and scarcity was real
+    assert model.balance.end_use.sum() == 0.0  # the ledger is reset each night
 
 
 def test_the_ledger_counts_every_end_users_use():
@@ -279,7 +284,10 @@ def test_the_ledger_counts_every_end_users_use():
     day = 1
     rec = model.records
     consumed = rec.data[day, rec.index["consumed_ndfeb_t"]]
-    ends = (model.plants.used.sum() + model.defense.used[model.defense.mat == NDFEB].sum()
-            + model.industry.used[model.industry.mat == NDFEB].sum())
+    ends = (
+        model.plants.used.sum()
+        + model.defense.used[model.defense.mat == NDFEB].sum()
+        + model.industry.used[model.industry.mat == NDFEB].sum()
+    )
     assert consumed == pytest.approx(ends + model.producers.used_in[NDFEB], rel=1e-12)
     assert model.plants.used.sum() > 0 and model.defense.used.sum() > 0 and model.industry.used.sum() > 0

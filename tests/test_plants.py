@@ -28,12 +28,12 @@ def test_a_plant_with_a_days_need_runs_and_uses_exactly_it_below_it_idles_and_us
     model, pl, net, need = _fleet()
     k = need.size
     stock = need * 5.0
-    stock[0] = need[0]                       # exactly one day: runs
-    stock[1] = need[1] * (1 - 1e-6)          # a hair below: idles
+    stock[0] = need[0]  # exactly one day: runs
+    stock[1] = need[1] * (1 - 1e-6)  # a hair below: idles
     stock[2] = 0.0
     net.stock[pl.nodes, NDFEB] = stock
     ledger = np.zeros(M)
-    ledger[NDFEB] = 1.0                      # the ledger accumulates: the day's other users came first
+    ledger[NDFEB] = 1.0  # the ledger accumulates: the day's other users came first
     pl.assemble(ledger)
     expect_used = need.copy()
     expect_used[[1, 2]] = 0.0
@@ -41,8 +41,8 @@ def test_a_plant_with_a_days_need_runs_and_uses_exactly_it_below_it_idles_and_us
     np.testing.assert_array_equal(pl.used, expect_used)
     np.testing.assert_array_equal(net.stock[pl.nodes, NDFEB], stock - expect_used)
     assert net.stock[pl.nodes[0], NDFEB] == 0.0
-    assert ledger[NDFEB] == 1.0 + np.sum(expect_used)          # NumPy's pairwise sum, bit for bit
-    assert np.count_nonzero(ledger) == 1                          # only NdFeB
+    assert ledger[NDFEB] == 1.0 + np.sum(expect_used)  # NumPy's pairwise sum, bit for bit
+    assert np.count_nonzero(ledger) == 1  # only NdFeB
 
 
 def test_an_idle_plant_restarts_only_at_restart_cover_days_of_cover():
@@ -51,8 +51,8 @@ def test_an_idle_plant_restarts_only_at_restart_cover_days_of_cover():
     assert restart == 3.0
     pl.idle[:] = True
     stock = need * 5.0
-    stock[0] = need[0] * 2.999                # idle: more than a day is not enough
-    stock[1] = need[1] * 3.0                  # idle: exactly the restart cover restarts it
+    stock[0] = need[0] * 2.999  # idle: more than a day is not enough
+    stock[1] = need[1] * 3.0  # idle: exactly the restart cover restarts it
     net.stock[pl.nodes, NDFEB] = stock
     pl.assemble(np.zeros(M))
     assert pl.idle[0] and not pl.idle[1] and not pl.idle[2:].any()
@@ -101,7 +101,7 @@ def test_recorded_idle_counts_vehicles_and_us_buffer_by_region_equal_the_hand_co
     model, pl, net, need = _fleet()
     rng = np.random.default_rng(5)
     short = rng.random(need.size) < 0.5
-    short[0] = True                           # at least one idle US plant
+    short[0] = True  # at least one idle US plant
     stock = np.where(short, need * 0.3, need * rng.uniform(1.0, 40.0, need.size))
     net.stock[pl.nodes, NDFEB] = stock
     pl.assemble(np.zeros(M))
@@ -109,12 +109,12 @@ def test_recorded_idle_counts_vehicles_and_us_buffer_by_region_equal_the_hand_co
     for reg in PLANT_REGIONS:
         mine = pl.region == REGIONS.index(reg)
         assert col(model, f"auto_plants_idle_{reg.lower()}") == np.count_nonzero(short & mine)
-        assert col(model, f"vehicles_produced_{reg.lower()}") == pytest.approx(pl.vpd[mine & ~short].sum(),
-                                                                              rel=1e-15)
+        assert col(model, f"vehicles_produced_{reg.lower()}") == pytest.approx(pl.vpd[mine & ~short].sum(), rel=1e-15)
     us = pl.region == REGIONS.index("US")
     after = stock - np.where(short, 0.0, need)
-    assert col(model, "us_auto_buffer_days") == pytest.approx(after[us].sum() / net.end_need[pl.nodes[us], NDFEB].sum(),
-                                                              rel=1e-14)
+    assert col(model, "us_auto_buffer_days") == pytest.approx(
+        after[us].sum() / net.end_need[pl.nodes[us], NDFEB].sum(), rel=1e-14
+    )
     assert set(pl.INTEGER_COLUMNS) == {f"auto_plants_idle_{r.lower()}" for r in PLANT_REGIONS}
 
 
@@ -127,14 +127,17 @@ def test_plants_from_config_need_their_regions_magnets_per_vehicle():
         assert np.count_nonzero(mine) == rp.plants
         if rp.plants == 0:
             continue
-        kg = (1 - rp.bev_share - rp.hev_share) * am.magnet_kg_ice + rp.hev_share * am.magnet_kg_hev \
+        kg = (
+            (1 - rp.bev_share - rp.hev_share) * am.magnet_kg_ice
+            + rp.hev_share * am.magnet_kg_hev
             + rp.bev_share * am.magnet_kg_bev
+        )
         assert pl.vpd[mine].sum() == pytest.approx(rp.vehicles_per_year / 365, rel=1e-12)
         np.testing.assert_allclose(need[mine], pl.vpd[mine] * kg / 1000, rtol=1e-15)
         assert (net.cn_share[pl.nodes[mine]] == rp.cn_supply_share).all()
     us = pl.region == REGIONS.index("US")
-    assert (net.cover_days[pl.nodes[us]] == am.US.buffer_days_mean).all()       # cv 0: the mean itself
-    assert len(set(net.cover_days[pl.nodes[~us]])) == np.count_nonzero(~us)     # drawn elsewhere
+    assert (net.cover_days[pl.nodes[us]] == am.US.buffer_days_mean).all()  # cv 0: the mean itself
+    assert len(set(net.cover_days[pl.nodes[~us]])) == np.count_nonzero(~us)  # drawn elsewhere
     assert (net.kind[pl.nodes] == Kind.PLANT).all() and (net.end_use[pl.nodes] == EndUse.AUTO).all()
     assert not net.military[pl.nodes].any()
     # no plants in India: nothing idles or is produced there

@@ -41,13 +41,13 @@ def test_output_is_limited_by_capacity_and_inputs_are_drawn_by_the_recipe():
     model, net, prod = _world()
     p, dom, exp = _cn_maker(net)
     cap = net.cap[p, NDFEB]
-    net.backlog[exp[0]] = 10 * cap                  # customers want ten days of capacity
+    net.backlog[exp[0]] = 10 * cap  # customers want ten days of capacity
     net.stock[p, NDPR], net.stock[p, DYTB] = 1000.0, 1000.0
     before = net.prod_rate[p, NDFEB]
     prod.produce()
     assert net.stock[p, NDFEB] == cap
     assert net.stock[p, NDPR] == 1000.0 - cap * 0.31 and net.stock[p, DYTB] == 1000.0 - cap * 0.02
-    assert prod.made[NDFEB] == cap and prod.made.sum() == cap        # nobody else made anything
+    assert prod.made[NDFEB] == cap and prod.made.sum() == cap  # nobody else made anything
     assert prod.used_in[NDPR] == cap * 0.31 and prod.used_in[DYTB] == cap * 0.02
     assert prod.used_in[[SM, NDFEB, SMCO]].sum() == 0.0
     # smoothed production moves 1/30 of the way; the input need (what it orders) follows it
@@ -62,7 +62,7 @@ def test_the_scarcest_input_limits_output():
     q = 20.0
     net.backlog[exp[0]] = q
     net.stock[p, NDPR] = 1000.0
-    net.stock[p, DYTB] = 0.25 * q * 0.02             # a quarter of the Dy/Tb for the order
+    net.stock[p, DYTB] = 0.25 * q * 0.02  # a quarter of the Dy/Tb for the order
     prod.produce()
     assert net.stock[p, NDFEB] == pytest.approx(0.25 * q, rel=1e-15)
     assert net.stock[p, DYTB] == pytest.approx(0.0, abs=1e-15)
@@ -91,7 +91,7 @@ def test_makers_produce_to_their_target_stock_plus_orders_never_less_than_zero()
     net.stock[p, NDFEB] = 50.0
     net.stock[p, NDPR] = net.stock[p, DYTB] = 1000.0
     prod.produce()
-    assert net.stock[p, NDFEB] == 2.0 * tsd + 5.0             # made 2*30 + 5 - 50 = 15
+    assert net.stock[p, NDFEB] == 2.0 * tsd + 5.0  # made 2*30 + 5 - 50 = 15
     assert prod.made[NDFEB] == 2.0 * tsd + 5.0 - 50.0
     # stock above target and orders: nothing made, nothing drawn
     net.stock[p, NDFEB] = 100.0
@@ -113,17 +113,20 @@ def test_separators_need_no_inputs_and_produce_within_capacity():
 
 
 # ---------------------------------------------------------------------------------------- allocation
-@pytest.mark.parametrize("stock, expect", [
-    (100.0, (10.0, 20.0, 30.0)),     # enough for all
-    (35.0, (10.0, 10.0, 15.0)),      # domestic in full, exports half each (pro rata)
-    (5.0, (5.0, 0.0, 0.0)),          # domestic first: half of it, exports nothing
-])
+@pytest.mark.parametrize(
+    "stock, expect",
+    [
+        (100.0, (10.0, 20.0, 30.0)),  # enough for all
+        (35.0, (10.0, 10.0, 15.0)),  # domestic in full, exports half each (pro rata)
+        (5.0, (5.0, 0.0, 0.0)),  # domestic first: half of it, exports nothing
+    ],
+)
 def test_allocation_serves_domestic_buyers_first_then_the_rest_pro_rata(stock, expect):
     model, net, prod = _world()
     p, dom, exp = _cn_maker(net)
     e = [dom[0], exp[0], exp[1]]
     net.backlog[e] = (10.0, 20.0, 30.0)
-    net.stock[p, NDFEB] = stock                       # no inputs: nothing is produced today
+    net.stock[p, NDFEB] = stock  # no inputs: nothing is produced today
     prod.produce()
     assert prod.made.sum() == 0.0
     prod.ship(0)
@@ -144,7 +147,7 @@ def test_licensed_relationships_ship_at_most_the_licensed_volume_left():
     controlled[lic] = True
     net.set_controlled(controlled)
     net.licence_left[lic] = 5.0
-    net.licence_left[free] = 3.0                      # a licence on an uncontrolled edge does not bind
+    net.licence_left[free] = 3.0  # a licence on an uncontrolled edge does not bind
     net.backlog[[lic, free]] = 20.0
     net.stock[p, NDFEB] = 100.0
     prod.produce()
@@ -180,16 +183,16 @@ def test_short_buyers_get_air_freight_when_it_is_faster_others_wait_for_the_ship
     short, long_ = sea[0], sea[1]
     h = net.pipe.shape[0]
     need = lambda e: net.need[net.buy[e], NDFEB]
-    net.stock[net.buy[short], NDFEB] = 9.99 * need(short)   # below 10 days: air
-    net.stock[net.buy[long_], NDFEB] = 10.0 * need(long_)   # at 10 days: sea
+    net.stock[net.buy[short], NDFEB] = 9.99 * need(short)  # below 10 days: air
+    net.stock[net.buy[long_], NDFEB] = 10.0 * need(long_)  # at 10 days: sea
     net.backlog[[short, long_, dom[0]]] = 7.0
     net.stock[p, NDFEB] = 100.0
-    day = 150                                               # the ring wraps
+    day = 150  # the ring wraps
     prod.produce()
     prod.ship(day)
     assert net.pipe[(day + 4) % h, short] == 7.0
     assert net.pipe[(day + net.lead_sea[long_]) % h, long_] == 7.0
-    assert net.pipe[(day + net.lead_sea[dom[0]]) % h, dom[0]] == 7.0       # domestic: 3 days, sea
+    assert net.pipe[(day + net.lead_sea[dom[0]]) % h, dom[0]] == 7.0  # domestic: 3 days, sea
     assert net.pipe.sum() == 21.0
     # customs friction on a licensed edge is added either way
     model, net, prod = _world("shipping.air_days=4", "licensing.cn.customs_days=7")
@@ -217,8 +220,8 @@ def test_exports_are_recorded_by_destination():
     model, net, prod = _world()
     cn_exp = net.cn_export & ((net.mat == NDFEB) | (net.mat == SMCO))
     x = np.linspace(1.0, 2.0, net.e)
-    net.backlog[:] = x                                     # every relationship has orders
-    net.stock[:] = 1e6                                     # and every supplier plenty of stock
+    net.backlog[:] = x  # every relationship has orders
+    net.stock[:] = 1e6  # and every supplier plenty of stock
     prod.produce()
     prod.ship(0)
     np.testing.assert_array_equal(prod.ship_today, x)
@@ -242,7 +245,7 @@ def test_produce_and_ship_conserve_material(scarce):
     model = tiny_model()
     net, prod = model.net, model.producers
     if scarce:
-        net.stock[cn_nodes(net, Kind.MAKER)] *= 0.01       # Chinese makers short of everything
+        net.stock[cn_nodes(net, Kind.MAKER)] *= 0.01  # Chinese makers short of everything
         net.backlog *= 3.0
     for day in range(3):
         before = net.stock.sum(axis=0) + np.bincount(net.mat, net.transit, minlength=M)
@@ -264,7 +267,7 @@ def test_producers_from_config_capacity_totals_and_recipe():
     for m, total in ((NDPR, sp.cn_ndpr_t_per_year), (DYTB, sp.cn_dytb_t_per_year), (SM, sp.cn_sm_t_per_year)):
         assert net.cap[cn_sep, m].sum() * 365 == pytest.approx(total, rel=1e-12)
     cn_nd, cn_smco = makers(net, NDFEB, "CN"), makers(net, SMCO, "CN")
-    assert cn_nd.size == 12 and cn_smco.size == 1                  # one SmCo maker per ten
+    assert cn_nd.size == 12 and cn_smco.size == 1  # one SmCo maker per ten
     assert net.cap[cn_nd, NDFEB].sum() * 365 == pytest.approx(mm.cn_ndfeb_capacity_t_per_year, rel=1e-12)
     for reg, total in mm.ndfeb_capacity_t_per_year.items():
         mine = makers(net, NDFEB, reg)
@@ -289,14 +292,15 @@ def test_same_state_same_shipments_and_seeds_change_chinese_sizes_only():
             prod.ship(day)
             net.receive(day)
             net.place_orders()
-            out.append(np.concatenate([net.stock.ravel(), net.backlog, net.transit, prod.ship_today,
-                                       model.records.row]))
+            out.append(
+                np.concatenate([net.stock.ravel(), net.backlog, net.transit, prod.ship_today, model.records.row])
+            )
         return net, np.array(out)
 
     na, a = run(1)
     _, b = run(1)
     nc, _ = run(2)
     np.testing.assert_array_equal(a, b)
-    x_producers = (na.region != CN) & (na.kind <= Kind.MAKER)       # same layout in both worlds
+    x_producers = (na.region != CN) & (na.kind <= Kind.MAKER)  # same layout in both worlds
     np.testing.assert_array_equal(na.cap[x_producers], nc.cap[x_producers])
     assert not np.array_equal(na.cap[na.region == CN], nc.cap[nc.region == CN])

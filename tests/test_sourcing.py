@@ -51,15 +51,16 @@ def _stall(net, src, g, days=22.0):
 
 # ---------------------------------------------------------------------------------------- switching
 def test_a_stalled_buyer_moves_switch_share_per_day_times_review_days_at_each_review():
-    model, net, src = _world("sourcing.switch_share_per_day=0.002", "sourcing.review_days=7",
-                             "sourcing.switch_trigger_days=21")
+    model, net, src = _world(
+        "sourcing.switch_share_per_day=0.002", "sourcing.review_days=7", "sourcing.switch_trigger_days=21"
+    )
     g, es = _group(net, src, Kind.PLANT, "JP", NDFEB, min_x=3)
     share0, totals0, cn0 = net.share.copy(), _totals(net), _cn_share(net, src)
-    _stall(net, src, g, days=20.9)                   # waiting less than 21 days of flow: not stalled
+    _stall(net, src, g, days=20.9)  # waiting less than 21 days of flow: not stalled
     src.review(0)
     np.testing.assert_array_equal(net.share, share0)
     _stall(net, src, g, days=21.5)
-    src.review(3)                                    # not a review day
+    src.review(3)  # not a review day
     np.testing.assert_array_equal(net.share, share0)
     src.review(7)
     cn_now = _cn_share(net, src)
@@ -87,14 +88,14 @@ def test_switching_stops_at_switch_max_share_of_the_original_chinese_share():
         assert path[-1] >= cn0 - 0.3 - 1e-12
     np.testing.assert_allclose(np.diff(path[:21]), -0.014, rtol=1e-9)
     assert path[-1] == pytest.approx(cn0 - 0.3, rel=1e-12)
-    assert path[-1] == path[-10]                     # and stays there
+    assert path[-1] == path[-10]  # and stays there
     np.testing.assert_allclose(_totals(net), totals0, rtol=1e-13, atol=1e-16)
 
 
 def test_buyers_cannot_move_to_suppliers_without_capacity():
     model, net, src = _world()
     g, es = next((g, src.edges[src.group == g]) for g in range(src.n_groups) if src.g_mat[g] == DYTB)
-    assert not src.can_move[g]                       # outside China nobody separates Dy/Tb yet
+    assert not src.can_move[g]  # outside China nobody separates Dy/Tb yet
     share0 = net.share.copy()
     _stall(net, src, g, days=1e6)
     src.review(0)
@@ -131,10 +132,10 @@ def test_offtakes_serve_defence_first_and_never_take_more_than_the_spare_capacit
     mil = groups[src.military[groups]]
     want_mil = (cn0[mil] * need_g[mil] * rate).sum()
     spare = np.zeros(net.n * M)
-    spare[s * M + NDFEB] = 0.5 * want_mil            # half of what defence alone wants
+    spare[s * M + NDFEB] = 0.5 * want_mil  # half of what defence alone wants
     src.derisk(net, spare, rate)
     gained = (net.share[on_s] - share0[on_s]) * net.need.ravel()[net.buy_flat[on_s]]
-    assert gained.sum() == pytest.approx(0.5 * want_mil, rel=1e-12)         # all of the spare, no more
+    assert gained.sum() == pytest.approx(0.5 * want_mil, rel=1e-12)  # all of the spare, no more
     assert spare[s * M + NDFEB] == pytest.approx(0.0, abs=1e-15)
     civil = ~src.military[src.group]
     np.testing.assert_array_equal(net.share[src.edges[civil]], share0[src.edges[civil]])
@@ -189,13 +190,13 @@ def test_non_chinese_content_separators_one_chinese_nodes_zero_makers_their_scar
     g_dy = np.flatnonzero((src.g_buyer == jp) & (src.g_mat == DYTB))
     nd = np.flatnonzero((net.buy == jp) & (net.mat == NDPR))
     x_nd = net.share[nd][net.region[net.sup[nd]] != CN].sum() / net.share[nd].sum()
-    assert x_nd == pytest.approx(0.5, rel=1e-12)                  # half its NdPr from outside China
+    assert x_nd == pytest.approx(0.5, rel=1e-12)  # half its NdPr from outside China
     moved = np.zeros(src.n_groups)
     moved[g_dy] = 0.3
-    src._move(net, moved)                            # 30% of its Dy/Tb now from outside China: the scarcest
+    src._move(net, moved)  # 30% of its Dy/Tb now from outside China: the scarcest
     src.update_content()
     assert src.non_cn_frac[jp] == pytest.approx(0.3, rel=1e-12)
-    moved[g_dy] = 0.6                                # 90%: now NdPr is the scarcest
+    moved[g_dy] = 0.6  # 90%: now NdPr is the scarcest
     src._move(net, moved)
     src.update_content()
     assert src.non_cn_frac[jp] == pytest.approx(0.5, rel=1e-12)
@@ -207,7 +208,7 @@ def test_us_arrivals_are_recorded_with_their_non_chinese_content():
     model, net, src = _world()
     us = REGIONS.index("US")
     src.non_cn_frac[:] = 0.0
-    src.non_cn_frac[net.region != CN] = 0.25                         # pretend every foreign node is 25% clean
+    src.non_cn_frac[net.region != CN] = 0.25  # pretend every foreign node is 25% clean
     src.non_cn_frac[(net.kind == Kind.SEPARATOR) & (net.region != CN)] = 1.0
     src.w_us_def = src.non_cn_frac[net.sup[src.e_us_def]]
     src.w_us_auto = src.non_cn_frac[net.sup[src.e_us_auto]]
