@@ -29,7 +29,7 @@ import numpy as np
 
 from rareshock.model.codes import REGIONS, EndUse, Kind, Material
 from rareshock.model.draws import lognormal
-from rareshock.model.network import M
+from rareshock.model.network import M, consume_kernel
 from rareshock.model.numerics import kernel, psum
 
 from .producers import sizes
@@ -43,16 +43,7 @@ def _consume(
     stock, need, flat, group, mat, used, used_by_group, need_by_group, ledger, nodes, stockpile, trigger_days, row, at
 ):
     """Programmes use what they have (entries ``flat``), the stockpile releases, and the record."""
-    stock_f = stock.ravel()
-    need_f = need.ravel()
-    used_by_group[:] = 0.0
-    for k in range(flat.shape[0]):
-        i = flat[k]
-        u = min(stock_f[i], need_f[i])
-        used[k] = u
-        stock_f[i] -= u
-        used_by_group[group[k]] += u
-        ledger[mat[k]] += u
+    consume_kernel(stock.ravel(), need.ravel(), flat, group, mat, used, used_by_group, ledger)
     _release(stock, need, nodes, stockpile, trigger_days)
     g, n = used_by_group, need_by_group
     row[at] = (g[0] + g[1]) / max(n[0] + n[1], 1e-12)
@@ -125,16 +116,7 @@ class DefensePrograms:
         self.net = net
         self.us_nodes = np.array([n for n, r in self.programmes if r == "US"], dtype=np.int64)
         other = np.array([n for n, r in self.programmes if r != "US"], dtype=np.int64)
-        flat, grp = [], []
-        for nodes, g in ((self.us_nodes, 0), (other, 1)):
-            for n in nodes:
-                for m in np.flatnonzero(net.end_need[n] > 0):
-                    flat.append(n * M + m)
-                    grp.append(g)
-        self.flat = np.array(flat, dtype=np.int64)
-        self.group = np.array(grp, dtype=np.int64)
-        self.mat = self.flat % M
-        self.need_by_group = np.bincount(self.group, net.end_need.ravel()[self.flat], minlength=2)
+        self.flat, self.group, self.mat, self.need_by_group = net.consumption_entries([self.us_nodes, other])
         self.used = np.zeros(self.flat.size)
         self.used_by_group = np.zeros(2)
         us = self.cfg.US

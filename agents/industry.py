@@ -23,7 +23,6 @@ from __future__ import annotations
 import numpy as np
 
 from rareshock.model.codes import CN, REGIONS, EndUse, Kind, Material
-from rareshock.model.network import M
 from rareshock.model.schema import ConfigError
 
 NDFEB, SMCO = int(Material.NDFEB), int(Material.SMCO)
@@ -85,17 +84,9 @@ class IndustrialUsers:
 
     def bind(self, net) -> None:
         self.net = net
-        flat, grp = [], []
-        for in_cn in (False, True):
-            for n, reg, _ in self.users:
-                if (reg == "CN") == in_cn:
-                    for m in np.flatnonzero(net.end_need[n] > 0):
-                        flat.append(n * M + m)
-                        grp.append(int(in_cn))
-        self.flat = np.array(flat, dtype=np.int64)
-        self.group = np.array(grp, dtype=np.int64)
-        self.mat = self.flat % M
-        self.need_by_group = np.bincount(self.group, net.end_need.ravel()[self.flat], minlength=2)
+        outside = np.array([n for n, reg, _ in self.users if reg != "CN"], dtype=np.int64)
+        inside = np.array([n for n, reg, _ in self.users if reg == "CN"], dtype=np.int64)
+        self.flat, self.group, self.mat, self.need_by_group = net.consumption_entries([outside, inside])
         self.used = np.zeros(self.flat.size)
         self.used_by_group = np.zeros(2)
 

@@ -83,7 +83,7 @@ def _receive(pipe, slot, transit, stock_flat, buy_flat, arrivals):
 
 
 @kernel
-def _consume(stock_flat, need_flat, flat, group, mat, used, used_by_group, ledger):
+def consume_kernel(stock_flat, need_flat, flat, group, mat, used, used_by_group, ledger):
     used_by_group[:] = 0.0
     for k in range(flat.shape[0]):
         i = flat[k]
@@ -206,6 +206,19 @@ class Network:
         """Today's arrivals move from the pipe into the buyers' stock (``arrivals`` holds them by edge)."""
         _receive(self.pipe, day % self.pipe.shape[0], self.transit, self.stock_f, self.buy_flat, self.arrivals)
 
+    def consumption_entries(self, groups: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """The (node, material) pairs end users in ``groups`` (arrays of nodes, one per group) consume, in
+        group then node order: flat entries, their group, their material, and the baseline need by group."""
+        flat, grp = [], []
+        for g, nodes in enumerate(groups):
+            for n in nodes:
+                for m in np.flatnonzero(self.end_need[n] > 0):
+                    flat.append(n * M + m)
+                    grp.append(g)
+        flat_a, grp_a = np.array(flat, dtype=np.int64), np.array(grp, dtype=np.int64)
+        need = np.bincount(grp_a, self.end_need.ravel()[flat_a], minlength=len(groups))
+        return flat_a, grp_a, flat_a % M, need
+
     def consume(
         self,
         flat: np.ndarray,
@@ -218,7 +231,7 @@ class Network:
         """End users at ``flat`` (node*M + material ``mat``) use what they need or what they have: ``used``
         by entry, summed by ``group`` into ``used_by_group`` and by material into ``ledger`` (in entry
         order)."""
-        _consume(self.stock_f, self.need_f, flat, group, mat, used, used_by_group, ledger)
+        consume_kernel(self.stock_f, self.need_f, flat, group, mat, used, used_by_group, ledger)
 
     def record_balance(self, stockpile, made, used_in, end_use, row, at) -> None:
         """Write the material balance (see :class:`rareshock.model.records.MaterialBalance`)."""

@@ -516,7 +516,8 @@ def _listing(names: list[str], k: int = 3) -> str:
     return ", ".join(names[:k]) + more
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this pid exists (one we may not signal counts as alive)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -732,7 +733,7 @@ class OutputDir:
             kind = read_marker(folder)
             try:
                 ours = kind is not None or (
-                    (pid is None or not _pid_alive(pid)) and any(not foreign_entries(folder, k) for k in KINDS)
+                    (pid is None or not pid_alive(pid)) and any(not foreign_entries(folder, k) for k in KINDS)
                 )
             except OSError:
                 ours = False

@@ -252,7 +252,9 @@ def reproduce(
     targets = []
     try:
         for exp in exps:  # check and lock every destination before regenerating any
-            targets.append(OutputDir(Path(results) / exp.name, OUTPUT_KIND[exp.kind], flag="--results").open())
+            # reproduce replaces its own reference folders (rareshock's, of the same kind) by design
+            dest = OutputDir(Path(results) / exp.name, OUTPUT_KIND[exp.kind], overwrite=True, flag="--results")
+            targets.append(dest.open())
         for exp, target in zip(exps, targets):
             regenerate(exp, target, workers, progress)
             target.close(ok=True)

@@ -152,3 +152,39 @@ def test_committed_reference_results_come_from_a_clean_commit():
         assert known or shallow, f"{exp.name}: commit {git['commit']} is not in this repository"
         if known:
             assert _git("merge-base", "--is-ancestor", git["commit"], "HEAD").returncode == 0, exp.name
+
+
+def test_regenerating_replaces_reproduce_s_own_sweep_folder(tmp_path):
+    """`reproduce` without --check replaces the reference folders it wrote itself (here a sweep), twice in
+    a row; a folder it did not write stays refused."""
+    from rareshock.reproduce import reproduce
+
+    (tmp_path / "experiments" / "sweeps").mkdir(parents=True)
+    (tmp_path / "experiments" / "sweeps" / "tiny.toml").write_text(
+        f"""
+[sweep]
+name = "tiny"
+scenario = "{ROOT / "experiments" / "scenarios" / "april_2025_shock.toml"}"
+method = "grid"
+seed = 3
+reproduce = true
+overrides = ["scenario.end=2025-02-01"]
+outputs = ["us_auto_idle_plant_days"]
+
+[[parameters]]
+path = "licensing.cn.reviewers"
+values = [10, 20]
+"""
+    )
+    results = tmp_path / "results"
+    results.mkdir()
+    for _ in range(2):
+        ok, lines = reproduce(False, results=results, workers=1, progress=False, root=tmp_path)
+        assert ok and any("tiny: regenerated" in line for line in lines)
+    first = pd.read_parquet(results / "tiny" / "runs.parquet")
+    assert len(first) == 2
+    (results / "tiny" / ".rareshock").unlink()  # no longer rareshock's: protected
+    from rareshock.outputs import OutputDirError
+
+    with pytest.raises(OutputDirError, match="not written by rareshock"):
+        reproduce(False, results=results, workers=1, progress=False, root=tmp_path)

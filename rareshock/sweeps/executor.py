@@ -43,7 +43,7 @@ import numpy as np
 import pandas as pd
 
 from rareshock.model.config import ConfigError
-from rareshock.outputs import atomic_write_bytes, atomic_write_text, parquet_bytes, show_path
+from rareshock.outputs import atomic_write_bytes, atomic_write_text, parquet_bytes, pid_alive, show_path
 from rareshock.sweeps.spec import RunSpec, Sweep, flatten, run_one
 
 STATE = "sweep_state.json"
@@ -315,19 +315,9 @@ def _watch(main_pid: int) -> None:
         poller.register(fd, select.POLLIN)
         poller.poll()  # readable once the process has exited
     else:
-        while _alive(main_pid):
+        while pid_alive(main_pid):
             time.sleep(0.5)
     os.kill(os.getpid(), signal.SIGKILL)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def new_pool(workers: int) -> ProcessPoolExecutor:
