@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/bench_sweep.py [--runs 1000] [--workers 2] [--memory]
 
 1. ``--runs`` runs of april_2025_shock (2025-01-01 to 2026-06-30, random design over two parameters) on
-   ``--workers`` local processes, and a tenth of them on one worker. Per-run costs are marginal: each
+   ``--workers`` local processes, and a quarter of them on one worker. Per-run costs are marginal: each
    setting also runs a sweep of a fifth the size and the difference of the two wall times is divided by
    the difference in runs, so start-up (imports, the pool, the metric probe, analysis) is excluded from
    both sides. Parallel efficiency = serial cost per run / (workers x parallel cost per run).
@@ -97,7 +97,7 @@ def main() -> None:
             t_full = timed(["sweep", str(sweep_file(tmp, n, "2026-06-30", a.batch)), *extra, "--out", str(tmp / tag)])
             return (t_full - t_small) / (n - small), t_full
 
-        serial_n = max(a.runs // 10, 50)
+        serial_n = max(a.runs // 4, 200)
         per_run, t1 = marginal(serial_n, ["--workers", "1"], "serial")
         par_run, tn = marginal(a.runs, ["--workers", str(a.workers)], "parallel")
         eff = per_run / (a.workers * par_run)
