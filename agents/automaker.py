@@ -1,32 +1,40 @@
-"""Automaker assembly plants: where a plant decides to run or to idle.
+"""Automaker assembly plants: where a plant decides how much to build, and when to stop.
 
 Interface (what the model uses)
 -------------------------------
 ``Plants(model, cfg)`` with ``cfg`` the ``automakers`` config section.
 ``add_nodes(builder)``
-    For each region (US, EU, JP, IN, CN, ROW) with plants: ``plants`` nodes, output shares drawn from
-    ``model.rng`` (gamma(4)), magnet buffers (days of cover) drawn lognormal around ``buffer_days_mean``
-    with ``buffer_days_cv``. Each plant's NdFeB need is its vehicles per day times the magnet mass per
-    vehicle of its region's powertrain mix.
+    For each region (US, EU, JP, IN, CN, ROW) with plants: ``plants`` plants with output shares drawn from
+    ``model.rng`` (gamma(4)). Each plant builds three lines (combustion, hybrid, battery-electric: the
+    region's powertrain mix) and needs each magnet-bearing *part* in ``automakers.parts`` (traction
+    motors, chassis actuators, small motors...). Each (plant, part) is a node of the network: the part's
+    tier-1 and tier-2 chain with its own magnet stock, its own suppliers and its own buffer (days of cover,
+    drawn lognormal around ``buffer_days_mean`` with ``buffer_days_cv``). A part's magnets are Dy/Tb-bearing
+    (``grade = "heavy"``, controlled by Announcement No. 18) or not, and ``cn_assembly_share`` of its Chinese
+    supply arrives inside China-made parts (not licence-bound under No. 18).
 ``bind(net)``
-    After the network is built: the plants' node indices and their arrays.
+    After the network is built: the plants' arrays.
 ``assemble(ledger)``
-    Phase 5 of the day (after arrivals): every plant runs or idles; magnets used are added to ``ledger``
-    (t by material, the day's end-use consumption).
+    Phase 5 of the day (after arrivals): every plant builds what its parts allow; magnets used go into
+    ``ledger`` (t by material, the day's end use).
 ``COLUMNS``
-    Idle plants and vehicles produced by region, and the US plants' magnet buffer in days of need, written
-    by ``assemble`` into the record row (``row`` at ``at``, set by the registry).
+    Idle plants, plants below plan and vehicles produced by region, and the median plant's cover of its
+    scarcest Dy/Tb part (days), written by ``assemble`` into the record row (``row`` at ``at``).
 
-Decision
---------
-A plant of need n (t NdFeB/day) and stock S runs today if ``S >= n h - 1e-12``, where h = 1 while it is
-running and h = ``restart_cover_days`` once it is idle (a plant restarts only when its buffer, which stands
-for its own stock and its tier-1 suppliers', holds a few days again). A running plant uses n; an idle one
-uses nothing. How plants move orders away from stalled Chinese suppliers is in :mod:`.sourcing` (shared by
-every magnet buyer).
+Decision (per plant, per day)
+-----------------------------
+Lines get the plant's magnets in ``line_priority`` order (highest margin first). A line with plan v
+(vehicles/day) and parts q needing k_q t per vehicle can build a fraction
+``f = min(1, min_q S_q / (v k_q))`` of its plan from the stocks S_q left by the lines before it; it runs
+whole shifts, ``floor(f s) / s`` of its plan with s = ``shifts_per_day``, so output falls in steps before
+the line stops. A stopped line restarts only when its parts cover ``restart_cover_days`` of its plan
+(its tier-1 suppliers restart only with several days of parts secured). A plant is *idle* when none of its
+lines runs, *below plan* when it builds less than its plan.
 """
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 
@@ -39,114 +47,194 @@ from .producers import sizes
 
 NDFEB = int(Material.NDFEB)
 PLANT_REGIONS = ("US", "EU", "JP", "IN", "CN", "ROW")
+LINES = ("ice", "hev", "bev")
 
 
 @kernel
 def _assemble(
-    stock_flat, need_flat, flat, idle, restart_days, used, ledger, vpd, region, order, us_flat, us_need, row, at
+    stock_f, node_flat, plan, kg, priority, shifts, restart_days, line_down, idle, ever_idle, output, used, ledger
 ):
-    for k in range(flat.shape[0]):
-        i = flat[k]
-        need = need_flat[i]
-        stock = stock_flat[i]
-        threshold = need * (restart_days if idle[k] else 1.0) - 1e-12
-        idle[k] = (not stock >= threshold) and need > 0.0
-        u = 0.0 if idle[k] else need
-        used[k] = u
-        stock_flat[i] = stock - u
+    n_p, n_q = node_flat.shape
+    n_l = plan.shape[1]
+    avail = np.empty(n_q)
+    k = 0
+    for p in range(n_p):
+        for q in range(n_q):
+            f = node_flat[p, q]
+            avail[q] = stock_f[f] if f >= 0 else math.inf
+        out = 0.0
+        planned = 0.0
+        for li in range(n_l):
+            line = priority[li]
+            v = plan[p, line]
+            if v <= 0.0:
+                continue
+            planned += v
+            cover = math.inf  # days of this line's plan its scarcest part covers
+            for q in range(n_q):
+                if kg[q, line] > 0.0:
+                    cover = min(cover, avail[q] / (v * kg[q, line]))
+            if line_down[p, line]:
+                runs = shifts if cover >= restart_days - 1e-9 else 0
+            else:
+                runs = int(math.floor(min(cover, 1.0) * shifts + 1e-9))
+            made = v * runs / shifts
+            line_down[p, line] = runs == 0
+            if made > 0.0:
+                for q in range(n_q):
+                    if kg[q, line] > 0.0:
+                        avail[q] = max(avail[q] - made * kg[q, line], 0.0)
+                out += made
+        output[p] = out
+        idle[p] = out <= 0.0 and planned > 0.0
+        if idle[p]:
+            ever_idle[p] = True
+        for q in range(n_q):
+            f = node_flat[p, q]
+            if f >= 0:
+                used[k] = stock_f[f] - avail[q]
+                stock_f[f] = avail[q]
+                k += 1
     ledger[NDFEB] += psum(used)
-    # record: idle plants and vehicles by region, the US plants' buffer
+
+
+@kernel
+def _record(output, idle, plan_total, region, order, stock_f, need_f, node_flat, heavy, row, at):
     n_r = order.shape[0]
+    n_p, n_q = node_flat.shape
     idle_r = np.zeros(n_r)
+    low_r = np.zeros(n_r)
     veh_r = np.zeros(n_r)
-    for k in range(idle.shape[0]):
-        r = region[k]
-        if idle[k]:
+    cover = np.empty(n_p)
+    for p in range(n_p):
+        r = region[p]
+        if idle[p]:
             idle_r[r] += 1.0
-        else:
-            veh_r[r] += vpd[k]
+        elif output[p] < plan_total[p] * (1.0 - 1e-9):
+            low_r[r] += 1.0
+        veh_r[r] += output[p]
+        c = math.inf
+        for q in range(n_q):
+            f = node_flat[p, q]
+            if f >= 0 and heavy[q] and need_f[f] > 0.0:
+                c = min(c, stock_f[f] / need_f[f])
+        cover[p] = c
     for j in range(n_r):
-        row[at + j] = idle_r[order[j]]
-        row[at + n_r + j] = veh_r[order[j]]
-    tmp = np.empty(us_flat.shape[0])
-    for k in range(us_flat.shape[0]):
-        tmp[k] = stock_flat[us_flat[k]]
-    row[at + 2 * n_r] = psum(tmp) / us_need
+        rj = order[j]
+        row[at + j] = idle_r[rj]
+        row[at + n_r + j] = low_r[rj]
+        row[at + 2 * n_r + j] = veh_r[rj]
+        sel = cover[region == rj]
+        sel = sel[np.isfinite(sel)]
+        row[at + 3 * n_r + j] = np.median(sel) if sel.shape[0] else np.nan
 
 
 class Plants:
-    """The assembly plants of every region, as arrays."""
+    """The assembly plants of every region, their lines and the magnet-bearing parts they need."""
 
+    IDLE = tuple(f"auto_plants_idle_{r.lower()}" for r in PLANT_REGIONS)
     COLUMNS = (
-        tuple(f"auto_plants_idle_{r.lower()}" for r in PLANT_REGIONS)
+        IDLE
+        + tuple(f"auto_plants_below_plan_{r.lower()}" for r in PLANT_REGIONS)
         + tuple(f"vehicles_produced_{r.lower()}" for r in PLANT_REGIONS)
-        + ("us_auto_buffer_days",)
+        + tuple(f"auto_cover_days_{r.lower()}" for r in PLANT_REGIONS)
     )
-    INTEGER_COLUMNS = tuple(f"auto_plants_idle_{r.lower()}" for r in PLANT_REGIONS)
+    INTEGER_COLUMNS = IDLE + tuple(f"auto_plants_below_plan_{r.lower()}" for r in PLANT_REGIONS)
 
     def __init__(self, model, cfg):
         self.model = model
         self.cfg = cfg
-        self._nodes: list[int] = []
-        self._vpd: list[float] = []
+        self.part_names = tuple(sorted(cfg.parts))  # by name: results never depend on a table's key order
+        self._nodes: list[list[int]] = []  # per plant: its node for each part (-1 if no line uses the part)
+        self._plan: list[list[float]] = []  # per plant: vehicles/day by line
         self._region: list[int] = []
 
     def add_nodes(self, builder) -> None:
         am, rng = self.cfg, self.model.rng
+        parts = [am.parts[n] for n in self.part_names]
+        kg = np.array([[p.kg_ice, p.kg_hev, p.kg_bev] for p in parts]) / 1000.0  # t per vehicle
         for reg in PLANT_REGIONS:
             rp = getattr(am, reg)
             if rp.plants == 0:
                 continue
-            kg = (
-                (1 - rp.bev_share - rp.hev_share) * am.magnet_kg_ice
-                + rp.hev_share * am.magnet_kg_hev
-                + rp.bev_share * am.magnet_kg_bev
-            )
+            mix = np.array([1.0 - rp.bev_share - rp.hev_share, rp.hev_share, rp.bev_share])
             vpd = rp.vehicles_per_year / 365 * sizes(rng, rp.plants)
-            cover = lognormal(rng, rp.buffer_days_mean, rp.buffer_days_cv, rp.plants)
+            cover = lognormal(rng, rp.buffer_days_mean, rp.buffer_days_cv, rp.plants * len(parts))
             r = REGIONS.index(reg)
-            for v, c in zip(vpd, cover):
-                self._nodes.append(
-                    builder.add(
-                        Kind.PLANT,
-                        r,
-                        float(c),
-                        need={NDFEB: v * kg / 1000},
-                        end_use=EndUse.AUTO,
-                        cn_share=rp.cn_supply_share,
+            for i, v in enumerate(vpd):
+                plan = v * mix
+                nodes = []
+                for q, part in enumerate(parts):
+                    need = float(plan @ kg[q])
+                    if need <= 0:
+                        nodes.append(-1)
+                        continue
+                    nodes.append(
+                        builder.add(
+                            Kind.PLANT,
+                            r,
+                            float(cover[i * len(parts) + q]),
+                            need={NDFEB: need},
+                            heavy_grade=part.grade == "heavy",
+                            end_use=EndUse.AUTO,
+                            cn_share=rp.cn_supply_share,
+                            assembly_share=part.cn_assembly_share,
+                        )
                     )
-                )
-                self._vpd.append(float(v))
+                self._nodes.append(nodes)
+                self._plan.append([float(x) for x in plan])
                 self._region.append(r)
 
     def bind(self, net) -> None:
+        am = self.cfg
         self.net = net
-        self.nodes = np.array(self._nodes, dtype=np.int64)
-        self.flat = self.nodes * M + NDFEB
-        self.vpd = np.array(self._vpd)
+        nodes = np.array(self._nodes, dtype=np.int64).reshape(len(self._nodes), len(self.part_names))
+        self.nodes = nodes
+        self.node_flat = np.where(nodes >= 0, nodes * M + NDFEB, -1)
+        self.plan = np.array(self._plan).reshape(len(self._plan), len(LINES))
+        self.plan_total = self.plan.sum(axis=1)
+        self.kg = np.array([[am.parts[n].kg_ice, am.parts[n].kg_hev, am.parts[n].kg_bev] for n in self.part_names])
+        self.kg = self.kg / 1000.0
+        self.heavy = np.array([am.parts[n].grade == "heavy" for n in self.part_names])
+        self.priority = np.array([LINES.index(x) for x in am.line_priority], dtype=np.int64)
         self.region = np.array(self._region, dtype=np.int64)
-        self.idle = np.zeros(self.nodes.size, dtype=bool)
-        self.used = np.zeros(self.nodes.size)
+        n = self.region.size
+        self.line_down = np.zeros((n, len(LINES)), dtype=bool)
+        self.idle = np.zeros(n, dtype=bool)
+        self.ever_idle = np.zeros(n, dtype=bool)
+        self.output = self.plan_total.copy()
+        self.used = np.zeros(int((nodes >= 0).sum()))
+        self.vpd = self.plan_total
         self.vpd_by_region = np.bincount(self.region, self.vpd, minlength=len(REGIONS))
         self.order = np.array([REGIONS.index(r) for r in PLANT_REGIONS], dtype=np.int64)
-        us = self.region == REGIONS.index("US")
-        self.us_flat = self.flat[us]
-        self.us_need = max(float(net.end_need[self.nodes[us], NDFEB].sum()), 1e-12)
 
     def assemble(self, ledger: np.ndarray) -> None:
+        net, am = self.net, self.cfg
         _assemble(
-            self.net.stock_f,
-            self.net.need_f,
-            self.flat,
+            net.stock_f,
+            self.node_flat,
+            self.plan,
+            self.kg,
+            self.priority,
+            am.shifts_per_day,
+            am.restart_cover_days,
+            self.line_down,
             self.idle,
-            self.cfg.restart_cover_days,
+            self.ever_idle,
+            self.output,
             self.used,
             ledger,
-            self.vpd,
+        )
+        _record(
+            self.output,
+            self.idle,
+            self.plan_total,
             self.region,
             self.order,
-            self.us_flat,
-            self.us_need,
+            net.stock_f,
+            net.need_f,
+            self.node_flat,
+            self.heavy,
             self.row,
             self.at,
         )

@@ -256,10 +256,11 @@ class ChipSector:
 
     def __init__(self, model: mesa.Model, cfg: ChipsConfig):
         self.model, self.cfg = model, cfg
-        self.buyers = {name: ChineseChipBuyer(model, name, b) for name, b in cfg.buyers.items()}
+        # by name: results never depend on the key order of a config table (manifests sort keys)
+        self.buyers = {name: ChineseChipBuyer(model, name, cfg.buyers[name]) for name in sorted(cfg.buyers)}
         self.firms = [
             ChipFirm(model, name, f, self.buyers[cfg.buyer_of(name)], i)
-            for i, (name, f) in enumerate(cfg.firms.items())
+            for i, (name, f) in enumerate(sorted(cfg.firms.items()))
         ]
         self.by_name = {f.name: f for f in self.firms}
         for f in self.firms:

@@ -14,6 +14,11 @@ automakers' and defence programmes' Chinese supply to size itself).
     After the network is built: the (node, material) pairs that consume, grouped outside / inside China.
 ``consume(ledger)``
     Phase 5: each user uses what it needs or what it has (the gap is lost output), adding it to ``ledger``.
+``adapt(market)``
+    Monthly: users outside China buy less NdFeB when its price outside China is high (demand response):
+    their need is the baseline times phi, which moves toward ``(P/P0)^(-industry_demand_elasticity)`` with
+    time constant ``industry_demand_days`` (and back as the price falls). Output shares stay measured
+    against the baseline need, so demand given up counts as lost output.
 ``COLUMNS``
     Output share of users outside China, written by ``consume``.
 """
@@ -24,6 +29,8 @@ import numpy as np
 
 from rareshock.model.codes import CN, REGIONS, EndUse, Kind, Material
 from rareshock.model.schema import ConfigError
+
+from .market import ND_EX
 
 NDFEB, SMCO = int(Material.NDFEB), int(Material.SMCO)
 EXPORT_REGIONS = ("US", "EU", "JP", "IN", "ROW")
@@ -87,8 +94,19 @@ class IndustrialUsers:
         outside = np.array([n for n, reg, _ in self.users if reg != "CN"], dtype=np.int64)
         inside = np.array([n for n, reg, _ in self.users if reg == "CN"], dtype=np.int64)
         self.flat, self.group, self.mat, self.need_by_group = net.consumption_entries([outside, inside])
+        self.respond = self.flat[(self.group == 0) & (self.mat == NDFEB)]  # NdFeB users outside China
+        self.phi = 1.0
         self.used = np.zeros(self.flat.size)
         self.used_by_group = np.zeros(2)
+
+    def adapt(self, market, days: float = 30.0) -> None:
+        """Monthly demand response of users outside China (module docstring)."""
+        p = market.p
+        if p.industry_demand_elasticity <= 0 or self.respond.size == 0:
+            return
+        target = market.ratio(ND_EX) ** (-p.industry_demand_elasticity)
+        self.phi += (min(target, 1.0) - self.phi) * min(days / p.industry_demand_days, 1.0)
+        self.net.need_f[self.respond] = self.net.end_need.ravel()[self.respond] * self.phi
 
     def consume(self, ledger: np.ndarray) -> None:
         self.net.consume(self.flat, self.group, self.mat, self.used, self.used_by_group, ledger)

@@ -47,7 +47,6 @@ import numpy as np
 
 from rareshock.model.codes import CN, REGIONS, STAGES, Kind, Material
 from rareshock.model.draws import lognormal
-from rareshock.model.network import M
 from rareshock.model.schema import ConfigError
 
 NDPR, DYTB, SM, NDFEB = int(Material.NDPR), int(Material.DYTB), int(Material.SM), int(Material.NDFEB)
@@ -188,7 +187,7 @@ class InvestmentProgramme(mesa.Agent):
                 stage_room = share * self.released_budget(day) - self.stage_committed(stage)
                 if capex > min(self.available(day), stage_room):
                     break
-                regions = list(sp.regions)
+                regions = sorted(sp.regions)  # by name: not the config table's key order
                 w = np.array([sp.regions[r] for r in regions], dtype=float)
                 region = regions[int(self.region_rng.choice(len(regions), p=w / w.sum()))]
                 lead = sp.lead_years * 365 * float(lognormal(self.project_rng(len(self.projects)), 1.0, sp.lead_cv))
@@ -387,10 +386,6 @@ class Investment:
                     a.samarium_tpa,
                     announced=True,
                 )
-        # utilisation at which suppliers normally run: capacity beyond it is spare for new offtakes
-        demand_on = np.bincount(net.sup_flat, net.rate(), minlength=net.n * M)
-        cap = net.cap_f
-        self.base_util = np.divide(demand_on, cap, out=np.ones_like(cap), where=cap > 0)
         self.ex_cn_ndfeb_demand = float(net.end_need[x & (net.kind >= Kind.PLANT), NDFEB].sum())
         self.caps = (0.0, 0.0, 0.0)
         self.n_operating = self.n_developing = 0
@@ -469,10 +464,7 @@ class Investment:
         )
         prog.floor_payments += floor_t * 1000 * max(0.0, inv.floor_ndfeb_usd_kg - market.price_ex_cn_ndfeb)
         # offtakes: new capacity beyond suppliers' normal operating point finds buyers
-        demand_on = np.bincount(net.sup_flat, net.rate(), minlength=net.n * M)
-        spare = np.maximum(net.cap_f * np.minimum(self.base_util, 1.0) - demand_on, 0.0)
-        spare[(net.region == CN).repeat(M)] = 0.0
-        sourcing.derisk(net, spare, self.cfg.sourcing.derisk_share_per_month)
+        sourcing.derisk(net, self.cfg.sourcing.derisk_share_per_month)
         # China's price response to non-Chinese capacity, and non-Chinese content of each supplier
         counts = prog.counts()
         self.n_operating = counts.get(OPERATING, 0)

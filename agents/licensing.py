@@ -21,22 +21,32 @@ summary.
 
 Mechanism
 ---------
-An application is filed by a Chinese exporter for one supply relationship (exporter → foreign buyer, one
-material) and carries its end-user class, destination and tonnage. It goes through:
+An application is filed by a Chinese exporter for one supply relationship (exporter -> foreign buyer, one
+material: licences are per exporter, customer and material) and carries its end-user class, destination
+and tonnage. It goes through:
 
-1. a document check ``doc_check_working_days`` after filing: incomplete files are returned (and the
-   exporter resubmits a new application after ``resubmit_days``);
-2. the interagency review: ``effort_reviewer_days`` of reviewer work taken in filing order from the
-   offices' pooled daily capacity (one reviewer-day per reviewer per working day), and consultation
-   that is not concluded before the statutory clock (``statutory_working_days`` after filing) unless
-   the application is fast-tracked;
-3. a decision with approval odds by end-user class, destination and the current stance. An approved
-   licence carries a volume and a validity; a refused military end user is not applied for again.
+1. a document check ``doc_check_working_days`` after filing (the provincial commerce office's pre-check):
+   incomplete files are returned (``p_incomplete``) and the exporter files anew after ``resubmit_days``;
+2. the review: ``effort_reviewer_days`` of reviewer work from the offices' pooled daily capacity (one
+   reviewer-day per reviewer per working day), taken in order of the applications' deadlines (the
+   statutory limit ``statutory_working_days`` after filing, or a fast track's shorter one), then of filing.
+   A finished file can be decided at once; a *flagged* file (a military end user, or a destination in
+   ``consult_destinations``) first goes to interagency consultation for ``consultation_working_days``;
+3. a decision, at most ``decisions_per_working_day`` a day (few officials may sign; unused capacity is not
+   banked), in the same order, with approval odds by end-user class, destination and the current stance.
+   An approved licence carries a volume and a validity; a refused military end user is not applied for
+   again.
+
+So decision times follow from the queue: with few applications a licence comes days after the document
+check; the statutory limit bounds nothing by itself, and decisions after it are counted (``late``).
 
 Exporters file when a licensed relationship has open orders and its licensed volume left is below
 ``renew_cover_days`` of its rate (or the licence has expired), once their documents are ready (a first
 filing waits ``prep_days_min``..``prep_days_max`` days after the control). Offices hire when the backlog
-per reviewer is high; new reviewers work after ``training_days``.
+per reviewer is high; new reviewers work after ``training_days``. While Dy/Tb-bearing NdFeB is controlled,
+Dy/Tb-free NdFeB from China (same customs code) waits ``customs_days_uncontrolled`` at customs; licensed
+shipments wait ``customs_days``.
+
 Identity that always holds: submitted = approved + denied + pending + returned (returned files are
 withdrawn; their resubmission is a new application).
 """
@@ -49,7 +59,7 @@ import mesa
 import numpy as np
 from mesa.agentset import AgentSet
 
-from rareshock.model.codes import CN, CONTROLLABLE, REGIONS, EndUse, Kind
+from rareshock.model.codes import CN, CONTROLLABLE, REGIONS, EndUse, Item, Kind
 from rareshock.model.numerics import kernel
 
 DOC_CHECK, REVIEW, CLOSED = 0, 1, 2
@@ -63,10 +73,14 @@ class Stance:
     p_approve_military: float
     p_incomplete: float
     statutory_working_days: int
+    consultation_working_days: int
+    decisions_per_working_day: float
     customs_days: int
+    customs_days_uncontrolled: int
     licence_volume_days: float
     validity_days: int
     destination_factor: np.ndarray  # by region index
+    consult: np.ndarray  # by region index: applications to it go to interagency consultation
 
 
 @dataclass
@@ -76,25 +90,28 @@ class Counts:
     denied: int = 0
     returned: int = 0
     approved_military: int = 0
+    late: int = 0  # decided after the statutory limit
     wait_sum_wd: float = 0.0
     first_approval_day: int | None = None
     first_submission_day: int | None = None
 
 
-_INT = ("edge", "submit_wd", "doc_wd", "due_wd", "dest", "validity")
+_INT = ("edge", "submit_wd", "doc_wd", "due_wd", "dest", "validity", "ready_wd")
 _FLOAT = ("effort", "tonnage")
 
 
 class LicenceQueue:
     """Open applications in filing order: the first ``n`` columns of an integer table (edge, filing,
-    document-check and statutory due working days, destination, validity), a float table (reviewer
-    effort left, tonnage), and the military flag and stage of each."""
+    document-check and statutory due working days, destination, validity, the working day from which it can
+    be decided), a float table (reviewer effort left, tonnage), and the military flag, the consultation
+    flag and the stage of each."""
 
     def __init__(self, capacity: int = 256):
         self.n = 0
         self.ints = np.zeros((len(_INT), capacity), np.int64)
         self.floats = np.zeros((len(_FLOAT), capacity))
         self.military = np.zeros(capacity, bool)
+        self.flagged = np.zeros(capacity, bool)
         self.stage = np.zeros(capacity, np.int8)
         self._views()
 
@@ -113,6 +130,7 @@ class LicenceQueue:
             self.ints = np.concatenate([self.ints, np.zeros((len(_INT), new - cap), np.int64)], axis=1)
             self.floats = np.concatenate([self.floats, np.zeros((len(_FLOAT), new - cap))], axis=1)
             self.military = np.concatenate([self.military, np.zeros(new - cap, bool)])
+            self.flagged = np.concatenate([self.flagged, np.zeros(new - cap, bool)])
             self.stage = np.concatenate([self.stage, np.zeros(new - cap, np.int8)])
             self._views()
 
@@ -132,30 +150,47 @@ def _due_checks(n, stage, doc_wd, wd, out):
 
 
 @kernel
-def _work(n, stage, effort, due_wd, wd, budget, out):
-    """Reviewer work in filing order from today's pooled capacity ``budget``, then the applications
-    ready for a decision (work done, statutory clock run); returns how many are in ``out``."""
-    if budget > 0.0:
-        done = 0.0
-        for i in range(n):
-            if stage[i] != REVIEW or not effort[i] > 0.0:
-                continue
-            if done + effort[i] <= budget:
-                done += effort[i]
-                effort[i] = 0.0
-            else:
-                effort[i] -= budget - done
-                break
-    k = 0
+def _work(n, stage, effort, due_wd, ready_wd, flagged, wd, budget, consult_wd, signatures, out):
+    """One working day of the review, applications in order of their statutory deadline (then of
+    filing): reviewer work from today's pooled capacity ``budget`` (a finished file can be decided at
+    once, or ``consult_wd`` working days later if it goes to interagency consultation), then at most
+    ``signatures`` decisions on files whose work and consultation are done. Returns how many decisions
+    are in ``out`` (their indices)."""
+    cand = np.empty(n, np.int64)
+    m = 0
     for i in range(n):
-        if stage[i] == REVIEW and effort[i] <= 0.0 and due_wd[i] <= wd:
+        if stage[i] == REVIEW:
+            cand[m] = i
+            m += 1
+    keys = np.empty(m, np.int64)
+    for j in range(m):
+        keys[j] = due_wd[cand[j]]
+    order = cand[:m][np.argsort(keys, kind="mergesort")]  # deadline first, filing order within
+    done = 0.0
+    for i in order:
+        if not effort[i] > 0.0:
+            continue
+        if done >= budget:
+            break
+        if done + effort[i] <= budget:
+            done += effort[i]
+            effort[i] = 0.0
+            ready_wd[i] = wd + (consult_wd if flagged[i] else 0)
+        else:
+            effort[i] -= budget - done
+            done = budget
+    k = 0
+    for i in order:
+        if k >= signatures:
+            break
+        if effort[i] <= 0.0 and ready_wd[i] <= wd:
             out[k] = i
             k += 1
     return k
 
 
 @kernel
-def _compact(n, stage, cols_i, cols_f, military):
+def _compact(n, stage, cols_i, cols_f, military, flagged):
     """Drop closed applications, keeping filing order; returns the new count."""
     j = 0
     for i in range(n):
@@ -166,6 +201,7 @@ def _compact(n, stage, cols_i, cols_f, military):
                 for c in range(cols_f.shape[0]):
                     cols_f[c, j] = cols_f[c, i]
                 military[j] = military[i]
+                flagged[j] = flagged[i]
                 stage[j] = stage[i]
             j += 1
     return j
@@ -212,6 +248,8 @@ def _file(
     effort,
     buy_military,
     dest,
+    consult,
+    flagged,
 ):
     """Exporters file for licensed relationships with open orders and too little licensed volume left
     (or an expired licence), once their documents are ready: appended to the queue (columns as in
@@ -232,9 +270,11 @@ def _file(
             ints[3, n] = wd + (fast_review_wd[e] if f else statutory_wd)
             ints[4, n] = dest[e]
             ints[5, n] = fast_validity[e] if f else validity_days
+            ints[6, n] = 1 << 62  # decided once its work (and any consultation) is done
             floats[0, n] = effort
             floats[1, n] = backlog[e] + rate[e] * (float(fast_validity[e]) if f else volume_days)
             military[n] = buy_military[e]
+            flagged[n] = buy_military[e] or consult[dest[e]]
             stage[n] = DOC_CHECK
             app_open[e] = True
             n += 1
@@ -274,6 +314,7 @@ def _decisions(
     validity,
     tonnage,
     submit_wd,
+    due_wd,
     licence_left,
     licence_exp,
     app_open,
@@ -286,8 +327,8 @@ def _decisions(
     tally,
 ):
     """Decide ``idx[:k]`` with uniforms ``u``. ``tally`` gets (approved, approved military, denied, sum of
-    waits in working days, earliest new expiry)."""
-    approved = approved_mil = denied = wait = 0
+    waits in working days, earliest new expiry, decisions after the statutory limit)."""
+    approved = approved_mil = denied = wait = late = 0
     nxt = 1 << 62
     for j in range(k):
         i = idx[j]
@@ -317,6 +358,8 @@ def _decisions(
                 blocked[e] = True  # exporters stop filing for refused military users
             else:
                 ready_day[e] = day + reapply_days
+        if wd > due_wd[i]:
+            late += 1
         app_open[e] = False
         wait += wd - submit_wd[i]
         stage[i] = CLOSED
@@ -325,6 +368,7 @@ def _decisions(
     tally[2] = denied
     tally[3] = wait
     tally[4] = nxt
+    tally[5] = late
 
 
 class MofcomOffice(mesa.Agent):
@@ -380,15 +424,20 @@ class Licensing:
         self.offices = AgentSet(offices, random=model.random)
         self._office_list = offices
         self.stance = Stance(
-            cfg.p_approve_civil,
-            cfg.p_approve_military,
-            cfg.p_incomplete,
-            cfg.statutory_working_days,
-            cfg.customs_days,
-            cfg.licence_volume_days,
-            cfg.validity_days,
-            np.array([cfg.destination_factor.get(r, 1.0) for r in REGIONS]),
+            p_approve_civil=cfg.p_approve_civil,
+            p_approve_military=cfg.p_approve_military,
+            p_incomplete=cfg.p_incomplete,
+            statutory_working_days=cfg.statutory_working_days,
+            consultation_working_days=cfg.consultation_working_days,
+            decisions_per_working_day=cfg.decisions_per_working_day,
+            customs_days=cfg.customs_days,
+            customs_days_uncontrolled=cfg.customs_days_uncontrolled,
+            licence_volume_days=cfg.licence_volume_days,
+            validity_days=cfg.validity_days,
+            destination_factor=np.array([cfg.destination_factor.get(r, 1.0) for r in REGIONS]),
+            consult=np.array([r in cfg.consult_destinations for r in REGIONS]),
         )
+        self.signatures = 0.0  # signing capacity carried between working days (fractions)
         self.controls = np.zeros(len(CONTROLLABLE), dtype=bool)  # items that need a licence now
         self.first_control_day: int | None = None
         self.queue = LicenceQueue()
@@ -407,7 +456,7 @@ class Licensing:
         self.wd = 0  # working days so far (the statutory clock)
         self.next_expiry = 1 << 62
         self._idx = np.zeros(e, dtype=np.int64)
-        self._tally = np.zeros(5, dtype=np.int64)
+        self._tally = np.zeros(6, dtype=np.int64)
         self._buy_military = net.military[net.buy]
         self.reviewers = sum(o.reviewers for o in offices)  # reviewing now, all offices
         self.in_training = 0  # hired, in training, all offices
@@ -439,18 +488,27 @@ class Licensing:
         new = net.controlled & ~was
         if new.any():  # exporters need time to assemble the documents for a first application
             self.ready_day[new] = model.day + model.rng.integers(p.prep_days_min, p.prep_days_max + 1, int(new.sum()))
-        net.extra_lead = np.where(net.controlled, self.stance.customs_days, 0)
+        # customs friction: on licensed shipments, and (while Dy/Tb-bearing NdFeB is controlled) on loose
+        # Dy/Tb-free NdFeB from China, which shares its customs code and is inspected too
+        light = net.cn_export & (net.item == Item.NDFEB_LIGHT) & self.controls[Item.NDFEB_HEAVY]
+        friction = np.where(light, self.stance.customs_days_uncontrolled, 0)
+        net.extra_lead = np.where(net.controlled, self.stance.customs_days, friction)
 
     def controlled_items(self) -> list[str]:
         return [c for c, on in zip(CONTROLLABLE, self.controls) if on]
 
-    def set_stance(self, destination_factor: dict | None = None, **terms) -> None:
+    def set_stance(
+        self, destination_factor: dict | None = None, consult_destinations: list | None = None, **terms
+    ) -> None:
+        """Change how the review decides (unset terms stay); applications already filed keep their flags."""
         for name, v in terms.items():
             if v is not None:
                 setattr(self.stance, name, v)
         if destination_factor:
             for r, v in destination_factor.items():
                 self.stance.destination_factor[REGIONS.index(r)] = v
+        if consult_destinations is not None:
+            self.stance.consult = np.array([r in consult_destinations for r in REGIONS])
         self.refresh_controls()
 
     def fast_track(self, destinations: list[str], end_use: str, review_working_days: int, validity_days: int) -> None:
@@ -528,8 +586,22 @@ class Licensing:
             )
             c.returned += returned
             closed = returned > 0
-        # 2. reviewer work, first filed first served; 3. decisions once work and clock are done
-        k = _work(n, q.stage, q.effort, q.due_wd, wd, float(self.reviewers), idx)
+        # 2. reviewer work, deadline first; 3. decisions on finished files, within today's signatures
+        self.signatures += st.decisions_per_working_day
+        k = _work(
+            n,
+            q.stage,
+            q.effort,
+            q.due_wd,
+            q.ready_wd,
+            q.flagged,
+            wd,
+            float(self.reviewers),
+            st.consultation_working_days,
+            int(self.signatures),
+            idx,
+        )
+        self.signatures = min(self.signatures - k, st.decisions_per_working_day)  # unused capacity is not banked
         if k:
             t = self._tally
             _decisions(
@@ -548,6 +620,7 @@ class Licensing:
                 q.validity,
                 q.tonnage,
                 q.submit_wd,
+                q.due_wd,
                 net.licence_left,
                 net.licence_exp,
                 self.app_open,
@@ -563,13 +636,14 @@ class Licensing:
             c.approved_military += int(t[1])
             c.denied += int(t[2])
             c.wait_sum_wd += float(t[3])
+            c.late += int(t[5])
             if t[0]:
                 self.next_expiry = min(self.next_expiry, int(t[4]))
                 if c.first_approval_day is None:
                     c.first_approval_day = day
             closed = True
         if closed:
-            q.n = _compact(n, q.stage, q.ints, q.floats, q.military)
+            q.n = _compact(n, q.stage, q.ints, q.floats, q.military, q.flagged)
 
     # ================================================================== phase 5: applications
     def file_applications(self, day: int, working: bool) -> None:
@@ -606,6 +680,8 @@ class Licensing:
             float(p.effort_reviewer_days),
             self._buy_military,
             net.dest,
+            st.consult,
+            q.flagged,
         )
         k = n - q.n
         if k == 0:

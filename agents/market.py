@@ -9,22 +9,44 @@ Interface (what the model uses)
 ``set_cn_discount(x)``
     China's price response to non-Chinese capacity (set monthly by :mod:`.investment`): Chinese supply
     abroad is offered ``x`` cheaper.
+``ratio(i)``
+    Today's price i relative to its start (read monthly by the buyers that respond to prices:
+    :meth:`rareshock.agents.producers.Producers.adapt`, :meth:`rareshock.agents.industry.IndustrialUsers.adapt`).
 ``price_ex_cn_ndfeb``
     Today's ex-China NdFeB price (USD/kg), read by the investment programme (viability, floor payments).
+``guard_days``
+    Days on which a price target was cut off by the numerical guard ``max_multiple`` (a calibrated run has
+    none).
 ``COLUMNS``
     The six prices (USD/kg) and non-Chinese makers' Dy/Tb cover (days), written by ``update``.
 
 Maths
 -----
-Ex-China (buyers' side): cover ``C = S / S*`` is users' stock relative to the stock they hold after a
-normal day's use (NdFeB: end users outside China, S* = n (c - 1); Dy/Tb and NdPr oxide: non-Chinese
-makers' input stock against the same reference). In China (sellers' side): sales ``Q = ō / ō_2024`` are
-Chinese producers' smoothed shipments relative to the start. With elasticity ε, the target of price i is
+Each side of the border prices its own traded margin.
 
-    P*_i = P0_i * clip(signal_i, 1/k, k) * (1 - d_i),   signal = C^(-1/ε) outside China, Q^(1/ε) in China,
+- Outside China (buyers' side): cover ``C = S / S*`` is buyers' stock relative to the stock they hold after
+  a normal day's use (NdFeB: end users outside China, S* = n (c - 1); Dy/Tb and NdPr oxide: non-Chinese
+  makers' input stock against the same reference). Less cover, higher price: signal ``C^(-1/e)``. What
+  limits the rise is the buyers' response to it: magnet makers thrift Dy/Tb and industrial users buy less
+  when prices are high (their ``adapt`` methods), which raises cover.
+- In China (sellers' side): unsold stock ``U = S / S0`` is Chinese sellers' finished stock relative to the
+  start. When exports stall, sellers make less (production follows orders), so trapped supply shows as
+  lower output first and as stock only while it cannot be sold; more unsold stock, lower price: signal
+  ``U^(-1/e)``.
 
-with k = ``max_multiple`` (a numerical guard) and d_i China's discount abroad (NdFeB and NdPr ex-China).
-Each day ``P_i += (P*_i - P_i) / adjust_days``.
+- A magnet maker outside China bids for Dy/Tb at most what a tonne of magnet leaves for it: the ex-China
+  magnet price less its other costs, per tonne of Dy/Tb it uses,
+  ``W = (P_mag - c0 - a_NdPr P_NdPr) / (a_Dy theta)``, with c0 the processing cost implied by the start
+  prices (``c0 = P0_mag - a_NdPr P0_NdPr - a_Dy P0_Dy``) and theta the makers' thrift. The ex-China Dy signal is
+  ``min(C^(-1/e), W / P0)``: the demand curve's choke price, which rises with the magnet price. Days at
+  it are reported (``dy_at_margin_days``); it is part of the demand curve, not a guard.
+
+With elasticity e (per material), the target of price i is
+
+    P*_i = P0_i * clip(signal_i, 1/k, k) * (1 - d_i),
+
+with k = ``max_multiple`` a numerical guard (days at it are counted in ``guard_days``) and d_i China's
+discount abroad (NdFeB and NdPr ex-China). Each day ``P_i += (P*_i - P_i) / adjust_days``.
 """
 
 from __future__ import annotations
@@ -44,7 +66,6 @@ DY_CN, DY_EX, ND_CN, ND_EX, PR_CN, PR_EX = range(6)
 def _update(
     stock,
     need,
-    out,
     ex_nd,
     ex_nd_target,
     mk_dy,
@@ -65,29 +86,41 @@ def _update(
     adjust_days,
     price0,
     price,
+    a_ndpr,
+    a_dy,
+    c0,
     row,
     at,
 ):
+    """Move the prices (see the module docstring); returns 1 if the guard cut a target off today, 2 if the
+    Dy price target was the makers' bid, 3 for both, else 0."""
     cover_nd = psum_at(stock, ex_nd) / max(ex_nd_target, 1e-12)
     cover_dy = 1.0
     if mk_dy.shape[0]:
         cover_dy = psum_at(stock, mk_dy) / max(pdot_at(need, mk_dy, mk_dy_cover), 1e-12)
-    sales_nd = psum_at(out, cn_nd) / max(base_nd, 1e-12)
-    sales_dy = psum_at(out, cn_dy) / max(base_dy, 1e-12)
     cover_pr = 1.0
     if mk_nd.shape[0]:
         cover_pr = psum_at(stock, mk_nd) / max(pdot_at(need, mk_nd, mk_nd_cover), 1e-12)
-    sales_pr = psum_at(out, cn_pr) / max(base_pr, 1e-12)
+    unsold_nd = psum_at(stock, cn_nd) / max(base_nd, 1e-12)
+    unsold_dy = psum_at(stock, cn_dy) / max(base_dy, 1e-12)
+    unsold_pr = psum_at(stock, cn_pr) / max(base_pr, 1e-12)
     lo, hi = 1.0 / max_multiple, max_multiple
     signal = np.empty(6)
-    signal[DY_CN] = max(sales_dy, 1e-9) ** (1 / el_dy)
+    signal[DY_CN] = max(unsold_dy, 1e-9) ** (-1 / el_dy)
     signal[DY_EX] = max(cover_dy, 1e-9) ** (-1 / el_dy)
-    signal[ND_CN] = max(sales_nd, 1e-9) ** (1 / el_nd)
+    bid = (price[ND_EX] - c0 - a_ndpr * price[PR_EX]) / a_dy  # what a tonne of magnet leaves for its Dy/Tb
+    at_bid = signal[DY_EX] * price0[DY_EX] > bid
+    if at_bid:
+        signal[DY_EX] = max(bid, price0[DY_EX]) / price0[DY_EX]
+    signal[ND_CN] = max(unsold_nd, 1e-9) ** (-1 / el_nd)
     signal[ND_EX] = max(cover_nd, 1e-9) ** (-1 / el_nd)
-    signal[PR_CN] = max(sales_pr, 1e-9) ** (1 / el_pr)
+    signal[PR_CN] = max(unsold_pr, 1e-9) ** (-1 / el_pr)
     signal[PR_EX] = max(cover_pr, 1e-9) ** (-1 / el_pr)
+    guarded = False
     for i in range(6):
         s = signal[i]
+        if s < lo or s > hi:
+            guarded = True
         s = lo if s < lo else s
         s = hi if s > hi else s
         undercut = 1.0 - discount if i in (ND_EX, PR_EX) else 1.0
@@ -97,6 +130,7 @@ def _update(
     for i in range(6):
         row[at + i] = price[i]
     row[at + 6] = psum_at(stock, mk_dy) / dy_need if dy_need > 0 else 0.0
+    return (1 if guarded else 0) + (2 if at_bid else 0)
 
 
 class Market:
@@ -128,7 +162,8 @@ class Market:
         self.mk_nd, self.mk_nd_cover = mk_nd * M + NDPR, net.cover_days[mk_nd] - 1
         sellers = {m: np.flatnonzero((net.region == CN) & (net.cap[:, m] > 0)) for m in (NDFEB, DYTB, NDPR)}
         self.cn_nd, self.cn_dy, self.cn_pr = (sellers[m] * M + m for m in (NDFEB, DYTB, NDPR))
-        self.base = {m: float(net.out_rate[sellers[m], m].sum()) for m in (NDFEB, DYTB, NDPR)}
+        # Chinese sellers' finished stock at the start: the reference for unsold supply
+        self.base = {m: float(net.stock[sellers[m], m].sum()) for m in (NDFEB, DYTB, NDPR)}
         self.price = np.array(
             [
                 cfg.dy_oxide_cn_usd_kg,
@@ -141,20 +176,28 @@ class Market:
         )
         self.price0 = self.price.copy()
         self.cn_discount = 0.0
+        self.guard_days = 0
+        self.dy_at_margin_days = 0
+        mm = model.cfg.magnet_makers
+        self.a_ndpr, self.a_dy = mm.ndpr_per_t_ndfeb, mm.dytb_per_t_ndfeb
+        # processing cost per kg of magnet implied by the start prices (magnet less its rare-earth inputs)
+        self.c0 = cfg.ndfeb_usd_kg - self.a_ndpr * cfg.ndpr_oxide_usd_kg - self.a_dy * cfg.dy_oxide_ex_cn_usd_kg
 
     @property
     def price_ex_cn_ndfeb(self) -> float:
         return float(self.price[ND_EX])
+
+    def ratio(self, i: int) -> float:
+        return float(self.price[i] / self.price0[i])
 
     def set_cn_discount(self, x: float) -> None:
         self.cn_discount = x
 
     def update(self) -> None:
         net, p = self.net, self.p
-        _update(
+        state = _update(
             net.stock_f,
             net.need_f,
-            net.out_rate_f,
             self.ex_nd,
             self.ex_nd_target,
             self.mk_dy,
@@ -175,6 +218,11 @@ class Market:
             p.adjust_days,
             self.price0,
             self.price,
+            self.a_ndpr,
+            self.a_dy * self.model.producers.theta,
+            self.c0,
             self.row,
             self.at,
         )
+        self.guard_days += state & 1
+        self.dy_at_margin_days += state >> 1

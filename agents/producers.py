@@ -20,6 +20,8 @@ Interface (what the model uses)
     Phase 4: allocation under scarcity and shipping (sea, or air for short buyers) on the network.
 ``refresh_capacity(net)``
     Capacities changed (new projects): read them again.
+``adapt(market)``
+    Monthly: non-Chinese NdFeB makers thrift Dy/Tb when its price outside China is high.
 ``COLUMNS``
     China's magnet exports by destination and its Dy/Tb oxide exports (t/day), written by ``ship`` into
     the record row (``row`` at ``at``, set by the registry). Production by material
@@ -33,6 +35,11 @@ capacity, the wanted output is ``w = clip(ō D + Q - S, 0, K)``; inputs limit it
 ``made = w min(1, min_k S_k / (w a_k))`` over its inputs k with recipe coefficients a_k. Inputs are drawn
 from stock; the smoothed production p̄ moves 1/30 of the way to ``made`` each day, and the producer's input
 need (what it orders) is ``p̄ a_k``.
+
+Thrifting (monthly, non-Chinese NdFeB makers): the Dy/Tb a tonne of magnet needs is the recipe's times
+theta, which moves toward ``max(1 - dy_thrift_max, (P/P0)^(-dy_thrift_elasticity))`` (P the ex-China Dy
+oxide price) with time constant ``dy_thrift_days`` (grain-boundary diffusion and lower-Dy grades take
+months); theta never rises above 1.
 
 Allocation (per supplier i and material m): shippable orders Q_e (the backlog, or on licensed edges at most
 the licensed volume left) are filled from stock, domestic buyers first (ratio r0 = min(1, S/d0)), then the
@@ -48,6 +55,8 @@ from rareshock.model.codes import CN, REGIONS, EndUse, Kind, Material
 from rareshock.model.network import M
 from rareshock.model.numerics import kernel, psum
 from rareshock.model.schema import ConfigError
+
+from .market import DY_EX
 
 NDPR, DYTB, SM, NDFEB, SMCO = (int(m) for m in Material)
 EXPORT_REGIONS = ("US", "EU", "JP", "IN", "ROW")
@@ -347,6 +356,12 @@ class Producers:
         self.in_flat = self.node[:, None] * M + np.maximum(in_mat, 0)
         self.has_in = self.coef > 0
         self.in_mat = np.maximum(in_mat, 0)
+        self.coef0 = self.coef.copy()
+        # Dy/Tb input of the non-Chinese NdFeB makers: what thrifting scales
+        x_nd = (net.region[self.node] != CN) & (self.mat == NDFEB)
+        pos, k = np.nonzero(x_nd[:, None] & (self.in_mat == DYTB) & self.has_in)
+        self.thrift_pos, self.thrift_k = pos, k
+        self.theta = 1.0
         # today's values
         position = {int(f): p for p, f in enumerate(self.flat)}
         self.sup_pos = np.array([position[int(f)] for f in net.sup_flat], dtype=np.int64)
@@ -364,6 +379,16 @@ class Producers:
 
     def refresh_capacity(self, net) -> None:
         self.cap = net.cap_f[self.flat]
+
+    def adapt(self, market, days: float = 30.0) -> None:
+        """Monthly thrifting of Dy/Tb by non-Chinese NdFeB makers (module docstring)."""
+        if self.thrift_pos.size == 0:
+            return
+        p = market.p
+        target = max(1.0 - p.dy_thrift_max, market.ratio(DY_EX) ** (-p.dy_thrift_elasticity))
+        target = min(target, 1.0)
+        self.theta += (target - self.theta) * min(days / p.dy_thrift_days, 1.0)
+        self.coef[self.thrift_pos, self.thrift_k] = self.coef0[self.thrift_pos, self.thrift_k] * self.theta
 
     # ------------------------------------------------------------------ phases
     def produce(self) -> None:

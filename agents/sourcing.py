@@ -23,17 +23,26 @@ Interface (what the model uses)
 
 Mechanism
 ---------
+Plants' part chains, defence programmes, industrial users and non-Chinese magnet makers each buy one
+material from a portfolio of Chinese suppliers (``cn_suppliers_per_buyer``, set by the builder) and usually
+one or more non-Chinese suppliers (potential suppliers start at zero share).
 
-Plants, defence programmes, industrial users and non-Chinese magnet makers each buy one material from
-one or more Chinese suppliers and (usually) one or more non-Chinese suppliers. When the buyer's Chinese
-orders have waited longer than ``switch_trigger_days`` of their flow, it moves ``switch_share_per_day``
-of its orders to its non-Chinese suppliers (qualification and redesign take time; buyers review their
-sourcing every ``review_days``), up to
-``switch_max_share`` of its original Chinese share. A sourcing rule (e.g. the 2027 US defence rule)
-moves the whole Chinese share at once. New non-Chinese capacity finds buyers each month
-(:meth:`Sourcing.derisk`): offtakes move orders from Chinese suppliers to it, defence first. Moved shares
-are split over the non-Chinese suppliers in proportion to their original shares, and taken from the
-Chinese suppliers in proportion to theirs.
+Switching (weekly, every ``review_days``). A buyer's Chinese orders are *stalled* when what waits on its
+Chinese relationships exceeds ``switch_trigger_days`` of their flow. A stalled buyer starts qualifying
+non-Chinese suppliers; only ``qualification_days`` later can it move orders (first articles, PPAP). A
+qualified, stalled buyer then asks for ``switch_share_per_day`` x ``review_days`` of its need, up to
+``switch_max_share`` of its original Chinese share in all; it gets only what the non-Chinese suppliers can
+make: each supplier's *spare capacity* is its capacity at ``min(1, u0 + headroom)`` utilisation (u0 its
+utilisation at the start, headroom ``magnet_makers.ex_cn_headroom``) minus what it already supplies, shared
+pro rata among the buyers asking (defence programmes first). When a buyer's Chinese orders flow again (not
+stalled) it moves switched orders back at ``switch_back_share_per_day`` (Chinese supply is cheaper);
+qualification is kept.
+
+Offtakes (monthly, :meth:`Sourcing.derisk`): capacity beyond suppliers' start-of-run operating point (new
+projects) finds buyers, ``derisk_share_per_month`` of their Chinese share at most, defence first; offtake
+moves are contracts and do not move back. A sourcing rule (:meth:`ban_china`, e.g. the 2027 US defence rule)
+moves the whole Chinese share at once, whatever the capacity. Moved shares are taken from the Chinese
+suppliers in proportion to their shares.
 """
 
 from __future__ import annotations
@@ -72,65 +81,75 @@ def _stalled(edges, group, cnf, backlog, rate, trigger_days, n_groups, stalled):
 
 
 @kernel
-def _derisk(edges, group, is_cn, cnf, military_g, sup_flat, share, need_f, g_need, spare, rate, n_groups):
-    """Offtakes (see :meth:`Sourcing.derisk`); returns False, changing nothing, if no group can move."""
+def _to_spare(edges, group, cnf, military_g, sup_flat, share, need_f, g_need, spare, want_g, weight, moved_g):
+    """Move up to ``want_g`` (share of need) per group from its Chinese suppliers to non-Chinese ones,
+    asking each non-Chinese relationship in proportion to ``weight``, granted within each supplier's
+    ``spare`` (t/day, drawn down in place), defence programmes first; ``moved_g`` gets what moved."""
     n_e = edges.shape[0]
-    cn_share = np.zeros(n_groups)
+    n_g = want_g.shape[0]
+    cn_share = np.zeros(n_g)
     for k in range(n_e):
         cn_share[group[k]] += share[edges[k]] * cnf[k]
-    need_g = np.empty(n_groups)
-    want_g = np.empty(n_groups)
-    for g in range(n_groups):
+    need_g = np.empty(n_g)
+    for g in range(n_g):
         need_g[g] = need_f[g_need[g]]
-        want_g[g] = cn_share[g] * need_g[g] * rate
-    n_elig = np.zeros(n_groups)
-    eligible = np.zeros(n_e, dtype=np.bool_)
-    any_elig = False
-    for k in range(n_e):
-        eligible[k] = (not is_cn[k]) and spare[sup_flat[edges[k]]] > 1e-12 and want_g[group[k]] > 0
-        if eligible[k]:
-            n_elig[group[k]] += 1.0
-            any_elig = True
-    if not any_elig:
-        return False
-    demand = np.zeros(n_e)
-    for k in range(n_e):
-        if eligible[k]:
-            demand[k] = want_g[group[k]] / max(n_elig[group[k]], 1.0)
+        moved_g[g] = 0.0
     n_s = spare.shape[0]
     d = np.empty(n_e)
     d_share = np.empty(n_e)
-    for tier in range(2):  # defence programmes first
-        for k in range(n_e):
-            d[k] = demand[k] * (1.0 if military_g[group[k]] == (tier == 0) else 0.0)
+    for tier in range(2):
         total = np.zeros(n_s)
         for k in range(n_e):
+            g = group[k]
+            ask = want_g[g] > 0.0 and (military_g[g] == (tier == 0))
+            d[k] = want_g[g] * need_g[g] * weight[k] if ask else 0.0
             total[sup_flat[edges[k]]] += d[k]
         taken = np.zeros(n_s)
-        moved = np.zeros(n_groups)
+        moved = np.zeros(n_g)
         for k in range(n_e):
+            if d[k] <= 0.0:
+                d_share[k] = 0.0
+                continue
             f = sup_flat[edges[k]]
-            r = spare[f] / total[f] if total[f] > 0 else 0.0
-            if r > 1.0:
-                r = 1.0
+            r = min(spare[f] / total[f], 1.0) if total[f] > 0 else 0.0
             shift = d[k] * r
             taken[f] += shift
             g = group[k]
             d_share[k] = shift / need_g[g] if need_g[g] > 0 else 0.0
             moved[g] += d_share[k]
         for i in range(n_s):
-            spare[i] -= taken[i]
-        frac = np.empty(n_groups)
-        for g in range(n_groups):
+            spare[i] = max(spare[i] - taken[i], 0.0)
+        frac = np.empty(n_g)
+        for g in range(n_g):
             if moved[g] > cn_share[g]:
                 moved[g] = cn_share[g]
             frac[g] = moved[g] / cn_share[g] if cn_share[g] > 0 else 0.0
         for k in range(n_e):
             e = edges[k]
             share[e] += d_share[k] - share[e] * frac[group[k]] * cnf[k]
-        for g in range(n_groups):
-            cn_share[g] = cn_share[g] - moved[g]
-    return True
+        for g in range(n_g):
+            cn_share[g] -= moved[g]
+            moved_g[g] += moved[g]
+
+
+@kernel
+def _back(edges, group, cnf, cn_weight, share, back_g):
+    """Move ``back_g`` share per group from its non-Chinese suppliers (in proportion to their shares) back
+    to its Chinese ones (in proportion to their original shares)."""
+    n_g = back_g.shape[0]
+    x_share = np.zeros(n_g)
+    for k in range(edges.shape[0]):
+        x_share[group[k]] += share[edges[k]] * (1.0 - cnf[k])
+    for k in range(edges.shape[0]):
+        g = group[k]
+        b = min(back_g[g], x_share[g])
+        if b <= 0.0:
+            continue
+        e = edges[k]
+        if cnf[k] > 0.0:
+            share[e] += b * cn_weight[k]
+        else:
+            share[e] -= share[e] * (b / x_share[g])
 
 
 @kernel
@@ -182,11 +201,14 @@ class Sourcing:
         self.edges = np.flatnonzero(both[key])
         keys, self.group = np.unique(key[self.edges], return_inverse=True)
         self.g_buyer, self.g_mat = keys // M, keys % M
+        self.g_need = self.g_buyer * M + self.g_mat
         self.n_groups = keys.size
         self.is_cn = cn[self.edges]
         self.cnf = self.is_cn.astype(float)
         share0 = net.share[self.edges]
         self.cn_share0 = np.bincount(self.group, share0 * self.cnf, minlength=self.n_groups)
+        cn_sum = self.cn_share0[self.group]
+        self.cn_weight = np.where(self.is_cn & (cn_sum > 0), share0 / np.where(cn_sum > 0, cn_sum, 1.0), 0.0)
         x0 = share0 * (1.0 - self.cnf)
         x_sum = np.bincount(self.group, x0, minlength=self.n_groups)[self.group]
         n_x = np.bincount(self.group, 1.0 - self.cnf, minlength=self.n_groups)[self.group]
@@ -195,10 +217,26 @@ class Sourcing:
         self.x_weight = np.where(x_sum > 0, x0 / np.where(x_sum > 0, x_sum, 1.0), (1.0 - self.cnf) / np.maximum(n_x, 1))
         self.military = net.military[self.g_buyer]
         self._stalled = np.zeros(self.n_groups, dtype=bool)
+        self.qualified_day = np.full(self.n_groups, -1, dtype=np.int64)  # when a buyer's new suppliers are qualified
+        self.switched = np.zeros(self.n_groups)  # share moved by switching (reversible)
+        self._moved = np.zeros(self.n_groups)
         self.changes = 0  # how often shares have moved (content is recomputed only after a move)
         self._content_at = (-1, None)
+        # utilisation at which suppliers normally run: the reference for spare capacity
+        demand_on = np.bincount(net.sup_flat, net.rate(), minlength=net.n * M)
+        cap = net.cap_f
+        self.base_util = np.divide(demand_on, cap, out=np.ones_like(cap), where=cap > 0)
+        self.x_supplier = (net.region != CN).repeat(M)
         self.refresh(net)
         self._init_content()
+
+    def spare(self, headroom: float) -> np.ndarray:
+        """Non-Chinese suppliers' capacity not in use (t/day, flat by node*M + material) at utilisation
+        ``min(1, u0 + headroom)``; Chinese suppliers have none to offer here."""
+        net = self.net
+        load = np.bincount(net.sup_flat, net.rate(), minlength=net.n * M)
+        usable = net.cap_f * np.minimum(self.base_util + headroom, 1.0)
+        return np.where(self.x_supplier, np.maximum(usable - load, 0.0), 0.0)
 
     def refresh(self, net) -> None:
         """Capacities changed: where moved orders can go (only to suppliers that have capacity for the
@@ -225,50 +263,87 @@ class Sourcing:
         net.share[e] += moved[g] * w - net.share[e] * frac[g] * self.cnf
         self.changes += 1
 
-    def switch(self, net, rate: np.ndarray) -> None:
-        """Buyers whose Chinese orders are stalled move part of them to non-Chinese suppliers. Buyers
-        review their sourcing every ``review_days``, moving ``switch_share_per_day`` for each day since."""
+    def switch(self, net, rate: np.ndarray, day: int) -> None:
+        """The weekly review (see the module docstring): stalled buyers qualify non-Chinese suppliers and,
+        once qualified, move orders to them within their spare capacity; buyers whose Chinese orders flow
+        again move switched orders back."""
         e, g, p = self.edges, self.group, self.p
         stalled = self._stalled
-        if not _stalled(e, g, self.cnf, net.backlog, rate, p.switch_trigger_days, self.n_groups, stalled):
-            return
-        cn_share = np.bincount(g, net.share[e] * self.cnf, minlength=self.n_groups)
-        allowance = np.maximum(cn_share - (self.cn_share0 - p.switch_max_share), 0.0)
-        step = p.switch_share_per_day * p.review_days
-        self._move(net, np.where(stalled, np.minimum(step, allowance), 0.0))
+        _stalled(e, g, self.cnf, net.backlog, rate, p.switch_trigger_days, self.n_groups, stalled)
+        start = stalled & (self.qualified_day < 0) & self.can_move
+        self.qualified_day[start] = day + p.qualification_days
+        ready = stalled & (self.qualified_day >= 0) & (self.qualified_day <= day)
+        if ready.any():
+            cn_share = np.bincount(g, net.share[e] * self.cnf, minlength=self.n_groups)
+            allowance = np.maximum(cn_share - (self.cn_share0 - p.switch_max_share), 0.0)
+            want = np.where(ready, np.minimum(p.switch_share_per_day * p.review_days, allowance), 0.0)
+            _to_spare(
+                e,
+                g,
+                self.cnf,
+                self.military,
+                net.sup_flat,
+                net.share,
+                net.need_f,
+                self.g_need,
+                self.spare(self.model.cfg.magnet_makers.ex_cn_headroom),
+                want,
+                self.w_move,
+                self._moved,
+            )
+            if self._moved.any():
+                self.switched += self._moved
+                self.changes += 1
+        back = np.where(
+            ~stalled & (self.switched > 0), np.minimum(p.switch_back_share_per_day * p.review_days, self.switched), 0.0
+        )
+        if back.any():
+            _back(e, g, self.cnf, self.cn_weight, net.share, back)
+            self.switched -= back
+            self.changes += 1
 
-    def derisk(self, net, spare: np.ndarray, rate: float) -> None:
+    def derisk(self, net, rate: float) -> None:
         """New non-Chinese capacity finds buyers (offtakes): each month, groups move up to ``rate`` of
-        their Chinese share to non-Chinese suppliers that have ``spare`` capacity (t/day, flat by
-        supplier*M + material, drawn down in place) beyond their normal operating point; defence
-        programmes first. Within a tier, each supplier's spare is shared pro rata to what groups want
-        from it (each group asks its eligible suppliers equally)."""
-        if _derisk(
-            self.edges,
-            self.group,
-            self.is_cn,
+        their Chinese share to non-Chinese suppliers that have spare capacity beyond their start-of-run
+        operating point (new projects); defence programmes first. Each group asks its suppliers that have
+        such spare equally. Offtakes are contracts: they do not move back."""
+        spare = self.spare(0.0)
+        e, g = self.edges, self.group
+        cn_share = np.bincount(g, net.share[e] * self.cnf, minlength=self.n_groups)
+        eligible = ~self.is_cn & (spare[net.sup_flat[e]] > 1e-12)
+        n_elig = np.bincount(g, eligible, minlength=self.n_groups)
+        weight = np.where(eligible, 1.0 / np.maximum(n_elig[g], 1), 0.0)
+        want = np.where(n_elig > 0, cn_share * rate, 0.0)
+        if not (want > 0).any():
+            return
+        _to_spare(
+            e,
+            g,
             self.cnf,
             self.military,
             net.sup_flat,
             net.share,
             net.need_f,
-            self.g_buyer * M + self.g_mat,
+            self.g_need,
             spare,
-            rate,
-            self.n_groups,
-        ):
+            want,
+            weight,
+            self._moved,
+        )
+        if self._moved.any():
             self.changes += 1
 
     def ban_china(self, net, groups: np.ndarray) -> None:
         """Move the whole Chinese share of the selected groups (boolean mask) to non-Chinese suppliers."""
         self._move(net, np.where(groups, np.inf, 0.0))
         self.cn_share0[groups] = 0.0
+        self.switched[groups] = 0.0  # a rule, not a switch: nothing moves back
 
     # ------------------------------------------------------------------ phase 5
     def review(self, day: int) -> None:
         """Every ``review_days`` buyers review their sourcing (against the rates of today's orders)."""
         if day % self.p.review_days == 0:
-            self.switch(self.net, self.net.order_rate)
+            self.switch(self.net, self.net.order_rate, day)
 
     def end_of_day(self) -> None:
         """Record today's US arrivals by origin, with the content shares as they stand tonight."""

@@ -27,25 +27,28 @@ _ITEM_OF_MATERIAL = {NDPR: Item.NDPR, DYTB: Item.DYTB, SM: Item.SM, SMCO: Item.S
 class Pool:
     """Suppliers of one material on one side of the border, and the load assigned to each so far."""
 
-    def __init__(self, nodes: list[int], capacity: list[float], regions: list[int]):
+    def __init__(self, nodes: list[int], capacity: list[float], regions: list[int], min_suppliers: int = 1):
         self.nodes = nodes
         self.cap = np.array(capacity, dtype=float)
         self.region = np.array(regions, dtype=np.int64)
         self.load = np.zeros(len(nodes))
+        self.min_suppliers = min_suppliers
 
     def assign(self, need: float, region: int) -> list[tuple[int, float]]:
         """Spread ``need`` (t/day) of a buyer in ``region`` over suppliers; returns (node, weight) pairs.
 
         Suppliers in the buyer's own region come first while they have spare capacity, otherwise those
-        with the most spare capacity; a need larger than half a typical supplier's capacity is split over
-        several suppliers (enough to hold it) in proportion to their spare room."""
+        with the most spare capacity. A buyer uses at least ``min_suppliers`` of them (its portfolio), and
+        more when its need is larger than half a typical supplier's capacity (enough to hold it), each in
+        proportion to its spare room."""
         if need <= 0 or not self.nodes:
             return []
         chunk = max(0.5 * float(self.cap.mean()), 1e-9)
         spare = self.cap - self.load
         home = (self.region == region) & (spare > 0)
-        pool = np.flatnonzero(home) if spare[home].sum() >= need else np.arange(len(self.nodes))
-        k = min(pool.size, max(1, math.ceil(need / chunk)))
+        enough_home = spare[home].sum() >= need and home.sum() >= self.min_suppliers
+        pool = np.flatnonzero(home) if enough_home else np.arange(len(self.nodes))
+        k = min(pool.size, max(self.min_suppliers, math.ceil(need / chunk)))
         order = pool[np.argsort(-spare[pool], kind="stable")]
         room = np.cumsum(np.maximum(spare[order], 0.0))
         k = max(k, min(int(np.searchsorted(room, need)) + 1, order.size))  # enough suppliers to hold it
@@ -78,7 +81,8 @@ class Builder:
             for i, s in enumerate(self.specs)
             if s.kind == kind and s.capacity.get(m, 0) > 0 and (s.region == CN) == cn
         ]
-        return Pool(ns, [self.specs[i].capacity[m] for i in ns], [self.specs[i].region for i in ns])
+        k = self.cfg.sourcing.cn_suppliers_per_buyer if (cn and kind == Kind.MAKER) else 1
+        return Pool(ns, [self.specs[i].capacity[m] for i in ns], [self.specs[i].region for i in ns], k)
 
     def _lead(self, s: int, b: int) -> int:
         sh = self.cfg.shipping
@@ -89,8 +93,10 @@ class Builder:
             return sh.sea_days[REGIONS[rb]]
         return sh.ex_cn_days
 
-    def _item(self, m: int, b: int) -> int:
+    def _item(self, m: int, b: int, embedded: bool = False) -> int:
         if m == NDFEB:
+            if embedded:
+                return Item.NDFEB_IN_PARTS
             return Item.NDFEB_HEAVY if self.specs[b].heavy_grade else Item.NDFEB_LIGHT
         return _ITEM_OF_MATERIAL[m]
 
@@ -114,13 +120,21 @@ class Builder:
         recipe = producers.recipe()
         net = Network(specs, recipe)
         edges: list[tuple[int, int, int, float]] = []
+        embedded: set[int] = set()  # edges whose magnets travel inside China-made parts
 
-        def assign(pools: dict, need: float, b: int, m: int, cn_share: float) -> None:
-            """``cn_share`` of a buyer's need to Chinese suppliers, the rest to non-Chinese ones."""
+        def assign(pools: dict, need: float, b: int, m: int, cn_share: float, assembly: float = 0.0) -> None:
+            """``cn_share`` of a buyer's need to Chinese suppliers (``assembly`` of that inside China-made
+            parts, the rest as loose magnets), the rest to non-Chinese ones."""
             x_pool = pools[(m, False)]
             cs = 1.0 if specs[b].region == CN or not x_pool.nodes else cn_share
-            for s, w in pools[(m, True)].assign(need * cs, specs[b].region):
-                edges.append((s, b, m, cs * w))
+            a = assembly if specs[b].region != CN else 0.0
+            for part, frac in ((False, 1.0 - a), (True, a)):
+                if frac <= 0:
+                    continue
+                for s, w in pools[(m, True)].assign(need * cs * frac, specs[b].region):
+                    if part:
+                        embedded.add(len(edges))
+                    edges.append((s, b, m, cs * frac * w))
             if cs < 1.0:
                 for s, w in x_pool.assign(need * (1 - cs), specs[b].region):
                     edges.append((s, b, m, (1 - cs) * w))
@@ -130,7 +144,7 @@ class Builder:
         end_users = [i for i, s in enumerate(specs) if s.kind >= Kind.PLANT]
         wants = sorted(((specs[b].need[m], b, m) for b in end_users for m in specs[b].need), reverse=True)
         for need, buyer, m in wants:
-            assign(makers, need, buyer, m, specs[buyer].cn_share)
+            assign(makers, need, buyer, m, specs[buyer].cn_share, specs[buyer].assembly_share)
         self._check_loads(makers, "magnet_makers")
         for (m, _), p in makers.items():  # makers' input needs follow the demand assigned to them
             for s, load in zip(p.nodes, p.load):
@@ -146,9 +160,8 @@ class Builder:
         self._potential_edges(edges, recipe, maker_nodes, end_users)
 
         sup, buy, mat, share = (list(c) for c in zip(*edges))
-        net.set_edges(
-            sup, buy, mat, share, [self._lead(s, b) for s, b, _, _ in edges], [self._item(m, b) for _, b, m, _ in edges]
-        )
+        items = [self._item(m, b, k in embedded) for k, (_, b, m, _) in enumerate(edges)]
+        net.set_edges(sup, buy, mat, share, [self._lead(s, b) for s, b, _, _ in edges], items)
         net.end_need = net.need.copy()
         for pools in (makers, seps):
             for (m, _), p in pools.items():

@@ -12,8 +12,9 @@ from enum import IntEnum
 REGIONS = ("CN", "US", "JP", "EU", "IN", "ROW")
 EX_CN_REGIONS = REGIONS[1:]
 MATERIALS = ("ndpr_oxide", "dytb_oxide", "sm_oxide", "ndfeb", "smco")
-# What an export-control event can cover: oxides/metals by element group, magnets by grade, and the
-# extraterritorial rule on foreign-made magnets with Chinese content.
+# What an export-control event can cover: oxides/metals by element group, loose magnets by grade, the
+# extraterritorial rule on foreign-made magnets with Chinese content, and magnets that leave China inside
+# China-made parts (motors, rotors, actuators; not covered by Announcement No. 18).
 CONTROLLABLE = (
     "dytb_oxide",
     "sm_oxide",
@@ -22,6 +23,7 @@ CONTROLLABLE = (
     "ndfeb_light",
     "smco",
     "foreign_magnets_cn_content",
+    "ndfeb_in_parts",
 )
 STAGES = ("mining", "separation", "metal", "magnets", "recycling")
 
@@ -46,6 +48,7 @@ class Item(IntEnum):
     NDFEB_LIGHT = 4
     SMCO = 5
     FOREIGN_CN_CONTENT = 6
+    NDFEB_IN_PARTS = 7
 
 
 class Kind(IntEnum):

@@ -71,11 +71,44 @@ def _plants(n, vpy, bev, hev, cn, buf) -> RegionalPlants:
     )
 
 
+PartName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,39}$")]
+Line = Literal["ice", "hev", "bev"]
+
+
+class Part(Strict):
+    """A magnet-bearing part of a vehicle (its tier-1 and tier-2 chain's magnets): how much NdFeB each
+    powertrain needs, whether that NdFeB is Dy/Tb-bearing, and how much of its Chinese magnet supply
+    arrives inside China-made parts rather than as loose magnets."""
+
+    kg_ice: NonNeg
+    kg_hev: NonNeg
+    kg_bev: NonNeg
+    grade: Literal["heavy", "light"]  # heavy: Dy/Tb-bearing NdFeB (listed in Announcement No. 18); light: Dy/Tb-free
+    cn_assembly_share: Share  # of the Chinese-sourced magnets, the share embedded in China-made parts
+
+
+def _part(ice, hev, bev, grade, assembly) -> Part:
+    return Part(kg_ice=ice, kg_hev=hev, kg_bev=bev, grade=grade, cn_assembly_share=assembly)
+
+
 class Automakers(Strict):
-    magnet_kg_ice: NonNeg = 0.25
-    magnet_kg_hev: NonNeg = 1.0
-    magnet_kg_bev: NonNeg = 1.6
+    parts: dict[PartName, Part] = {
+        "traction": _part(0.0, 0.8, 1.6, "heavy", 0.1),
+        "chassis": _part(0.2, 0.2, 0.2, "heavy", 0.4),
+        "small_motors": _part(0.1, 0.1, 0.1, "light", 0.5),
+    }
+    line_priority: list[Line] = ["ice", "hev", "bev"]  # which lines get scarce magnets first (highest margin first)
+    shifts_per_day: Annotated[int, Field(ge=1, le=3)] = 2  # a line runs whole shifts
     restart_cover_days: Pos = 3.0
+
+    @model_validator(mode="after")
+    def _lines(self) -> Automakers:
+        if sorted(self.line_priority) != ["bev", "hev", "ice"]:
+            raise ValueError("line_priority must list each of ice, hev, bev once")
+        if not self.parts:
+            raise ValueError("parts: give at least one magnet-bearing part")
+        return self
+
     US: RegionalPlants = _plants(40, 10.2e6, 0.08, 0.12, 0.85, 21.0)
     EU: RegionalPlants = _plants(60, 11.5e6, 0.15, 0.30, 0.85, 24.5)
     JP: RegionalPlants = _plants(30, 8.2e6, 0.02, 0.45, 0.5, 60.0)
@@ -85,9 +118,14 @@ class Automakers(Strict):
 
 
 class Sourcing(Strict):
-    """How buyers move orders from stalled Chinese suppliers to non-Chinese ones."""
+    """Who supplies whom: a portfolio of Chinese suppliers per buyer, and how buyers move orders from
+    stalled Chinese suppliers to non-Chinese ones (within those suppliers' spare capacity, after
+    qualifying them) and back."""
 
+    cn_suppliers_per_buyer: Annotated[int, Field(ge=1, le=10)] = 2
+    qualification_days: Days = 150
     switch_share_per_day: Annotated[float, Field(ge=0, le=0.1)] = 0.002
+    switch_back_share_per_day: Annotated[float, Field(ge=0, le=0.1)] = 0.001
     switch_max_share: Share = 0.3
     switch_trigger_days: Pos = 21.0
     review_days: Annotated[int, Field(ge=1, le=90)] = 7
@@ -105,7 +143,7 @@ class DefenseRegion(Strict):
 
 class Defense(Strict):
     US: DefenseRegion = DefenseRegion(
-        programmes=12, magnets_t_per_year=3500, smco_share=0.3, cn_supply_share=0.7, buffer_days_mean=90
+        programmes=12, magnets_t_per_year=1000, smco_share=0.3, cn_supply_share=0.03, buffer_days_mean=90
     )
     EU: DefenseRegion = DefenseRegion(
         programmes=4, magnets_t_per_year=1000, smco_share=0.3, cn_supply_share=0.6, buffer_days_mean=90
@@ -157,6 +195,7 @@ class MagnetMakers(Strict):
     input_cover_days_ex_cn: Pos = 120.0
     ex_cn_dytb_cn_share: Share = 0.95
     ex_cn_ndpr_cn_share: Share = 0.5
+    ex_cn_headroom: Share = 0.1  # share of a non-Chinese maker's capacity not committed at the start
 
     _regions = field_validator("ndfeb_capacity_t_per_year", "smco_capacity_t_per_year", "makers_per_region")(
         _ex_cn_keys
@@ -189,10 +228,13 @@ class Shipping(Strict):
 
 
 class CnLicensing(Strict):
-    reviewers: Annotated[int, Field(ge=1, le=100000)] = 15
+    reviewers: Annotated[int, Field(ge=1, le=100000)] = 30
     provincial_offices: Annotated[int, Field(ge=0, le=31)] = 4
     effort_reviewer_days: Pos = 5.0
+    decisions_per_working_day: Pos = 50.0  # signing capacity (few officials may sign a licence)
     statutory_working_days: Annotated[int, Field(ge=1, le=365)] = 45
+    consultation_working_days: Annotated[int, Field(ge=0, le=365)] = 45  # interagency consultation, flagged cases
+    consult_destinations: list[Literal["US", "JP", "EU", "IN", "ROW"]] = []
     doc_check_working_days: Annotated[int, Field(ge=0, le=60)] = 5
     p_incomplete: Share = 0.3
     prep_days_min: Days = 5
@@ -212,8 +254,9 @@ class CnLicensing(Strict):
         "ROW": 1.0,
     }
     customs_days: Annotated[int, Field(ge=0, le=60)] = 7
+    customs_days_uncontrolled: Annotated[int, Field(ge=0, le=60)] = 3  # Dy/Tb-free NdFeB, same HS code
     hire_backlog_per_reviewer: Pos = 5.0
-    hire_per_month: Annotated[float, Field(ge=0, le=10000)] = 5.0
+    hire_per_month: Annotated[float, Field(ge=0, le=10000)] = 15.0
     training_days: Days = 60
     max_reviewers: Annotated[int, Field(ge=1, le=100000)] = 200
 
@@ -233,6 +276,8 @@ class Licensing(Strict):
 
 
 class Prices(Strict):
+    """Prices on each side of the border and the quantities that respond to them."""
+
     ndpr_oxide_usd_kg: Pos = 51.0
     dy_oxide_cn_usd_kg: Pos = 224.0
     dy_oxide_ex_cn_usd_kg: Pos = 250.0
@@ -241,7 +286,12 @@ class Prices(Strict):
     elasticity_ndfeb: Pos = 0.5
     elasticity_ndpr: Pos = 0.5
     adjust_days: Pos = 20.0
-    max_multiple: Pos = 10.0
+    max_multiple: Annotated[float, Field(gt=1)] = 50.0  # numerical guard only; days at it are counted
+    dy_thrift_max: Annotated[float, Field(ge=0, lt=1)] = 0.4  # most Dy/Tb per t of magnet makers can save
+    dy_thrift_elasticity: NonNeg = 0.3
+    dy_thrift_days: Pos = 180.0  # time constant of thrifting
+    industry_demand_elasticity: NonNeg = 0.2  # other magnet users outside China
+    industry_demand_days: Pos = 90.0
 
 
 class Stage(Strict):
@@ -501,6 +551,9 @@ class CnLicensingStance(_Event):
     p_approve_military: Share | None = None
     p_incomplete: Share | None = None
     statutory_working_days: Annotated[int, Field(ge=1, le=365)] | None = None
+    consultation_working_days: Annotated[int, Field(ge=0, le=365)] | None = None
+    decisions_per_working_day: Pos | None = None
+    consult_destinations: list[Literal["US", "JP", "EU", "IN", "ROW"]] | None = None
     customs_days: Annotated[int, Field(ge=0, le=60)] | None = None
     licence_volume_days: Pos | None = None
     validity_days: Annotated[int, Field(ge=1, le=1096)] | None = None

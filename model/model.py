@@ -10,7 +10,7 @@ population (``agents/``) or of the network (:mod:`.network`)::
     5 arrivals      goods arrive; programmes, industry and plants use magnets (plants run or idle);
                     every buyer orders up to its cover; stalled buyers switch suppliers; exporters apply
     6 prices        prices move toward what scarcity on each side of the border implies
-    7 monthly       investment and the chain's capacities; deals may break down
+    7 monthly       investment and the chain's capacities; deals may break down; buyers respond to prices
     8 chips         US chip firms, Chinese buyers and BIS
     9 record        every population writes its columns
 """
@@ -115,6 +115,8 @@ class RareShockModel(mesa.Model):
         if self.calendar.month_start[day]:  # 7. monthly
             self.investment.month(day)
             self.governments.month(day)
+            self.producers.adapt(self.market)  #    makers thrift Dy/Tb when it is dear
+            self.industry.adapt(self.market)  #    other users buy less when magnets are dear
         self.chips.step(day, working)  # 8. chips
         self.records.write(day)  # 9. record
         self.day += 1

@@ -45,6 +45,7 @@ class NodeSpec:
     military: bool = False
     end_use: int = 0
     cn_share: float = 1.0  # end users: share of need bought from Chinese suppliers at the start
+    assembly_share: float = 0.0  # of that Chinese share, the part arriving inside China-made parts
     target_stock_days: float = 0.0  # producers: finished-goods target
 
 

@@ -115,7 +115,16 @@ def summarise(model: RareShockModel) -> dict:
         "first_auto_shutdown_day_by_region": {r: _first_day(idle[r] > 0, origin) for r in PLANT_REGIONS},
         "us_auto_idle_plant_days": int(idle["US"].sum()),
         "auto_idle_plant_days_by_region": {r: int(idle[r].sum()) for r in PLANT_REGIONS},
+        "peak_auto_plants_idle_by_region": {r: int(idle[r].max()) for r in PLANT_REGIONS},
+        "auto_plants_ever_idle_by_region": {
+            r: int(model.plants.ever_idle[model.plants.region == REGIONS.index(r)].sum()) for r in PLANT_REGIONS
+        },
+        "auto_plants_by_region": {r: int((model.plants.region == REGIONS.index(r)).sum()) for r in PLANT_REGIONS},
         "lost_vehicles_by_region": {r: round(v, 1) for r, v in lost.items()},
+        "lost_production_share_by_region": {
+            r: (round(lost[r] / (vpd[REGIONS.index(r)] * model.n_days), 6) if vpd[REGIONS.index(r)] > 0 else None)
+            for r in PLANT_REGIONS
+        },
         "defense_shortfall_share": float(1.0 - def_share.mean()) if def_share.size else 0.0,
         "us_defense_shortfall_share": float(1.0 - col("us_defense_output_share")[start:].mean())
         if def_share.size
@@ -128,15 +137,21 @@ def summarise(model: RareShockModel) -> dict:
             "pending_end": lic.pending,
             "mean_wait_working_days": round(c.wait_sum_wd / decided, 2) if decided else None,
             "approved_military": c.approved_military,
+            "decided_after_statutory_limit": c.late,
             "first_approval_day": None
             if c.first_approval_day is None or origin is None
             else c.first_approval_day - origin,
         },
         "first_us_auto_licence_day": None if us_auto < 0 or origin is None else us_auto - origin,
+        "first_cn_licence_approval_day": None
+        if c.first_approval_day is None or origin is None
+        else c.first_approval_day - origin,
         "us_auto_half_recovery_days": half_recovery,
         "cn_reviewers_end": int(col("cn_reviewers")[-1]),
         "price_dy_oxide_ex_cn_peak_usd_kg": round(float(col("price_dy_oxide_ex_cn_usd_kg").max()), 2),
         "price_ndfeb_ex_cn_peak_usd_kg": round(float(col("price_ndfeb_ex_cn_usd_kg").max()), 2),
+        "price_guard_days": model.market.guard_days,
+        "dy_price_at_makers_bid_days": model.market.dy_at_margin_days,
         **_chip_metrics(model),
         "year_us_defense_magnets_non_cn": _first_year(dates, col("us_defense_non_cn_t"), us_need["defense"], 0.95),
         "year_us_auto_magnets_non_cn_50": _first_year(dates, col("us_auto_non_cn_t"), us_need["auto"], 0.50),
