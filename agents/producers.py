@@ -152,6 +152,8 @@ def _allocate_and_send(
     day,
     lead_sea,
     extra_lead,
+    lead_now,
+    standing,
     controlled,
     licence_left,
     any_controlled,
@@ -217,15 +219,22 @@ def _allocate_and_send(
             stock[f] = x if not x < 0.0 else 0.0
         for e in range(shippable.shape[0]):
             ship[e] = shippable[e] * (r0[sup_pos[e]] if domestic[e] else r1[sup_pos[e]])
-    # shipping: sea (plus customs friction) or air when the buyer is short and air is faster
+    # shipping: sea (plus customs friction) or air when the buyer is short and air is faster (not parts on
+    # standing orders, which come on their supplier's schedule)
     h = pipe.shape[0]
     today = day % h
     sent[:] = 0.0
     for e in range(ship.shape[0]):
         x = ship[e]
         lead = lead_sea[e] + extra_lead[e]
-        if air_freight and lead_sea[e] > air_days and stock[buy_flat[e]] < air_cover * need[buy_flat[e]]:
+        if (
+            air_freight
+            and not standing[e]
+            and lead_sea[e] > air_days
+            and stock[buy_flat[e]] < air_cover * need[buy_flat[e]]
+        ):
             lead = extra_lead[e] + air_days
+        lead_now[e] = lead
         slot = today + lead  # leads are shorter than the ring
         if slot >= h:
             slot -= h
@@ -431,6 +440,8 @@ class Producers:
             day,
             net.lead_sea,
             net.extra_lead,
+            net.lead_now,
+            net.standing,
             net.controlled,
             net.licence_left,
             net.any_controlled,

@@ -12,8 +12,13 @@ moves between ``stock`` and the ``pipe`` of goods in transit (``transit`` is the
 Maths (per edge e with supplier s, buyer b, material m, share σ_e, sea lead L_e):
 
 - rate r_e = n_{b,m} σ_e (the buyer's need placed on the edge, t/day);
-- order-up-to: position P_e = S_{b,m} σ_e + B_e + T_e, target r_e (c_b + L_e), order max(target − P_e, 0)
-  added to the backlog B_e;
+- order-up-to: position P_e = S_{b,m} σ_e + B_e + T_e, target r_e (c_b + ℓ_e) with ℓ_e the lead time of
+  the mode the edge ships by today (below), order max(target − P_e, 0) added to the backlog B_e. Shipping
+  by air shortens the pipeline the buyer needs, so expediting never turns into ordering more;
+- standing orders (edges whose magnets arrive inside China-made parts, ``Item.NDFEB_IN_PARTS``): the edge
+  orders its rate, max(r_e − B_e, 0), whatever the buyer's stock. Parts come on their supplier's schedule,
+  a plant cannot make up for missing loose magnets by taking more China-made sub-assemblies, and what a
+  sub-assembly supplier fails to deliver one day is not caught up later;
 - a shipment x_e leaves on day t and arrives on day t + ℓ_e, with ℓ_e = L_e + X_e by sea (X_e customs
   friction on licensed edges) or a_air + X_e by air when the buyer's stock is below
   ``air_trigger_cover_days`` of need and air is faster (``shipping.air_freight``).
@@ -25,7 +30,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from rareshock.model.codes import CN, MATERIALS
+from rareshock.model.codes import CN, MATERIALS, Item
 from rareshock.model.numerics import kernel
 
 M = len(MATERIALS)
@@ -53,12 +58,17 @@ class NodeSpec:
 # Kernels (one day's arithmetic over all edges; see the module docstring for the maths)
 # --------------------------------------------------------------------------------------------------
 @kernel
-def _place_orders(need_flat, stock_flat, buy_flat, buy, share, backlog, transit, cover_days, lead_sea, rate_out):
+def _place_orders(
+    need_flat, stock_flat, buy_flat, buy, share, standing, backlog, transit, cover_days, lead_now, rate_out
+):
     for e in range(share.shape[0]):
         rate = need_flat[buy_flat[e]] * share[e]
         rate_out[e] = rate
-        position = stock_flat[buy_flat[e]] * share[e] + backlog[e] + transit[e]
-        order = rate * (cover_days[buy[e]] + lead_sea[e]) - position
+        if standing[e]:
+            order = rate - backlog[e]
+        else:
+            position = stock_flat[buy_flat[e]] * share[e] + backlog[e] + transit[e]
+            order = rate * (cover_days[buy[e]] + lead_now[e]) - position
         if order > 0.0:
             backlog[e] += order
 
@@ -156,7 +166,11 @@ class Network:
         self.mat = np.asarray(mat, dtype=np.int64)
         self.share = np.asarray(share, dtype=float)
         self.lead_sea = np.asarray(lead_sea, dtype=np.int64)
+        self.lead_now = self.lead_sea.copy()  # the lead time of the mode in use (set when shipping)
         self.item = np.asarray(item, dtype=np.int64)
+        # standing orders: magnets inside China-made parts come with the parts, on the sub-assembly
+        # supplier's schedule, and do not make up for a shortage of loose magnets
+        self.standing = self.item == Item.NDFEB_IN_PARTS
         e = self.sup.size
         self.e = e
         self.sup_flat = self.sup * M + self.mat
@@ -195,10 +209,11 @@ class Network:
             self.buy_flat,
             self.buy,
             self.share,
+            self.standing,
             self.backlog,
             self.transit,
             self.cover_days,
-            self.lead_sea,
+            self.lead_now,
             self.order_rate,
         )
 
