@@ -29,7 +29,8 @@ Interface (what the model uses)
     ``ledger`` (t by material, the day's end use).
 ``COLUMNS``
     Idle plants, plants below plan and vehicles produced by region, and the median plant's cover of its
-    scarcest Dy/Tb column (days of that column's need in stock), written by ``assemble`` into the record row (``row`` at ``at``).
+    scarcest Dy/Tb column (days of that column's need in stock), written by ``assemble`` into the record
+    row (``row`` at ``at``).
 
 Decision (per plant, per day)
 -----------------------------
