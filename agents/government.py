@@ -64,6 +64,7 @@ def _cn_licensing_stance(model, ev, day: int) -> None:
         decisions_per_working_day=ev.decisions_per_working_day,
         consult_destinations=ev.consult_destinations,
         customs_days=ev.customs_days,
+        customs_days_uncontrolled=ev.customs_days_uncontrolled,
         licence_volume_days=ev.licence_volume_days,
         validity_days=ev.validity_days,
     )

@@ -39,7 +39,8 @@ Each side of the border prices its own traded margin.
   ``W = (P_mag - c0 - a_NdPr P_NdPr) / (a_Dy theta)``, with c0 the processing cost implied by the start
   prices (``c0 = P0_mag - a_NdPr P0_NdPr - a_Dy P0_Dy``) and theta the makers' thrift. The ex-China Dy signal is
   ``min(C^(-1/e), W / P0)``: the demand curve's choke price, which rises with the magnet price. Days at
-  it are reported (``dy_at_margin_days``); it is part of the demand curve, not a guard.
+  it (the bid below the cover signal by more than 1%) are reported (``dy_at_margin_days``); it is part of
+  the demand curve, not a guard.
 
 With elasticity e (per material), the target of price i is
 
@@ -109,8 +110,9 @@ def _update(
     signal[DY_CN] = max(unsold_dy, 1e-9) ** (-1 / el_dy)
     signal[DY_EX] = max(cover_dy, 1e-9) ** (-1 / el_dy)
     bid = (price[ND_EX] - c0 - a_ndpr * price[PR_EX]) / a_dy  # what a tonne of magnet leaves for its Dy/Tb
-    at_bid = signal[DY_EX] * price0[DY_EX] > bid
-    if at_bid:
+    want = signal[DY_EX] * price0[DY_EX]
+    at_bid = want > bid * 1.01  # reported when the bid cuts the price by more than 1%
+    if want > bid:
         signal[DY_EX] = max(bid, price0[DY_EX]) / price0[DY_EX]
     signal[ND_CN] = max(unsold_nd, 1e-9) ** (-1 / el_nd)
     signal[ND_EX] = max(cover_nd, 1e-9) ** (-1 / el_nd)

@@ -4,8 +4,9 @@ Self-contained so that :mod:`model.config` can embed it: ``chips: ChipsConfig = 
 scenario, and ``CHIP_EVENTS`` added to the scenario's discriminated event union (``kind`` is the
 discriminator). The mechanism that uses these numbers is :mod:`agents.chips`.
 
-Every field has a default. Its comment names the source in ``/work/shared/research/calibration_facts.md``
-(section and row) or says "assumption". Units: USD, shares in [0, 1], days (calendar) or working days.
+Every field has a default. Its comment names the publication and date (the full references are in
+``docs/sources.md``; "§8" is the chips section of the project's calibration facts, listed there) or says
+"assumption" (prior ranges in ``docs/parameters.md``). Units: USD, shares in [0, 1], days (calendar) or working days.
 
 Chain of the main numbers:
 

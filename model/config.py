@@ -112,7 +112,7 @@ class Automakers(Strict):
     US: RegionalPlants = _plants(40, 10.2e6, 0.08, 0.12, 0.85, 21.0)
     EU: RegionalPlants = _plants(60, 11.5e6, 0.15, 0.30, 0.85, 24.5)
     JP: RegionalPlants = _plants(30, 8.2e6, 0.02, 0.45, 0.5, 60.0)
-    IN: RegionalPlants = _plants(20, 5.5e6, 0.03, 0.05, 0.9, 35.0)
+    IN: RegionalPlants = _plants(20, 5.5e6, 0.03, 0.05, 0.85, 35.0)
     CN: RegionalPlants = _plants(30, 30e6, 0.30, 0.20, 1.0, 21.0)
     ROW: RegionalPlants = _plants(20, 12e6, 0.05, 0.10, 0.85, 24.5)
 
@@ -555,6 +555,7 @@ class CnLicensingStance(_Event):
     decisions_per_working_day: Pos | None = None
     consult_destinations: list[Literal["US", "JP", "EU", "IN", "ROW"]] | None = None
     customs_days: Annotated[int, Field(ge=0, le=60)] | None = None
+    customs_days_uncontrolled: Annotated[int, Field(ge=0, le=60)] | None = None
     licence_volume_days: Pos | None = None
     validity_days: Annotated[int, Field(ge=1, le=1096)] | None = None
     destination_factor: dict[str, Annotated[float, Field(ge=0, le=1)]] | None = None
