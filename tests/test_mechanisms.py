@@ -13,6 +13,7 @@ import datetime as dt
 import numpy as np
 import pytest
 
+from rareshock.model.codes import CN
 from rareshock.model.config import load_scenario
 from rareshock.model.model import RareShockModel
 from tests.conftest import SHOCK, run_cached
@@ -175,7 +176,7 @@ def test_switching_never_exceeds_spare_capacity_on_any_review_day():
             rng=seed,
         )
         net, src = model.net, model.sourcing
-        x = np.repeat(net.region != 0, net.stock.shape[1])
+        x = np.repeat(net.region != CN, net.stock.shape[1])
         review = src.review
 
         def checked(day, review=review, net=net, src=src, x=x, seed=seed):
