@@ -9,16 +9,33 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rareshock.agents.licensing import CLOSED, DOC_CHECK, REVIEW
+from rareshock.agents.licensing import CLOSED, DOC_CHECK
 from rareshock.model.codes import CN, REGIONS, EndUse, Item, Kind
 from tests.popworld import col, empty, tiny_model
 
 ALL = ("dytb_oxide", "sm_oxide", "ndpr_oxide", "ndfeb_heavy", "ndfeb_light", "smco")
 SURE = {"p_approve_civil": 1.0, "destination_factor": {r: 1.0 for r in REGIONS[1:]}}
+# the clock's parameters, written out: the days below do not move when the defaults are recalibrated
+CLOCK = (
+    "licensing.cn.statutory_working_days=45",
+    "licensing.cn.doc_check_working_days=5",
+    "licensing.cn.effort_reviewer_days=5",
+    "licensing.cn.consultation_working_days=45",
+    "licensing.cn.consult_destinations=[]",
+    "licensing.cn.decisions_per_working_day=50",
+    "licensing.cn.customs_days=7",
+    "licensing.cn.customs_days_uncontrolled=3",
+    "licensing.cn.validity_days=365",
+    "licensing.cn.licence_volume_days=90",
+    "licensing.cn.renew_cover_days=75",
+    "licensing.cn.prep_days_min=5",
+    "licensing.cn.prep_days_max=20",
+    "licensing.cn.hire_per_month=0",
+)
 
 
 def _world(*overrides, seed=0, items=ALL):
-    model = tiny_model(*overrides, seed=seed)
+    model = tiny_model(*CLOCK, *overrides, seed=seed)
     net, lic = model.net, model.licensing
     empty(net)
     net.order_rate[:] = 0.0
@@ -60,29 +77,53 @@ def _open(lic):
     return q.edge[: q.n].tolist()
 
 
+def _effort(lic):
+    """Reviewer effort left by relationship, for the open applications."""
+    q = lic.queue
+    return {int(e): float(x) for e, x in zip(q.edge[: q.n], q.effort[: q.n])}
+
+
+def _decided(lic, days, working=lambda d: True):
+    """Run ``days``; the day each relationship's open application left the queue (decided, with no
+    returns when p_incomplete is 0), and the decisions per day."""
+    out, per_day = {}, []
+    for d in days:
+        before = set(_open(lic))
+        c0 = lic.counts.approved + lic.counts.denied
+        _day(lic, d, working(d))
+        for e in before - set(_open(lic)):
+            out[int(e)] = d
+        per_day.append(lic.counts.approved + lic.counts.denied - c0)
+    return out, per_day
+
+
 # ---------------------------------------------------------------------------------------- what needs a licence
 def test_refresh_controls_marks_exactly_the_controlled_relationships():
-    model = tiny_model()
+    model = tiny_model(*CLOCK)
     net, lic = model.net, model.licensing
-    assert not net.controlled.any() and not net.any_controlled
+    assert not net.controlled.any() and not net.any_controlled and (net.extra_lead == 0).all()
     model.day = 12
     lic.set_controls(["ndfeb_heavy", "dytb_oxide"], True)
     expect = net.cn_export & np.isin(net.item, [Item.NDFEB_HEAVY, Item.DYTB])
     np.testing.assert_array_equal(net.controlled, expect)
     assert net.any_controlled and lic.first_control_day == 12
     assert lic.controlled_items() == ["dytb_oxide", "ndfeb_heavy"]
-    # customs friction only on controlled relationships; a first filing waits 5..20 days for documents
-    np.testing.assert_array_equal(net.extra_lead, np.where(expect, 7, 0))
+    # customs: 7 days on licensed shipments, 3 on loose Dy/Tb-free NdFeB from China (same customs code)
+    light = net.cn_export & (net.item == Item.NDFEB_LIGHT)
+    assert light.any()
+    np.testing.assert_array_equal(net.extra_lead, np.where(expect, 7, np.where(light, 3, 0)))
+    # a first filing waits 5..20 days for documents
     rd = lic.ready_day[expect]
     assert rd.min() >= 12 + 5 and rd.max() <= 12 + 20 and len(set(rd)) > 1
     assert (lic.ready_day[~expect] == 0).all()
-    # not China's domestic sales, not other countries' exports, not light-grade magnets
+    # not China's domestic sales, not other countries' exports, not light-grade magnets, not parts
     assert not net.controlled[net.region[net.sup] != CN].any()
     assert not net.controlled[net.domestic].any()
     assert not net.controlled[net.item == Item.NDFEB_LIGHT].any()
-    # a stance change moves the customs friction; lifting ends the requirement (first day stays)
-    lic.set_stance(customs_days=3)
-    np.testing.assert_array_equal(net.extra_lead, np.where(expect, 3, 0))
+    assert not net.controlled[net.item == Item.NDFEB_IN_PARTS].any()
+    # a stance change moves the customs friction on licensed shipments; lifting ends the requirement
+    lic.set_stance(customs_days=2)
+    np.testing.assert_array_equal(net.extra_lead, np.where(expect, 2, np.where(light, 3, 0)))
     model.day = 40
     lic.set_controls(["ndfeb_heavy", "dytb_oxide"], False)
     assert not net.controlled.any() and not net.any_controlled and (net.extra_lead == 0).all()
@@ -90,6 +131,42 @@ def test_refresh_controls_marks_exactly_the_controlled_relationships():
     # controlled again: new preparation times from today
     lic.set_controls(["dytb_oxide"], True)
     assert lic.ready_day[net.controlled].min() >= 45
+
+
+def test_customs_friction_on_dy_tb_free_ndfeb_from_china_only_while_ndfeb_heavy_is_controlled():
+    model = tiny_model(*CLOCK)
+    net, lic = model.net, model.licensing
+    light = net.cn_export & (net.item == Item.NDFEB_LIGHT)
+    parts = net.cn_export & (net.item == Item.NDFEB_IN_PARTS)
+    assert light.any() and parts.any()
+    lic.set_controls(["dytb_oxide", "smco"], True)
+    assert (net.extra_lead[light] == 0).all()  # Dy/Tb-bearing magnets move freely: no inspection
+    lic.set_controls(["ndfeb_heavy"], True)
+    assert (net.extra_lead[light] == 3).all() and not net.controlled[light].any()
+    assert (net.extra_lead[~light & ~net.controlled] == 0).all()  # not domestic sales, not parts
+    assert (net.extra_lead[parts] == 0).all()
+    lic.set_controls(["ndfeb_light"], True)  # licensed itself: the licensed shipments' customs time
+    assert net.controlled[light].all() and (net.extra_lead[light] == 7).all()
+    lic.set_controls(["ndfeb_light", "ndfeb_heavy"], False)
+    assert (net.extra_lead[light] == 0).all() and not net.controlled[light].any()
+    assert (net.extra_lead[net.controlled] == 7).all() and net.controlled.any()
+
+
+def test_an_export_control_on_ndfeb_heavy_leaves_magnets_inside_china_made_parts_uncontrolled():
+    model = tiny_model(*CLOCK)
+    net, lic = model.net, model.licensing
+    parts = net.item == Item.NDFEB_IN_PARTS
+    assert parts.any() and net.cn_export[parts].all()  # Chinese parts sold abroad
+    lic.set_controls(["dytb_oxide", "sm_oxide", "ndpr_oxide", "ndfeb_heavy", "ndfeb_light", "smco"], True)
+    assert not net.controlled[parts].any()
+    # a plant's part keeps the China-made-parts share of its Chinese supply while its loose magnets wait
+    plant = model.plants.nodes[np.flatnonzero(model.plants.region == REGIONS.index("US"))[0], 0]
+    mine = (net.buy == plant) & net.cn_export
+    assert net.controlled[mine & ~parts].all() and not net.controlled[mine & parts].any()
+    # only a control of ndfeb_in_parts covers them (exports only, not China's own plants)
+    lic.set_controls(["ndfeb_in_parts"], True)
+    np.testing.assert_array_equal(net.controlled[parts], net.cn_export[parts])
+    assert (net.extra_lead[parts] == 7).all()
 
 
 def test_the_extraterritorial_rule_covers_foreign_magnets_with_chinese_content_crossing_a_border():
@@ -112,7 +189,7 @@ def test_the_extraterritorial_rule_covers_foreign_magnets_with_chinese_content_c
 # ---------------------------------------------------------------------------------------- filing
 def test_exporters_file_for_controlled_relationships_with_orders_and_too_little_licence():
     model, net, lic = _world()
-    e = _edges(net, n=4)
+    e = _edges(net, military=False, n=4)
     _order(net, e[:3])  # the fourth has no orders
     net.licence_left[e[1]] = 80.0  # 80 >= 75 days at 1 t/day: enough licence
     net.licence_exp[e[1]] = 500
@@ -124,6 +201,7 @@ def test_exporters_file_for_controlled_relationships_with_orders_and_too_little_
     q = lic.queue
     assert (q.submit_wd[0], q.doc_wd[0], q.due_wd[0], q.validity[0]) == (1, 6, 46, 365)
     assert q.tonnage[0] == 100.0 + 1.0 * 90 and q.effort[0] == 5.0 and q.stage[0] == DOC_CHECK
+    assert not q.flagged[0] and not q.military[0]
     assert lic.counts.submitted == 1 and lic.app_open[e[0]] and lic.counts.first_submission_day == 0
     _day(lic, 1)
     _day(lic, 2)
@@ -140,21 +218,35 @@ def test_exporters_file_for_controlled_relationships_with_orders_and_too_little_
     assert lic.counts.submitted == 3
 
 
+def test_military_end_users_and_consult_destinations_are_flagged_when_filed():
+    model, net, lic = _world("licensing.cn.consult_destinations=['JP']")
+    mil = _edges(net, military=True, n=1)
+    jp = _edges(net, "JP", military=False, n=1)
+    eu = _edges(net, "EU", military=False, n=1)
+    _order(net, np.concatenate([mil, jp, eu]))
+    _day(lic, 0)
+    q = lic.queue
+    flags = {int(e): (bool(f), bool(m)) for e, f, m in zip(q.edge[: q.n], q.flagged[: q.n], q.military[: q.n])}
+    assert flags == {int(mil[0]): (True, True), int(jp[0]): (True, False), int(eu[0]): (False, False)}
+
+
 # ---------------------------------------------------------------------------------------- document check
 @pytest.mark.parametrize("p_incomplete", [0.0, 1.0])
 def test_document_check_returns_incomplete_files_and_exporters_resubmit_later(p_incomplete):
-    model, net, lic = _world(f"licensing.cn.p_incomplete={p_incomplete}", "licensing.cn.resubmit_days=10")
-    e = _edges(net, "EU", n=4)
+    model, net, lic = _world(
+        f"licensing.cn.p_incomplete={p_incomplete}", "licensing.cn.resubmit_days=10", "licensing.cn.reviewers=100"
+    )
+    e = _edges(net, "EU", military=False, n=4)
     _order(net, e)
     _day(lic, 0)  # filed on working day 1, checked on working day 6
     for d in range(1, 5):
         _day(lic, d)
-        assert (lic.queue.stage[:4] == DOC_CHECK).all()
+        assert (lic.queue.stage[:4] == DOC_CHECK).all() and lic.pending == 4
     _day(lic, 5)
-    if p_incomplete == 0.0:
-        assert lic.counts.returned == 0 and lic.pending == 4 and (lic.queue.stage[:4] == REVIEW).all()
+    if p_incomplete == 0.0:  # complete: checked, worked and decided on the day of the check
+        assert lic.counts.returned == 0 and lic.pending == 0 and lic.counts.approved + lic.counts.denied == 4
         return
-    assert lic.counts.returned == 4 and lic.pending == 0
+    assert lic.counts.returned == 4 and lic.pending == 0 and lic.counts.approved + lic.counts.denied == 0
     assert not lic.app_open[e].any() and (lic.ready_day[e] == 15).all()
     for d in range(6, 15):
         _day(lic, d)
@@ -165,62 +257,203 @@ def test_document_check_returns_incomplete_files_and_exporters_resubmit_later(p_
     _identity(lic)
 
 
-# ---------------------------------------------------------------------------------------- review work
-def test_reviewers_work_first_filed_first_from_the_offices_pooled_capacity():
-    model, net, lic = _world(
-        "licensing.cn.reviewers=7", "licensing.cn.provincial_offices=4", "licensing.cn.p_incomplete=0"
-    )
-    assert [o.reviewers for o in lic.offices] == [3, 1, 1, 1, 1] and lic.reviewers == 7
-    assert len(lic.offices) == 5
-    e = _edges(net, n=3)
-    _order(net, e)
-    _day(lic, 0)
-    for d in range(1, 5):
-        _day(lic, d)
-    np.testing.assert_array_equal(lic.queue.effort[:3], [5.0, 5.0, 5.0])  # no work before the check
-    _day(lic, 5)  # 7 reviewer-days today
-    np.testing.assert_array_equal(lic.queue.effort[:3], [0.0, 3.0, 5.0])
-    _day(lic, 6)
-    np.testing.assert_array_equal(lic.queue.effort[:3], [0.0, 0.0, 1.0])
-    _day(lic, 7, working=False)  # a holiday: no work
-    np.testing.assert_array_equal(lic.queue.effort[:3], [0.0, 0.0, 1.0])
-    _day(lic, 8)
-    np.testing.assert_array_equal(lic.queue.effort[:3], [0.0, 0.0, 0.0])
-    assert lic.counts.approved + lic.counts.denied == 0  # the clock has not run
-
-
-def test_no_decision_before_the_statutory_clock_and_then_on_its_day():
+# ---------------------------------------------------------------------------------------- the clock
+def test_a_short_queue_is_decided_right_after_its_work_long_before_the_statutory_limit():
     model, net, lic = _world("licensing.cn.reviewers=100", "licensing.cn.p_incomplete=0")
     lic.set_stance(**SURE)
     e = _edges(net, "US", EndUse.AUTO, n=2)
     _order(net, e)
-    _day(lic, 0)  # filed on working day 1: due on working day 46
-    for d in range(1, 45):
-        _day(lic, d)
-    assert lic.pending == 2 and lic.counts.approved == 0
-    assert (lic.queue.effort[:2] == 0).all()  # the work was done long ago
-    _day(lic, 45)
-    assert lic.pending == 0 and lic.counts.approved == 2
-    assert lic.counts.first_approval_day == 45
-    assert lic.first_approval[REGIONS.index("US"), EndUse.AUTO] == 45
-    assert lic.counts.wait_sum_wd == 2 * 45
-    # weekends and holidays do not count: the clock is in working days
-    model, net, lic = _world(
-        "licensing.cn.reviewers=100", "licensing.cn.p_incomplete=0", "licensing.cn.statutory_working_days=10"
-    )
+    decided, per_day = _decided(lic, range(10))
+    assert decided == {int(e[0]): 5, int(e[1]): 5}  # checked on working day 6, worked and decided then
+    assert lic.counts.approved == 2 and lic.counts.first_approval_day == 5 and lic.counts.late == 0
+    assert lic.first_approval[REGIONS.index("US"), EndUse.AUTO] == 5
+    assert lic.counts.wait_sum_wd == 2 * 5  # working days from filing to decision
+    # weekends and holidays do not count: the document check is 5 working days after filing
+    model, net, lic = _world("licensing.cn.reviewers=100", "licensing.cn.p_incomplete=0")
     lic.set_stance(**SURE)
     _order(net, e)
+    working = lambda d: d % 7 < 5
+    decided, _ = _decided(lic, range(20), working)
+    assert decided[int(e[0])] == 7  # filed Monday (working day 1), decided on working day 6: a Monday
+    assert lic.counts.wait_sum_wd == 2 * 5
+
+
+def test_reviewers_work_in_deadline_order_from_the_offices_pooled_capacity():
+    """Five reviewer-days a working day and five per file: one file a day. Three EU files filed on working
+    day 1 (deadline 46) and a US automaker's file filed on working day 2 under a fast track (deadline 12):
+    once its document check is done it overtakes the two EU files still waiting for work."""
+    model, net, lic = _world(
+        "licensing.cn.reviewers=5", "licensing.cn.provincial_offices=4", "licensing.cn.p_incomplete=0"
+    )
+    assert [o.reviewers for o in lic.offices] == [1, 1, 1, 1, 1] and lic.reviewers == 5
+    eu = _edges(net, "EU", military=False, n=3)
+    us = _edges(net, "US", EndUse.AUTO, n=1)
+    _order(net, eu)
     _day(lic, 0)
-    d, decided = 1, None
-    while decided is None:
-        _day(lic, d, working=d % 7 < 5)
-        if lic.counts.approved:
-            decided = d
-        d += 1
-    assert sum(1 for x in range(1, decided + 1) if x % 7 < 5) == 10
+    lic.fast_track(["US"], "auto", review_working_days=10, validity_days=180)
+    _order(net, us)
+    decided, _ = _decided(lic, range(1, 12))
+    q_days = [decided[int(x)] for x in eu]
+    assert q_days == [5, 7, 8]  # working days 6, 8, 9
+    assert decided[int(us[0])] == 6  # working day 7: before the two EU files filed before it
+    # without the fast track: filing order
+    model, net, lic = _world(
+        "licensing.cn.reviewers=5", "licensing.cn.provincial_offices=4", "licensing.cn.p_incomplete=0"
+    )
+    _order(net, eu)
+    _day(lic, 0)
+    _order(net, us)
+    decided, _ = _decided(lic, range(1, 12))
+    assert [decided[int(x)] for x in eu] == [5, 6, 7] and decided[int(us[0])] == 8
 
 
-def test_fast_track_shortens_the_clock_for_matching_relationships_also_for_queued_applications():
+def test_work_is_pooled_and_split_across_days():
+    model, net, lic = _world(
+        "licensing.cn.reviewers=7",
+        "licensing.cn.provincial_offices=4",
+        "licensing.cn.p_incomplete=0",
+        "licensing.cn.consult_destinations=['EU']",  # flagged: decided long after the work, so it stays
+    )
+    assert [o.reviewers for o in lic.offices] == [3, 1, 1, 1, 1] and lic.reviewers == 7
+    e = [int(x) for x in _edges(net, "EU", military=False, n=3)]
+    _order(net, e)
+    for d in range(5):
+        _day(lic, d)
+    assert _effort(lic) == dict.fromkeys(e, 5.0)  # no work before the document check
+    _day(lic, 5)  # 7 reviewer-days today
+    assert _effort(lic) == {e[0]: 0.0, e[1]: 3.0, e[2]: 5.0}
+    _day(lic, 6)
+    assert _effort(lic) == {e[0]: 0.0, e[1]: 0.0, e[2]: 1.0}
+    _day(lic, 7, working=False)  # a holiday: no work
+    assert _effort(lic) == {e[0]: 0.0, e[1]: 0.0, e[2]: 1.0}
+    _day(lic, 8)
+    assert _effort(lic) == dict.fromkeys(e, 0.0)
+    q = lic.queue
+    ready = {int(x): int(r) for x, r in zip(q.edge[: q.n], q.ready_wd[: q.n])}
+    assert ready == {e[0]: 6 + 45, e[1]: 7 + 45, e[2]: 8 + 45}  # work done on working days 6, 7, 8
+    assert lic.counts.approved + lic.counts.denied == 0
+
+
+def test_flagged_files_wait_consultation_working_days_after_their_work():
+    model, net, lic = _world(
+        "licensing.cn.reviewers=100",
+        "licensing.cn.p_incomplete=0",
+        "licensing.cn.consultation_working_days=10",
+        "licensing.cn.consult_destinations=['JP']",
+    )
+    lic.set_stance(**SURE)
+    mil = int(_edges(net, military=True, n=1)[0])
+    jp = int(_edges(net, "JP", military=False, n=1)[0])
+    eu = int(_edges(net, "EU", military=False, n=1)[0])
+    _order(net, [mil, jp, eu])
+    decided, _ = _decided(lic, range(30))
+    assert decided[eu] == 5  # worked and decided on working day 6
+    assert decided[jp] == decided[mil] == 15  # worked on working day 6, consulted until working day 16
+    assert lic.counts.approved == 2 and lic.counts.denied == 1  # no licence for military end users
+    assert lic.counts.wait_sum_wd == 5 + 15 + 15 and lic.counts.late == 0
+
+
+def test_at_most_decisions_per_working_day_and_unused_capacity_is_not_banked():
+    """Two signatures a working day. Six files filed on working day 1 wait for their document check until
+    working day 6: on the working days before, the queue is not empty but nothing can be signed, and that
+    unused capacity must not be used later (the docstring: "unused capacity is not banked")."""
+    model, net, lic = _world(
+        "licensing.cn.reviewers=100", "licensing.cn.p_incomplete=0", "licensing.cn.decisions_per_working_day=2"
+    )
+    lic.set_stance(**SURE)
+    e = _edges(net, military=False, n=6)
+    _order(net, e)
+    decided, per_day = _decided(lic, range(12))
+    assert sum(per_day) == 6
+    assert per_day[5:9] == [2, 2, 2, 0], per_day  # not 6 on the first day a file is ready
+    assert max(per_day) <= 2
+    # decided in deadline (= filing) order
+    assert [decided[int(x)] for x in e] == [5, 5, 6, 6, 7, 7]
+
+
+@pytest.mark.parametrize("per_day", [1.5, 2.5])
+def test_fractional_signing_capacity_is_carried_as_a_fraction_only(per_day):
+    """Files ready every working day from the first (no document check): over any run of working days the
+    decisions stay within the capacity of those days plus one, and the long-run rate is the capacity."""
+    model, net, lic = _world(
+        "licensing.cn.reviewers=1000",
+        "licensing.cn.p_incomplete=0",
+        "licensing.cn.doc_check_working_days=0",
+        f"licensing.cn.decisions_per_working_day={per_day}",
+    )
+    lic.set_stance(**SURE)
+    e = _edges(net, military=False, n=40)
+    _order(net, e)
+    _, done = _decided(lic, range(15))
+    busy = np.array(done[1:15])  # filed on working day 1, decided from working day 2 on
+    assert busy.sum() == int(per_day * 14), done
+    assert (busy <= np.ceil(per_day)).all(), done
+    for i in range(busy.size):
+        for j in range(i + 1, busy.size + 1):
+            assert busy[i:j].sum() <= per_day * (j - i) + 1, done
+
+
+def test_decisions_after_the_statutory_limit_are_counted_as_late():
+    """One reviewer-day a working day, five per file: the three files are worked one after another and
+    decided on working days 10, 15 and 20 (filed on working day 1)."""
+    for statutory, late in ((8, 3), (14, 1), (19, 0)):
+        model, net, lic = _world(
+            "licensing.cn.reviewers=1",
+            "licensing.cn.provincial_offices=0",
+            "licensing.cn.p_incomplete=0",
+            f"licensing.cn.statutory_working_days={statutory}",
+        )
+        e = _edges(net, "EU", military=False, n=3)
+        _order(net, e)
+        decided, _ = _decided(lic, range(25))
+        assert [decided[int(x)] for x in e] == [9, 14, 19]
+        assert lic.counts.late == late, statutory
+        assert lic.counts.wait_sum_wd == 9 + 14 + 19
+    # consultation longer than the limit: every flagged file is late
+    model, net, lic = _world("licensing.cn.reviewers=100", "licensing.cn.p_incomplete=0")
+    _order(net, _edges(net, military=True, n=2))
+    _decided(lic, range(60))
+    assert lic.counts.denied == 2 and lic.counts.late == 2  # working day 6 + 45 > 1 + 45
+
+
+def test_the_stance_event_changes_consultation_signatures_and_consult_destinations():
+    events = [
+        {
+            "date": "2025-01-10",
+            "kind": "cn_licensing_stance",
+            "consultation_working_days": 7,
+            "decisions_per_working_day": 3.0,
+            "consult_destinations": ["US", "EU"],
+        }
+    ]
+    model = tiny_model(*CLOCK, "licensing.cn.consult_destinations=['JP']", end="2025-01-20", events=events)
+    lic = model.licensing
+    st = lic.stance
+    assert (st.consultation_working_days, st.decisions_per_working_day) == (45, 50.0)
+    assert st.consult.tolist() == [r == "JP" for r in REGIONS]
+    p_civil, statutory = st.p_approve_civil, st.statutory_working_days
+    for _ in range(9):  # 1 to 9 January
+        model.step()
+    assert (st.consultation_working_days, st.decisions_per_working_day) == (45, 50.0)
+    model.step()  # 10 January
+    assert (st.consultation_working_days, st.decisions_per_working_day) == (7, 3.0)
+    assert st.consult.tolist() == [r in ("US", "EU") for r in REGIONS]
+    assert (st.p_approve_civil, st.statutory_working_days) == (p_civil, statutory)  # unset: unchanged
+    # files already in the queue keep their flags; new ones follow the new destinations
+    model, net, lic = _world("licensing.cn.consult_destinations=['JP']")
+    jp, eu = _edges(net, "JP", military=False, n=1), _edges(net, "EU", military=False, n=1)
+    _order(net, jp)
+    _day(lic, 0)
+    lic.set_stance(consult_destinations=["EU"])
+    _order(net, eu)
+    _day(lic, 1)
+    q = lic.queue
+    assert dict(zip(q.edge[: q.n].tolist(), q.flagged[: q.n].tolist())) == {int(jp[0]): True, int(eu[0]): True}
+    lic.set_stance(consult_destinations=[])
+    assert not lic.stance.consult.any()
+
+
+def test_fast_track_shortens_the_deadline_for_matching_relationships_also_for_queued_applications():
     model, net, lic = _world("licensing.cn.reviewers=100", "licensing.cn.p_incomplete=0")
     lic.set_stance(**SURE)
     us_auto = _edges(net, "US", EndUse.AUTO)
@@ -240,20 +473,15 @@ def test_fast_track_shortens_the_clock_for_matching_relationships_also_for_queue
     rate = net.rate()[us_auto[0]]
     assert q.tonnage[at[0]] == max(tonnage_before[at[0]], 100.0 + rate * 180)
     np.testing.assert_array_equal(q.tonnage[at[1:]], tonnage_before[at[1:]])
-    for d in range(1, 3):
-        _day(lic, d)
-    _order(net, [us_auto[1]])  # a new filing on working day 4: due on 14
-    _day(lic, 3)
-    assert q.due_wd[4] == 14 and q.validity[4] == 180 and q.tonnage[4] == 100.0 + 1.0 * 180
-    decided = {}
-    for d in range(4, 50):
-        before = set(_open(lic))
-        _day(lic, d)
-        for e in before - set(_open(lic)):
-            decided[int(e)] = d
-    assert decided[us_auto[0]] == 10 and decided[us_auto[1]] == 13
-    assert decided[eu_auto[0]] == decided[us_ind[0]] == decided[us_mil[0]] == 45
-    assert net.licence_exp[us_auto[0]] == 10 + 180 and net.licence_exp[eu_auto[0]] == 45 + 365
+    _day(lic, 1)
+    _order(net, [us_auto[1]])  # a new filing on working day 3: due on 13
+    _day(lic, 2)
+    i = _open(lic).index(us_auto[1])
+    assert q.due_wd[i] == 13 and q.validity[i] == 180 and q.tonnage[i] == 100.0 + 1.0 * 180
+    decided, _ = _decided(lic, range(3, 60))
+    assert decided[int(us_auto[0])] == decided[int(eu_auto[0])] == decided[int(us_ind[0])] == 5
+    assert decided[int(us_auto[1])] == 7 and decided[int(us_mil[0])] == 50  # consulted
+    assert net.licence_exp[us_auto[0]] == 5 + 180 and net.licence_exp[eu_auto[0]] == 5 + 365
 
 
 def test_all_civil_fast_track_leaves_military_users_out():
@@ -269,7 +497,7 @@ def test_a_refused_military_user_is_not_applied_for_again_a_refused_civil_one_af
     model, net, lic = _world(
         "licensing.cn.reviewers=100",
         "licensing.cn.p_incomplete=0",
-        "licensing.cn.statutory_working_days=3",
+        "licensing.cn.consultation_working_days=0",
         "licensing.cn.reapply_days=30",
         "licensing.cn.p_approve_civil=0",
         "licensing.cn.p_approve_military=0",
@@ -282,7 +510,7 @@ def test_a_refused_military_user_is_not_applied_for_again_a_refused_civil_one_af
         _day(lic, d)
     assert lic.counts.denied == 2 and lic.pending == 0
     assert lic.blocked[mil] and not lic.blocked[civ]
-    decided = 5  # documents checked on working day 6, clock 3 done
+    decided = 5  # documents checked on working day 6, worked and decided at once
     assert lic.ready_day[civ] == decided + 30
     for d in range(6, decided + 30):
         _day(lic, d)
@@ -296,75 +524,6 @@ def test_a_refused_military_user_is_not_applied_for_again_a_refused_civil_one_af
     _identity(lic)
 
 
-def test_approval_adds_volume_and_validity_keeping_the_later_expiry():
-    model, net, lic = _world(
-        "licensing.cn.reviewers=100",
-        "licensing.cn.p_incomplete=0",
-        "licensing.cn.statutory_working_days=3",
-        "licensing.cn.validity_days=365",
-        "licensing.cn.licence_volume_days=90",
-    )
-    lic.set_stance(**SURE)
-    a, b, c = _edges(net, "EU", EndUse.INDUSTRIAL, n=3)
-    _order(net, [a, b, c], backlog=40.0, rate=2.0)
-    net.licence_left[b], net.licence_exp[b] = 10.0, 2000  # an older licence running longer
-    net.licence_left[c], net.licence_exp[c] = 10.0, 100  # an older licence running shorter
-    _day(lic, 0)
-    for d in range(1, 6):
-        _day(lic, d)
-    assert lic.counts.approved == 3
-    ton = 40.0 + 2.0 * 90
-    assert net.licence_left[a] == ton and net.licence_exp[a] == 5 + 365
-    assert net.licence_left[b] == 10.0 + ton and net.licence_exp[b] == 2000
-    assert net.licence_left[c] == 10.0 + ton and net.licence_exp[c] == 5 + 365
-    assert lic.next_expiry == 5 + 365
-
-
-def test_a_licence_lapses_the_day_after_its_expiry():
-    model, net, lic = _world(
-        "licensing.cn.reviewers=100",
-        "licensing.cn.p_incomplete=0",
-        "licensing.cn.statutory_working_days=3",
-        "licensing.cn.validity_days=5",
-    )
-    lic.set_stance(**SURE)
-    a = _edges(net, "JP", n=1)[0]
-    _order(net, [a])
-    _day(lic, 0)
-    for d in range(1, 6):
-        _day(lic, d)
-    assert net.licence_exp[a] == 10 and net.licence_left[a] == 190.0
-    net.backlog[a] = 0.0  # no new orders: no new application
-    for d in range(6, 11):
-        lic.decide(d, working=d % 2 == 0)  # working or not, expiry runs every day
-        assert net.licence_left[a] == 190.0
-    lic.decide(11, working=False)
-    assert net.licence_left[a] == 0.0
-
-
-def test_volume_of_an_expired_licence_is_not_carried_into_a_new_one():
-    """A licence valid through day 9 has 50 t left; a new licence for the same relationship is approved
-    on day 10. The old volume lapsed at the end of day 9: the relationship holds the new tonnage only.
-    (Today ``_decisions`` runs before ``_expire`` in ``Licensing.decide`` and treats the old licence as
-    still running because its volume has not been zeroed yet, so the 50 t are merged.)"""
-    model, net, lic = _world(
-        "licensing.cn.reviewers=100", "licensing.cn.p_incomplete=0", "licensing.cn.statutory_working_days=10"
-    )
-    lic.set_stance(**SURE)
-    a = _edges(net, "EU", n=1)[0]
-    _order(net, [a])  # 100 t of orders, 1 t/day
-    net.licence_left[a], net.licence_exp[a] = 50.0, 9  # 50 < 75 days of rate: the exporter renews
-    lic.next_expiry = 9
-    _day(lic, 0)  # filed on working day 1, decided on working day 11
-    for d in range(1, 10):
-        _day(lic, d)
-    assert net.licence_left[a] == 50.0 and lic.counts.approved == 0
-    _day(lic, 10)
-    assert lic.counts.approved == 1
-    assert net.licence_exp[a] == 10 + 365
-    assert net.licence_left[a] == 100.0 + 90.0  # the new licence only
-
-
 # ---------------------------------------------------------------------------------------- staffing
 def test_offices_hire_while_the_backlog_per_reviewer_is_high_and_trainees_start_after_training():
     model, net, lic = _world(
@@ -375,6 +534,8 @@ def test_offices_hire_while_the_backlog_per_reviewer_is_high_and_trainees_start_
         "licensing.cn.training_days=3",
         "licensing.cn.max_reviewers=6",
         "licensing.cn.hire_backlog_per_reviewer=5",
+        "licensing.cn.consult_destinations=['US', 'JP', 'EU', 'IN', 'ROW']",  # no decisions: the backlog stays
+        "licensing.cn.consultation_working_days=300",
     )
     e = _edges(net, n=40)
     assert e.size == 40
@@ -419,6 +580,9 @@ def test_submitted_is_approved_plus_denied_plus_returned_plus_pending_every_day(
         "licensing.cn.validity_days=20",
         "licensing.cn.resubmit_days=3",
         "licensing.cn.reapply_days=5",
+        "licensing.cn.decisions_per_working_day=2.5",
+        "licensing.cn.consult_destinations=['JP']",
+        "licensing.cn.consultation_working_days=6",
         seed=seed,
     )
     lic.set_stance(p_approve_civil=0.5)
@@ -438,6 +602,7 @@ def test_submitted_is_approved_plus_denied_plus_returned_plus_pending_every_day(
         assert row == [c.submitted, c.approved, c.denied, c.returned, q.n, lic.reviewers]
     c = lic.counts
     assert c.approved > 10 and c.denied > 10 and c.returned > 10 and lic.pending > 0
+    assert 0 < c.late < c.approved + c.denied
     assert lic.blocked.sum() > 0  # military users were refused
 
 

@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 from rareshock.model.builder import Pool
-from rareshock.model.codes import CN, MATERIALS, REGIONS, Kind, Material
+from rareshock.model.codes import CN, MATERIALS, REGIONS, Item, Kind, Material
 from rareshock.model.config import ConfigError
 from rareshock.model.network import M
 from rareshock.model.records import Records
@@ -61,6 +61,107 @@ def test_buyers_outside_china_buy_their_chinese_share_from_china_and_chinese_buy
     assert not (net.region[net.buy][~cn_sup] == CN).any()  # nobody outside China supplies China
 
 
+def test_pool_gives_a_buyer_at_least_min_suppliers_by_spare_room():
+    us = REGIONS.index("US")
+    pool = Pool([10, 11, 12, 13], [10.0, 20.0, 10.0, 10.0], [us, us, us, us], min_suppliers=3)
+    out = pool.assign(1.0, us)  # small, but a portfolio of three: the three with most room
+    assert [n for n, _ in out] == [11, 10, 12]
+    assert [w for _, w in out] == pytest.approx([0.5, 0.25, 0.25], rel=1e-15)
+    assert sum(w for _, w in out) == pytest.approx(1.0, rel=1e-15)
+    # never more suppliers than there are
+    assert len(Pool([1, 2], [5.0, 5.0], [us, us], min_suppliers=5).assign(1.0, us)) == 2
+
+
+@pytest.mark.parametrize("k", [1, 2, 3, 6])
+def test_each_buyers_chinese_need_is_spread_over_a_portfolio_of_chinese_makers(k):
+    """``sourcing.cn_suppliers_per_buyer``: every end user's Chinese magnet supply (loose magnets, and
+    separately what comes inside China-made parts) comes from at least k Chinese makers, or from all of
+    them when there are fewer (4 NdFeB makers and 1 SmCo maker in the tiny world)."""
+    model = tiny_model(f"sourcing.cn_suppliers_per_buyer={k}")
+    net = model.net
+    cn_sup = net.region[net.sup] == CN
+    n_makers = {
+        m: np.count_nonzero((net.kind == Kind.MAKER) & (net.region == CN) & (net.cap[:, m] > 0)) for m in (3, 4)
+    }
+    assert n_makers == {int(Material.NDFEB): 4, int(Material.SMCO): 1}
+    seen = 0
+    for b in np.flatnonzero(net.kind >= Kind.PLANT):
+        for m in np.flatnonzero(net.end_need[b] > 0):
+            mine = (net.buy == b) & (net.mat == m) & cn_sup & (net.share > 0)
+            for chunk in (mine & (net.item == Item.NDFEB_IN_PARTS), mine & (net.item != Item.NDFEB_IN_PARTS)):
+                if chunk.any():
+                    sups = set(net.sup[chunk])
+                    assert len(sups) == np.count_nonzero(chunk)  # one relationship per supplier and route
+                    assert len(sups) >= min(k, n_makers[m]), (b, m)
+                    seen += 1
+    assert seen > 40
+
+
+def test_portfolios_change_who_supplies_whom_not_how_much():
+    a, b = tiny_model("sourcing.cn_suppliers_per_buyer=1"), tiny_model("sourcing.cn_suppliers_per_buyer=3")
+    for net in (a.net, b.net):
+        key = net.buy * M + net.mat
+        total = np.bincount(key, net.share, minlength=net.n * M)
+        cn = np.bincount(key, net.share * (net.region[net.sup] == CN), minlength=net.n * M)
+        end = np.flatnonzero((net.end_need.ravel() > 0) & np.repeat(net.kind >= Kind.PLANT, M))
+        np.testing.assert_allclose(total[end], 1.0, rtol=1e-12)
+        np.testing.assert_allclose(
+            cn[end], np.where(net.region[end // M] == CN, 1.0, net.cn_share[end // M]), rtol=1e-12
+        )
+    end = a.net.kind >= Kind.PLANT
+    np.testing.assert_array_equal(a.net.need[end], b.net.need[end])
+    # a portfolio of Chinese suppliers: who supplies outside China does not change
+    x_rel = lambda net: sorted(
+        (int(s), int(b), int(m), float(w))
+        for s, b, m, w in zip(net.sup, net.buy, net.mat, net.share)
+        if net.region[s] != CN and net.kind[b] >= Kind.PLANT
+    )
+    assert x_rel(a.net) == x_rel(b.net)
+    cn_edges = lambda net: np.count_nonzero(
+        (net.region[net.sup] == CN) & (net.share > 0) & (net.kind[net.buy] >= Kind.PLANT)
+    )
+    assert cn_edges(b.net) > cn_edges(a.net)
+
+
+def test_china_made_parts_carry_the_parts_cn_assembly_share_of_its_chinese_supply():
+    """A plant's part outside China: ``cn_assembly_share`` of its Chinese magnets on ``ndfeb_in_parts``
+    relationships, the rest loose (``ndfeb_heavy`` or ``ndfeb_light`` by the part's grade); non-Chinese
+    suppliers and Chinese plants, programmes and industrial users buy loose magnets only."""
+    model = tiny_model()
+    net, pl, am = model.net, model.plants, model.cfg.automakers
+    cn_sup = net.region[net.sup] == CN
+    checked = 0
+    for p in range(pl.region.size):
+        for q, name in enumerate(pl.part_names):
+            node = pl.nodes[p, q]
+            part = am.parts[name]
+            es = net.buy == node
+            parts = es & (net.item == Item.NDFEB_IN_PARTS)
+            loose_item = Item.NDFEB_HEAVY if part.grade == "heavy" else Item.NDFEB_LIGHT
+            if net.region[node] == CN:
+                assert not parts.any() and (net.item[es] == loose_item).all()
+                continue
+            cs = net.cn_share[node]
+            assert (cn_sup[parts]).all()
+            assert net.share[parts].sum() == pytest.approx(cs * part.cn_assembly_share, rel=1e-12)
+            loose = es & cn_sup & ~parts
+            assert (net.item[loose] == loose_item).all()
+            assert net.share[loose].sum() == pytest.approx(cs * (1 - part.cn_assembly_share), rel=1e-12)
+            assert (net.item[es & ~cn_sup] == loose_item).all()
+            assert net.share[es & ~cn_sup].sum() == pytest.approx(1 - cs, rel=1e-12)
+            checked += 1
+    assert checked == 3 * np.count_nonzero(pl.region != CN)
+    others = np.isin(net.buy, np.flatnonzero(net.kind > Kind.PLANT)) | (net.kind[net.buy] <= Kind.MAKER)
+    assert not (others & (net.item == Item.NDFEB_IN_PARTS)).any()
+    # no assembly share: every Chinese magnet travels loose
+    model = tiny_model(
+        "automakers.parts.chassis.cn_assembly_share=0",
+        "automakers.parts.small_motors.cn_assembly_share=0",
+        "automakers.parts.traction.cn_assembly_share=0",
+    )
+    assert not (model.net.item == Item.NDFEB_IN_PARTS).any()
+
+
 def test_demand_beyond_capacity_is_a_config_error():
     with pytest.raises(ConfigError, match="magnet_makers: baseline demand for ndfeb on CN magnet_makers exceeds"):
         tiny_model("magnet_makers.cn_ndfeb_capacity_t_per_year=100000")
@@ -94,7 +195,7 @@ def test_one_order_by_hand():
     model = tiny_model()
     net = model.net
     empty(net)
-    plant = model.plants.nodes[0]
+    plant = model.plants.nodes[0, 0]
     e = edges(net, buy=plant, mat=NDFEB)
     e = e[net.share[e] > 0][0]
     n, c, L, sigma = net.need[plant, NDFEB], net.cover_days[plant], net.lead_sea[e], net.share[e]
@@ -117,7 +218,7 @@ def test_a_shipment_arrives_exactly_after_its_lead_time_and_transit_is_the_pipe(
     model = tiny_model()
     net, prod = model.net, model.producers
     empty(net)
-    plant = model.plants.nodes[0]
+    plant = model.plants.nodes[0, 0]
     e = edges(net, buy=plant, mat=NDFEB)
     e = e[net.share[e] > 0][0]
     s = net.sup[e]
@@ -247,7 +348,7 @@ def test_the_models_frame_keeps_counts_as_integers():
     assert df.columns[0] == "date" and df["date"].iloc[-1] == pd.Timestamp("2025-01-10")
     for c in (*model.plants.INTEGER_COLUMNS, *model.licensing.COLUMNS):
         assert df[c].dtype == np.int64, c
-    assert df["cn_reviewers"].iloc[0] == 15
+    assert df["cn_reviewers"].iloc[0] == model.cfg.licensing.cn.reviewers
     assert set(df.columns[1:]) == set(model.records.columns) and len(df.columns) == len(model.records.columns) + 1
 
 
@@ -255,7 +356,11 @@ def test_the_models_frame_keeps_counts_as_integers():
 def test_the_material_balance_closes_every_day_under_a_shock():
     """produced - consumed = change of (stock + stockpile + transit), by material, every day; the record's
     stock is the network's plus the stockpile."""
-    cfg_overrides = ("defense.us_national_stockpile_t=500", "defense.stockpile_release_trigger_days=200")
+    cfg_overrides = (
+        "defense.us_national_stockpile_t=500",
+        "defense.stockpile_release_trigger_days=200",
+        "licensing.cn.p_approve_civil=0",  # no licences: plants run short within the quarter
+    )
     model = tiny_model(*cfg_overrides, end="2025-03-31")
     net = model.net
     model.licensing.set_controls(["dytb_oxide", "ndfeb_heavy", "smco"], True)
@@ -273,7 +378,8 @@ def test_the_material_balance_closes_every_day_under_a_shock():
         np.testing.assert_allclose(stock, net.stock.sum(axis=0) + model.defense.stockpile, rtol=1e-12, atol=1e-12)
         np.testing.assert_allclose(moving, np.bincount(net.mat, net.transit, minlength=M), rtol=1e-12, atol=1e-12)
     assert model.defense.stockpile.sum() < 500  # the stockpile was drawn on
-    assert model.records.column("auto_plants_idle_us").max() > 0  # and scarcity was real
+    short = model.records.column("auto_plants_idle_us") + model.records.column("auto_plants_below_plan_us")
+    assert short.max() > 0  # and scarcity was real
     assert model.balance.end_use.sum() == 0.0  # the ledger is reset each night
 
 
