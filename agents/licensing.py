@@ -53,6 +53,8 @@ withdrawn; their resubmission is a new application).
 
 from __future__ import annotations
 
+import math
+
 from dataclasses import dataclass
 
 import mesa
@@ -601,7 +603,8 @@ class Licensing:
             int(self.signatures),
             idx,
         )
-        self.signatures = min(self.signatures - k, st.decisions_per_working_day)  # unused capacity is not banked
+        left = self.signatures - k
+        self.signatures = left - math.floor(left)  # unused signatures are not banked (only the fraction)
         if k:
             t = self._tally
             _decisions(

@@ -25,22 +25,27 @@ Maths
 Each side of the border prices its own traded margin.
 
 - Outside China (buyers' side): cover ``C = S / S*`` is buyers' stock relative to the stock they hold after
-  a normal day's use (NdFeB: end users outside China, S* = n (c - 1); Dy/Tb and NdPr oxide: non-Chinese
-  makers' input stock against the same reference). Less cover, higher price: signal ``C^(-1/e)``. What
-  limits the rise is the buyers' response to it: magnet makers thrift Dy/Tb and industrial users buy less
-  when prices are high (their ``adapt`` methods), which raises cover.
-- In China (sellers' side): unsold stock ``U = S / S0`` is Chinese sellers' finished stock relative to the
-  start. When exports stall, sellers make less (production follows orders), so trapped supply shows as
-  lower output first and as stock only while it cannot be sold; more unsold stock, lower price: signal
-  ``U^(-1/e)``.
+  a normal day's use of what they need *today* (NdFeB: end users outside China, S* = sum n_b (c_b - 1);
+  Dy/Tb and NdPr oxide: non-Chinese makers' input stock against the same reference). Less cover, higher
+  price: signal ``C^(-1/e)``. What limits the rise is the buyers' response to it: magnet makers thrift
+  Dy/Tb and industrial users buy less when prices are high (their ``adapt`` methods), which raises cover;
+  a user who needs less also means to hold less, so its smaller stock is not read as scarcity.
+- In China (the whole Chinese market): ``U = S / S_t`` is the stock of Chinese sellers and Chinese buyers
+  of the material relative to what they aim to hold: sellers ``ō_i D_i`` (smoothed shipments times target
+  days), buyers ``n_b (c_b - 1)``. When exports stall, sellers make less (production follows orders) and
+  aim to hold less, so trapped supply shows as lower output, and as unsold stock (a lower price) only
+  while stock exceeds the target; licensed shipments that draw the market's stock down raise the price.
+  Signal ``U^(-1/e)``.
 
 - A magnet maker outside China bids for Dy/Tb at most what a tonne of magnet leaves for it: the ex-China
-  magnet price less its other costs, per tonne of Dy/Tb it uses,
-  ``W = (P_mag - c0 - a_NdPr P_NdPr) / (a_Dy theta)``, with c0 the processing cost implied by the start
-  prices (``c0 = P0_mag - a_NdPr P0_NdPr - a_Dy P0_Dy``) and theta the makers' thrift. The ex-China Dy signal is
-  ``min(C^(-1/e), W / P0)``: the demand curve's choke price, which rises with the magnet price. Days at
-  it (the bid below the cover signal by more than 1%) are reported (``dy_at_margin_days``); it is part of
-  the demand curve, not a guard.
+  magnet price less its other costs, per tonne of Dy/Tb the standard recipe uses,
+  ``W = (P_mag - c0 - a_NdPr P_NdPr) / a_Dy``, with c0 the processing cost implied by the start prices
+  (``c0 = P0_mag - a_NdPr P0_NdPr - a_Dy P0_Dy``). Makers that have thrifted could pay more per kg, and are
+  served first; the price of scarce Dy/Tb is set by the marginal buyer, whose grades still need the full
+  content. The ex-China Dy signal is ``min(C^(-1/e), W / P0)``: the demand curve's choke price, which rises
+  with the magnet price (and may lie below the start price when magnets are cheap and NdPr is dear). Days
+  at it (the bid below the cover signal by more than 1%) are reported (``dy_at_margin_days``); it is part
+  of the demand curve, not a guard.
 
 With elasticity e (per material), the target of price i is
 
@@ -67,8 +72,9 @@ DY_CN, DY_EX, ND_CN, ND_EX, PR_CN, PR_EX = range(6)
 def _update(
     stock,
     need,
+    out_rate,
     ex_nd,
-    ex_nd_target,
+    ex_nd_cover,
     mk_dy,
     mk_dy_cover,
     mk_nd,
@@ -76,9 +82,15 @@ def _update(
     cn_nd,
     cn_dy,
     cn_pr,
-    base_nd,
-    base_dy,
-    base_pr,
+    cn_nd_days,
+    cn_dy_days,
+    cn_pr_days,
+    cn_nd_hold,
+    cn_dy_hold,
+    cn_pr_hold,
+    cn_nd_cover,
+    cn_dy_cover,
+    cn_pr_cover,
     el_dy,
     el_nd,
     el_pr,
@@ -95,16 +107,22 @@ def _update(
 ):
     """Move the prices (see the module docstring); returns 1 if the guard cut a target off today, 2 if the
     Dy price target was the makers' bid, 3 for both, else 0."""
-    cover_nd = psum_at(stock, ex_nd) / max(ex_nd_target, 1e-12)
+    cover_nd = psum_at(stock, ex_nd) / max(pdot_at(need, ex_nd, ex_nd_cover), 1e-12)
     cover_dy = 1.0
     if mk_dy.shape[0]:
         cover_dy = psum_at(stock, mk_dy) / max(pdot_at(need, mk_dy, mk_dy_cover), 1e-12)
     cover_pr = 1.0
     if mk_nd.shape[0]:
         cover_pr = psum_at(stock, mk_nd) / max(pdot_at(need, mk_nd, mk_nd_cover), 1e-12)
-    unsold_nd = psum_at(stock, cn_nd) / max(base_nd, 1e-12)
-    unsold_dy = psum_at(stock, cn_dy) / max(base_dy, 1e-12)
-    unsold_pr = psum_at(stock, cn_pr) / max(base_pr, 1e-12)
+    unsold_nd = (psum_at(stock, cn_nd) + psum_at(stock, cn_nd_hold)) / max(
+        pdot_at(out_rate, cn_nd, cn_nd_days) + pdot_at(need, cn_nd_hold, cn_nd_cover), 1e-12
+    )
+    unsold_dy = (psum_at(stock, cn_dy) + psum_at(stock, cn_dy_hold)) / max(
+        pdot_at(out_rate, cn_dy, cn_dy_days) + pdot_at(need, cn_dy_hold, cn_dy_cover), 1e-12
+    )
+    unsold_pr = (psum_at(stock, cn_pr) + psum_at(stock, cn_pr_hold)) / max(
+        pdot_at(out_rate, cn_pr, cn_pr_days) + pdot_at(need, cn_pr_hold, cn_pr_cover), 1e-12
+    )
     lo, hi = 1.0 / max_multiple, max_multiple
     signal = np.empty(6)
     signal[DY_CN] = max(unsold_dy, 1e-9) ** (-1 / el_dy)
@@ -113,7 +131,7 @@ def _update(
     want = signal[DY_EX] * price0[DY_EX]
     at_bid = want > bid * 1.01  # reported when the bid cuts the price by more than 1%
     if want > bid:
-        signal[DY_EX] = max(bid, price0[DY_EX]) / price0[DY_EX]
+        signal[DY_EX] = bid / price0[DY_EX]
     signal[ND_CN] = max(unsold_nd, 1e-9) ** (-1 / el_nd)
     signal[ND_EX] = max(cover_nd, 1e-9) ** (-1 / el_nd)
     signal[PR_CN] = max(unsold_pr, 1e-9) ** (-1 / el_pr)
@@ -156,16 +174,21 @@ class Market:
         exn = net.region != CN
         ex_end = np.flatnonzero(exn & (net.kind >= Kind.PLANT) & (net.end_need[:, NDFEB] > 0))
         self.ex_nd = ex_end * M + NDFEB
-        # stock users hold after a normal day's use: the reference for ex-China scarcity
-        self.ex_nd_target = float((net.end_need[ex_end, NDFEB] * (net.cover_days[ex_end] - 1)).sum())
+        # stock users hold after a normal day's use of what they need today: the reference for ex-China
+        # scarcity (users who buy less also mean to hold less)
+        self.ex_nd_cover = net.cover_days[ex_end] - 1
         mk_dy = np.flatnonzero(exn & (net.kind == Kind.MAKER) & (net.need[:, DYTB] > 0))
         self.mk_dy, self.mk_dy_cover = mk_dy * M + DYTB, net.cover_days[mk_dy] - 1
         mk_nd = np.flatnonzero(exn & (net.kind == Kind.MAKER) & (net.need[:, NDPR] > 0))
         self.mk_nd, self.mk_nd_cover = mk_nd * M + NDPR, net.cover_days[mk_nd] - 1
         sellers = {m: np.flatnonzero((net.region == CN) & (net.cap[:, m] > 0)) for m in (NDFEB, DYTB, NDPR)}
         self.cn_nd, self.cn_dy, self.cn_pr = (sellers[m] * M + m for m in (NDFEB, DYTB, NDPR))
-        # Chinese sellers' finished stock at the start: the reference for unsold supply
-        self.base = {m: float(net.stock[sellers[m], m].sum()) for m in (NDFEB, DYTB, NDPR)}
+        # China's market: sellers' stock against their target (days of their smoothed shipments) plus Chinese
+        # buyers' stock against what they hold after a normal day's use
+        self.cn_days = {m: net.target_stock_days[sellers[m]].astype(float) for m in (NDFEB, DYTB, NDPR)}
+        hold = {m: np.flatnonzero((net.region == CN) & (net.need[:, m] > 0)) for m in (NDFEB, DYTB, NDPR)}
+        self.cn_hold = {m: hold[m] * M + m for m in hold}
+        self.cn_hold_cover = {m: net.cover_days[hold[m]] - 1 for m in hold}
         self.price = np.array(
             [
                 cfg.dy_oxide_cn_usd_kg,
@@ -200,8 +223,9 @@ class Market:
         state = _update(
             net.stock_f,
             net.need_f,
+            net.out_rate_f,
             self.ex_nd,
-            self.ex_nd_target,
+            self.ex_nd_cover,
             self.mk_dy,
             self.mk_dy_cover,
             self.mk_nd,
@@ -209,9 +233,15 @@ class Market:
             self.cn_nd,
             self.cn_dy,
             self.cn_pr,
-            self.base[NDFEB],
-            self.base[DYTB],
-            self.base[NDPR],
+            self.cn_days[NDFEB],
+            self.cn_days[DYTB],
+            self.cn_days[NDPR],
+            self.cn_hold[NDFEB],
+            self.cn_hold[DYTB],
+            self.cn_hold[NDPR],
+            self.cn_hold_cover[NDFEB],
+            self.cn_hold_cover[DYTB],
+            self.cn_hold_cover[NDPR],
             p.elasticity_dy,
             p.elasticity_ndfeb,
             p.elasticity_ndpr,
@@ -221,7 +251,7 @@ class Market:
             self.price0,
             self.price,
             self.a_ndpr,
-            self.a_dy * self.model.producers.theta,
+            self.a_dy,
             self.c0,
             self.row,
             self.at,

@@ -6,7 +6,7 @@ Interface (what the model uses)
 ``Sourcing(model, cfg)`` with ``cfg`` the ``sourcing`` config section; create it after the network.
 ``review(day)``
     Phase 5 (after orders): every ``review_days`` stalled buyers move part of their Chinese orders.
-``derisk(net, spare, rate)``, ``refresh(net)``, ``update_content()``
+``derisk(net, rate)``, ``refresh(net)``, ``update_content()``
     Monthly, from :mod:`.investment`: offtakes for new capacity, where moved orders can go, and each
     supplier's non-Chinese content.
 ``ban_china(net, groups)``
@@ -120,13 +120,16 @@ def _to_spare(edges, group, cnf, military_g, sup_flat, share, need_f, g_need, sp
         for i in range(n_s):
             spare[i] = max(spare[i] - taken[i], 0.0)
         frac = np.empty(n_g)
+        scale = np.ones(n_g)  # a group moves at most the Chinese share it has left
         for g in range(n_g):
-            if moved[g] > cn_share[g]:
-                moved[g] = cn_share[g]
+            left = max(cn_share[g], 0.0)
+            if moved[g] > left:
+                scale[g] = left / moved[g]
+                moved[g] = left
             frac[g] = moved[g] / cn_share[g] if cn_share[g] > 0 else 0.0
         for k in range(n_e):
             e = edges[k]
-            share[e] += d_share[k] - share[e] * frac[group[k]] * cnf[k]
+            share[e] += d_share[k] * scale[group[k]] - share[e] * frac[group[k]] * cnf[k]
         for g in range(n_g):
             cn_share[g] -= moved[g]
             moved_g[g] += moved[g]
@@ -275,7 +278,7 @@ class Sourcing:
         ready = stalled & (self.qualified_day >= 0) & (self.qualified_day <= day)
         if ready.any():
             cn_share = np.bincount(g, net.share[e] * self.cnf, minlength=self.n_groups)
-            allowance = np.maximum(cn_share - (self.cn_share0 - p.switch_max_share), 0.0)
+            allowance = np.minimum(np.maximum(cn_share - (self.cn_share0 - p.switch_max_share), 0.0), cn_share)
             want = np.where(ready, np.minimum(p.switch_share_per_day * p.review_days, allowance), 0.0)
             _to_spare(
                 e,
