@@ -425,3 +425,25 @@ def test_reproduce_regenerates_and_checks_a_calibration(tmp_path):
     (exp,) = experiments(root)
     diffs = compare(exp, ref, ref).diffs
     assert diffs and diffs[0].startswith("small.posterior.parquet (published): column 'weight' row 3"), diffs
+
+
+def test_a_dask_cluster_gives_the_same_posterior_as_one_local_worker(tmp_path):
+    from distributed import LocalCluster
+
+    cfg = tmp_path / "small.toml"
+    cfg.write_text(
+        f'[calibration]\nname = "small"\nscenario = "{SHOCK}"\noverrides = ["scenario.end=2025-05-31"]\n'
+        "seed = 9\npopulation = 12\ngenerations = 2\npredictive_draws = 4\n\n"
+        '[[parameters]]\npath = "automakers.US.buffer_days_mean"\nprior = "loguniform"\nlow = 10.0\nhigh = 40.0\n'
+        'source = "test"\n\n[[targets]]\nseries = "us_auto_buffer_days"\non = 2025-03-01\nlow = 24.0\n'
+        'high = 26.0\nsource = "synthetic"\n'
+    )
+    assert main(["calibrate", str(cfg), "--out", str(tmp_path / "local"), "--workers", "1", "--no-progress"]) == 0
+    with LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=None) as cluster:
+        args = ["calibrate", str(cfg), "--out", str(tmp_path / "dask"), "--scheduler", cluster.scheduler_address]
+        assert main([*args, "--no-progress"]) == 0
+    for name in ("posterior.parquet", "predictive.parquet"):
+        pd.testing.assert_frame_equal(
+            pd.read_parquet(tmp_path / "local" / name), pd.read_parquet(tmp_path / "dask" / name), check_exact=True
+        )
+    assert (tmp_path / "local" / "history.csv").read_text() == (tmp_path / "dask" / "history.csv").read_text()
