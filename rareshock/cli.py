@@ -4,10 +4,14 @@
 writes ``summary.json``, ``timeseries.parquet``, ``figures/`` and ``manifest.json`` to DIR (atomically).
 ``rareshock run --from SWEEP_DIR RUN_ID`` reruns one row of a finished sweep and checks its numbers.
 ``rareshock sweep SWEEP [--workers N | --scheduler ADDRESS] [--out DIR] [--resume | --overwrite]`` runs a sweep.
+``rareshock run CONFIG --posterior N [--calibration NAME] [--workers N]`` runs N draws of a published posterior.
+``rareshock calibrate CALIBRATION [--workers N | --scheduler ADDRESS] [--out DIR] [--resume | --overwrite]
+[--publish]`` calibrates by ABC-SMC (docs/calibration.md).
 ``rareshock reproduce [--check] [--only NAME ...]`` regenerates (or checks) the reference results.
 
 Exit codes: 0 success; 1 the run failed (an unexpected error, a write that failed, a sweep with more failed
-runs than ``sweep.max_failed_share``); 2 bad input (command line, config, output folder); 130 interrupted
+runs than ``sweep.max_failed_share``, a calibration whose simulation failed);
+2 bad input (command line, config, output folder); 130 interrupted
 (Ctrl-C), 143 terminated (SIGTERM). Every error is one line on stderr, ``rareshock: error: ...``, with no
 traceback (set ``RARESHOCK_DEBUG=1`` to see one); after bad input nothing is written.
 """
@@ -123,6 +127,23 @@ def _add_run(sub: Any) -> None:
         metavar="PATH=VALUE",
         help="override a config field, e.g. --set licensing.cn.reviewers=120 (repeatable)",
     )
+    p.add_argument(
+        "--posterior",
+        type=_int_in(1, 100_000, "a number of draws"),
+        metavar="N",
+        help="run N draws of a published calibration posterior; summary.json holds medians and a "
+        "posterior block with 10th/90th percentiles, timeseries.parquet per-day medians and bands, "
+        "draws.parquet one row per draw (docs/calibration.md)",
+    )
+    p.add_argument(
+        "--calibration",
+        metavar="NAME",
+        help="with --posterior: the calibration in experiments/calibration/ (its name), or a "
+        ".posterior.parquet file (default: the calibration marked default = true)",
+    )
+    p.add_argument(
+        "--workers", type=_workers, metavar="N", help="with --posterior: worker processes (default: all cores)"
+    )
     p.set_defaults(handler=_cmd_run)
 
 
@@ -167,8 +188,14 @@ def _cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
     from rareshock.outputs import OutputDir, OutputDirError, OutputWriteError, build_manifest, write_run_files
     from rareshock.simulation import run_scenario
 
+    if args.posterior is None and (args.calibration is not None or args.workers is not None):
+        return _fail("--calibration and --workers go with --posterior N", 2)
     if args.from_dir is not None:
+        if args.posterior is not None:
+            return _fail("--from: --posterior does not apply (the sweep row fixes parameters and seed)", 2)
         return _cmd_rerun(args, argv)
+    if args.posterior is not None:
+        return _cmd_run_posterior(args, argv)
     started_at = dt.datetime.now(dt.UTC)
     t0 = time.perf_counter()
     try:
@@ -200,6 +227,51 @@ def _cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
         target.close(ok=ok)
     _notes(target.notes)
     print(headline(result.summary, cfg.scenario.name, result.seed, Path(out)))
+    return 0
+
+
+def _cmd_run_posterior(args: argparse.Namespace, argv: list[str]) -> int:
+    from rareshock.calibration.posterior import load_posterior, posterior_manifest, run_posterior, write_posterior_run
+    from rareshock.model.config import ConfigError, load_scenario
+    from rareshock.outputs import OutputDir, OutputDirError, OutputWriteError
+
+    started_at = dt.datetime.now(dt.UTC)
+    t0 = time.perf_counter()
+    try:
+        cfg = load_scenario(args.config, args.overrides)
+        post = load_posterior(args.calibration)
+    except ConfigError as err:
+        return _fail(str(err), 2)
+    seed = cfg.scenario.seed if args.seed is None else args.seed
+    out = (
+        args.out
+        if args.out is not None
+        else str(DEFAULT_RUNS_DIR / f"{cfg.scenario.name}-seed{seed}-{post.name}-{args.posterior}")
+    )
+    target = OutputDir(out, "run", overwrite=args.overwrite)
+    try:
+        target.open()
+    except OutputDirError as err:
+        return _fail(str(err), 2)
+    ok = False
+    try:
+        try:
+            result = run_posterior(cfg, post, args.posterior, seed, args.workers)
+        except ConfigError as err:
+            return _fail(str(err), 2)
+        manifest = posterior_manifest(result, post, seed, started_at, t0, [PROG, *argv])
+        try:
+            write_posterior_run(result, target, manifest)
+        except OutputDirError as err:
+            return _fail(str(err), 2)
+        except OutputWriteError as err:
+            return _fail(str(err), 1)
+        ok = True
+    finally:
+        target.close(ok=ok)
+    _notes(target.notes)
+    name = f"{cfg.scenario.name}: median of {args.posterior} draws of posterior {post.name}"
+    print(headline(result["summary"], name, seed, Path(out)))
     return 0
 
 
@@ -342,6 +414,111 @@ def _cmd_sweep(args: argparse.Namespace, argv: list[str]) -> int:
 
 
 # --------------------------------------------------------------------------------------------------
+# calibrate
+# --------------------------------------------------------------------------------------------------
+def _add_calibrate(sub: Any) -> None:
+    p = sub.add_parser(
+        "calibrate",
+        help="calibrate parameters by approximate Bayesian computation (ABC-SMC)",
+        description="Run ABC-SMC (pyabc) for a calibration file: priors on scenario fields, targets on what a "
+        "run produces. Writes the pyabc database, posterior.parquet, history.csv, identifiability.csv/.md, "
+        "the posterior predictive check, figures/ and manifest.json (docs/calibration.md).",
+    )
+    p.add_argument(
+        "calibration", metavar="CALIBRATION", help="calibration file (TOML), e.g. experiments/calibration/NAME.toml"
+    )
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--workers", type=_workers, metavar="N", help="local worker processes (default: all cores)")
+    where.add_argument(
+        "--scheduler", metavar="ADDRESS", help="address of a running Dask scheduler, e.g. tcp://host:8786"
+    )
+    p.add_argument("--out", metavar="DIR", help="output directory (default: results/calibration/<name>)")
+    again = p.add_mutually_exclusive_group()
+    again.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue an interrupted calibration in DIR (or one with more generations); on a finished one, "
+        "regenerate its report",
+    )
+    again.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace the rareshock calibration (or run, sweep) in DIR (never a folder rareshock did not write)",
+    )
+    p.add_argument(
+        "--publish",
+        action="store_true",
+        help="also write the posterior to experiments/calibration/<name>.posterior.parquet (beside the "
+        "calibration file), the file 'run --posterior' uses",
+    )
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="PATH=VALUE",
+        help="override a field of the calibration file, e.g. --set calibration.generations=10",
+    )
+    p.add_argument("--no-progress", action="store_true", help="no progress lines")
+    p.set_defaults(handler=_cmd_calibrate)
+
+
+def _cmd_calibrate(args: argparse.Namespace, argv: list[str]) -> int:
+    from rareshock.calibration.config import load_calibration
+    from rareshock.model.config import ConfigError
+    from rareshock.outputs import OutputDir, OutputDirError, OutputWriteError, show_path
+    from rareshock.sweeps.executor import connect
+
+    try:
+        cal = load_calibration(args.calibration, args.overrides)
+        if args.publish:
+            from rareshock.calibration.report import check_publishable
+
+            check_publishable(cal)
+    except ConfigError as err:
+        return _fail(str(err), 2)
+    from rareshock.calibration.runner import run_calibration, summary_lines
+    from rareshock.calibration.sampler import CalibrationAborted
+
+    out = args.out if args.out is not None else str(Path("results") / "calibration" / cal.settings.name)
+    client = None
+    target = OutputDir(out, "calibration", overwrite=args.overwrite, resume=args.resume)
+    ok = False
+    try:
+        try:
+            client = connect(args.scheduler) if args.scheduler else None
+            target.open()
+            report = run_calibration(
+                cal, target, args.workers, client, not args.no_progress, [PROG, *argv], publish=args.publish
+            )
+        except (ConfigError, OutputDirError) as err:
+            return _fail(str(err), 2)
+        except CalibrationAborted as err:
+            return _fail(f"{err}; finished generations are kept in {show_path(out)}", 1)
+        except OutputWriteError as err:
+            return _fail(str(err), 1)
+        except OSError as err:
+            where = f" ({show_path(err.filename)})" if err.filename else ""
+            return _fail(f"calibration {cal.settings.name}: a write failed: {err.strerror or err}{where}", 1)
+        except KeyboardInterrupt as err:
+            code, what = (143, "terminated") if isinstance(err, Terminated) else (130, "interrupted")
+            if not target.committed and target.state != "resume":
+                return _fail(f"{what} before the calibration started; nothing was written", code)
+            return _fail(
+                f"{what}; finished generations are kept in {show_path(out)}; continue with: {PROG} calibrate "
+                f"{show_path(args.calibration)} --out {show_path(out)} --resume",
+                code,
+            )
+        ok = True
+    finally:
+        target.close(ok=ok)
+        if client is not None:
+            client.close()
+    print("\n".join(summary_lines(report, out)))
+    return 0
+
+
+# --------------------------------------------------------------------------------------------------
 # reproduce
 # --------------------------------------------------------------------------------------------------
 def _add_reproduce(sub: Any) -> None:
@@ -411,6 +588,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     _add_run(sub)
     _add_sweep(sub)
+    _add_calibrate(sub)
     _add_reproduce(sub)
     return parser
 

@@ -2,9 +2,13 @@
 
 A comparison TOML (``experiments/comparisons/*.toml``) lists scenario files, a number of replications
 and a seed. Run (scenario i, replicate r) gets ``run_seed(seed, i, r)`` (the sweep rule), so results do
-not depend on the number of workers. It writes, atomically:
+not depend on the number of workers. With ``posterior = NAME`` and ``posterior_draws = N`` (instead of
+``replications``), replicate r of every scenario runs posterior draw r of calibration NAME (the same N
+draws for every scenario, drawn by systematic resampling with the comparison's seed; see
+:mod:`rareshock.calibration.posterior`), still with seed ``run_seed(seed, i, r)``. It writes, atomically:
 
-- ``runs.csv``: one row per scenario and replicate with its seed and summary metrics;
+- ``runs.csv``: one row per scenario and replicate with its seed and summary metrics (and, over a
+  posterior, the draw's particle and parameter values);
 - ``yearly.csv``: one row per scenario, replicate and calendar year with the yearly metrics below;
 - ``table.csv`` and ``table.md``: per scenario, the median and 10th-90th percentile over replicates of
   each summary metric;
@@ -22,7 +26,7 @@ from typing import Annotated
 
 import numpy as np
 import pandas as pd
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, model_validator
 
 from rareshock.model.config import ConfigError, format_error, read_toml
 from rareshock.model.schema import Strict
@@ -60,13 +64,23 @@ class ComparisonSettings(Strict):
     replications: Annotated[int, Field(ge=1, le=10_000)] = 10
     seed: Annotated[int, Field(ge=0, le=2**63 - 1)] = 0
     reproduce: bool = False
+    posterior: Annotated[str, Field(min_length=1)] | None = None
+    posterior_draws: Annotated[int, Field(ge=1, le=10_000)] | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _draws(cls, data):
+        from rareshock.calibration.posterior import posterior_replications
+
+        return posterior_replications(data)
 
 
 class ComparisonConfig(Strict):
     comparison: ComparisonSettings
 
 
-def load_comparison(path: str | Path) -> tuple[ComparisonSettings, list[Path]]:
+def load_comparison(path: str | Path, root: Path | None = None):
+    """The comparison's settings, scenario paths and posterior draws (None without a posterior)."""
     p = Path(path)
     try:
         cfg = ComparisonConfig.model_validate(read_toml(p))
@@ -75,12 +89,22 @@ def load_comparison(path: str | Path) -> tuple[ComparisonSettings, list[Path]]:
     paths = [(p.parent / s).resolve() for s in cfg.comparison.scenarios]
     from rareshock.model.config import load_scenario
 
+    scenarios = []
     for i, sp in enumerate(paths):
         try:
-            load_scenario(sp)
+            scenarios.append(load_scenario(sp))
         except ConfigError as err:
             raise ConfigError(f"comparison.scenarios[{i}]: {err}") from None
-    return cfg.comparison, paths
+    draws = None
+    s = cfg.comparison
+    if s.posterior is not None:
+        from rareshock.calibration.posterior import check_draws, load_posterior
+
+        post = load_posterior(s.posterior, root, p.parent, what="comparison.posterior")
+        draws = (post, post.draws(s.replications, s.seed))
+        for i, sc in enumerate(scenarios):
+            check_draws(sc.model_dump(mode="json"), draws[1], f"comparison.scenarios[{i}]")
+    return s, paths, draws
 
 
 def yearly(ts: pd.DataFrame, model_info: dict) -> pd.DataFrame:
@@ -104,11 +128,15 @@ def yearly(ts: pd.DataFrame, model_info: dict) -> pd.DataFrame:
     return out.reset_index()
 
 
-def _run(path: str, seed: int) -> tuple[dict, pd.DataFrame]:
+def _run(path: str, seed: int, values: dict | None = None) -> tuple[dict, pd.DataFrame]:
     from rareshock.model.config import REGIONS, load_scenario
     from rareshock.simulation import run_model, summarise, timeseries
+    from rareshock.sweeps.spec import scenario_for
 
-    model = run_model(load_scenario(path), seed)
+    cfg = load_scenario(path)
+    if values:
+        cfg = scenario_for(cfg.model_dump(mode="json"), values)
+    model = run_model(cfg, seed)
     summary = summarise(model)
     info = {"us_vehicles_per_day": float(model.plants.vpd_by_region[REGIONS.index("US")])}
     return summary, yearly(timeseries(model), info)
@@ -121,23 +149,27 @@ def run_comparison(path: str | Path, out_dir: Path, workers: int | None = None) 
     from rareshock.sweeps.spec import run_seed
 
     started, t0 = dt.datetime.now(dt.UTC), time.perf_counter()
-    settings, paths = load_comparison(path)
+    settings, paths, draws = load_comparison(path)
     jobs = [
         (i, r, str(p), run_seed(settings.seed, i, r)) for i, p in enumerate(paths) for r in range(settings.replications)
     ]
+    values = [draws[1][r][1] if draws else None for _i, r, _p, _s in jobs]
     from rareshock.sweeps.executor import new_pool, stop_pool
 
     pool = new_pool(workers or os.cpu_count() or 1)  # workers die with this process
     finished = False
     try:
-        results = list(pool.map(_run, [j[2] for j in jobs], [j[3] for j in jobs]))
+        results = list(pool.map(_run, [j[2] for j in jobs], [j[3] for j in jobs], values))
         finished = True
     finally:
         stop_pool(pool, kill=not finished)
     rows, years = [], []
     for (_i, r, _p, seed), (summary, yr) in zip(jobs, results):
         name = summary["scenario"]
-        rows.append({"scenario": name, "replicate": r, "seed": seed, **{m: summary.get(m) for m in SUMMARY_METRICS}})
+        drawn = {"particle": draws[1][r][0], **draws[1][r][1]} if draws else {}
+        rows.append(
+            {"scenario": name, "replicate": r, "seed": seed, **drawn, **{m: summary.get(m) for m in SUMMARY_METRICS}}
+        )
         years.append(yr.assign(scenario=name, replicate=r))
     runs = pd.DataFrame(rows)
     yearly_df = pd.concat(years, ignore_index=True)[["scenario", "replicate", "year", *YEARLY]]
@@ -152,11 +184,15 @@ def run_comparison(path: str | Path, out_dir: Path, workers: int | None = None) 
     atomic_write_text(out_dir / "runs.csv", runs.to_csv(index=False, float_format="%.10g"))
     atomic_write_text(out_dir / "yearly.csv", yearly_df.to_csv(index=False, float_format="%.10g"))
     atomic_write_text(out_dir / "table.csv", table.to_csv(index=False))
-    atomic_write_text(out_dir / "table.md", _markdown(table, settings.replications))
+    over = f"{settings.replications} draws of posterior {draws[0].name} (one seed each)" if draws else None
+    atomic_write_text(out_dir / "table.md", _markdown(table, settings.replications, over))
     for metric, label in YEARLY.items():
         _figure(yearly_df, metric, label, order, out_dir / "figures" / f"paths_{metric}.png")
+    config = {"comparison": settings.model_dump(mode="json"), "scenarios": [str(p) for p in paths]}
+    if draws:
+        config["posterior"] = draws[0].provenance()
     manifest = build_manifest(
-        {"comparison": settings.model_dump(mode="json"), "scenarios": [str(p) for p in paths]},
+        config,
         settings.seed,
         started,
         time.perf_counter() - t0,
@@ -203,10 +239,10 @@ def _table(runs: pd.DataFrame, order: list[str]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _markdown(table: pd.DataFrame, reps: int) -> str:
+def _markdown(table: pd.DataFrame, reps: int, over: str | None = None) -> str:
     cols = list(table.columns)
     lines = [
-        f"Median [10th-90th percentile] over {reps} seeds per path.",
+        f"Median [10th-90th percentile] over {over or f'{reps} seeds'} per path.",
         "",
         "| " + " | ".join(cols) + " |",
         "|" + "---|" * len(cols),

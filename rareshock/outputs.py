@@ -399,9 +399,11 @@ def write_figures(df: pd.DataFrame, fig_dir: Path) -> list[str]:
 MARKER = ".rareshock"
 """File rareshock writes first into every output folder it creates, recording the folder's kind. A folder
 without it is never replaced or deleted (delete the marker to protect a result from being replaced)."""
-KINDS = ("run", "sweep", "comparison")
+KINDS = ("run", "sweep", "comparison", "calibration")
+RESUMABLE = ("sweep", "calibration")
+"""Kinds of folder that are in place while they are being written, so that ``--resume`` can finish them."""
 _OWNED: dict[str, frozenset[str]] = {
-    "run": frozenset({"summary.json", "timeseries.parquet", "figures", "manifest.json"}),
+    "run": frozenset({"summary.json", "timeseries.parquet", "draws.parquet", "figures", "manifest.json"}),
     "sweep": frozenset(
         {
             "runs.parquet",
@@ -418,6 +420,21 @@ _OWNED: dict[str, frozenset[str]] = {
         }
     ),
     "comparison": frozenset({"runs.csv", "yearly.csv", "table.csv", "table.md", "figures", "manifest.json"}),
+    "calibration": frozenset(
+        {
+            "abc.db",
+            "abc.db-journal",
+            "calibration_state.json",
+            "posterior.parquet",
+            "history.csv",
+            "identifiability.csv",
+            "identifiability.md",
+            "predictive.parquet",
+            "predictive.csv",
+            "figures",
+            "manifest.json",
+        }
+    ),
 }
 _PNG = re.compile(r"[^/]+\.png")
 _PART = re.compile(r"part-\d{6}\.parquet")
@@ -425,6 +442,7 @@ _SUBDIRS: dict[str, dict[str, re.Pattern]] = {
     "run": {"figures": _PNG},
     "sweep": {"figures": _PNG, "runs.parquet": _PART, "timeseries.parquet": _PART},
     "comparison": {"figures": _PNG},
+    "calibration": {"figures": _PNG},
 }
 _ATOMIC_TMP = re.compile(r"\..+\.tmp")  # atomic_write_bytes' temporary files, ".NAME.XXXXXXXX.tmp"
 NAME_MAX = 200
@@ -578,7 +596,8 @@ class _Lock:
 
 
 class OutputDir:
-    """A result folder of one ``kind`` ("run", "sweep" or "comparison") that this process may write.
+    """A result folder of one ``kind`` ("run", "sweep", "comparison" or "calibration") that this process may
+    write.
 
     :meth:`open` checks the path (not empty, not a file or inside one, not the current folder, not too
     long, writable), creates missing parent folders, takes a lock beside the folder (a second writer gets
@@ -762,7 +781,7 @@ class OutputDir:
                 raise self._os_err("read it", err) from None
             self.state = "new" if empty else self._existing()
         if self.resume and self.state == "new":
-            self.notes.append(f"no sweep in {show_path(self.raw)} to resume; starting it")
+            self.notes.append(f"no {self.kind} in {show_path(self.raw)} to resume; starting it")
         if self.state == "resume":
             self._probe(path)
             for sub in ("runs.parquet", "timeseries.parquet"):
@@ -787,10 +806,10 @@ class OutputDir:
                 f"folder is not empty and was not written by rareshock (no {MARKER} marker{hint}); "
                 f"rareshock never replaces such a folder, even with --overwrite: choose another folder"
             )
-        if have == "sweep" and kind == "sweep" and self.resume:
+        if have == kind and kind in RESUMABLE and self.resume:
             return "resume"
         if self.resume:
-            raise self._err(f"holds a rareshock {have}, not a sweep to resume")
+            raise self._err(f"holds a rareshock {have}, not a {kind if kind in RESUMABLE else 'sweep'} to resume")
         try:
             foreign = foreign_entries(path, have)
         except OSError as err:
@@ -801,14 +820,14 @@ class OutputDir:
                 f"folders holding nothing else, even with --overwrite: move them or choose another "
                 f"folder"
             )
-        if have == kind and kind != "sweep":
+        if have == kind and kind not in RESUMABLE:
             return "replace"
         if self.overwrite:
             return "replace"
         if have == kind:
             raise self._err(
-                "holds a sweep already: add --resume to finish it or --overwrite to replace it, or "
-                "choose another folder"
+                f"holds a {kind} already: add --resume to finish it or --overwrite to replace it, or "
+                f"choose another folder"
             )
         raise self._err(
             f"holds a rareshock {have}, not a {kind}: add --overwrite to replace it, or choose another folder"
@@ -861,7 +880,7 @@ class OutputDir:
             self._stage = None
             _fsync_dir(self.path.parent)
         self.committed = True
-        self.state = "resume" if self.kind == "sweep" else "replace"
+        self.state = "resume" if self.kind in RESUMABLE else "replace"
 
     def close(self, ok: bool = True) -> None:
         """Remove an uncommitted stage, release the lock and, after a failure with nothing committed, the

@@ -1,11 +1,13 @@
 """``rareshock reproduce``: regenerate the reference results in ``results/`` from ``experiments/``.
 
-Experiments marked ``reproduce = true`` (``[scenario]``, ``[sweep]`` or ``[comparison]`` table) are the
-reference set. Without
+Experiments marked ``reproduce = true`` (``[scenario]``, ``[sweep]``, ``[comparison]`` or ``[calibration]``
+table) are the reference set; a calibration's results go to ``results/calibration/<name>/``. Without
 ``--check`` each is regenerated into ``results/<name>/`` (replacing it atomically). With ``--check`` each
 is regenerated into a temporary directory and its numbers compared with the committed ones: a scenario's
 ``summary.json`` and ``timeseries.parquet``; a sweep's ``runs.parquet`` (sorted by run_id) and its analysis
-files; a comparison's tables. Figures and manifests (which hold times) are not compared.
+files; a comparison's tables; a calibration's posterior, history, identifiability and posterior predictive
+tables, and its published posterior (``experiments/calibration/<name>.posterior.parquet``) if there is one.
+Figures, manifests and a calibration's pyabc database (which hold times) are not compared.
 
 What "the same" means: integers, booleans, strings and dates must be equal; floats must agree to
 :data:`RTOL` relative (see there why), and the largest difference found is reported. ``--exact`` asks
@@ -29,14 +31,19 @@ ANALYSIS_FILES = ("sensitivity.json", "discovery.json", "grid_means.csv")
 
 @dataclass(frozen=True)
 class Experiment:
-    kind: str  # "scenario" | "sweep"
+    kind: str  # "scenario" | "sweep" | "comparison" | "calibration"
     name: str
     path: Path
 
 
 def experiments(root: Path = ROOT) -> list[Experiment]:
     found = []
-    for kind, folder in (("scenario", "scenarios"), ("sweep", "sweeps"), ("comparison", "comparisons")):
+    for kind, folder in (
+        ("scenario", "scenarios"),
+        ("sweep", "sweeps"),
+        ("comparison", "comparisons"),
+        ("calibration", "calibration"),
+    ):
         for path in sorted((root / "experiments" / folder).glob("*.toml")):
             table = tomllib.loads(path.read_text()).get(kind, {})
             if table.get("reproduce"):
@@ -44,7 +51,13 @@ def experiments(root: Path = ROOT) -> list[Experiment]:
     return found
 
 
-OUTPUT_KIND = {"scenario": "run", "sweep": "sweep", "comparison": "comparison"}
+OUTPUT_KIND = {"scenario": "run", "sweep": "sweep", "comparison": "comparison", "calibration": "calibration"}
+CALIBRATION_TABLES = ("posterior.parquet", "history.csv", "identifiability.csv", "predictive.csv")
+
+
+def destination(results: Path, exp: Experiment) -> Path:
+    """Where ``exp``'s reference results live: ``results/<name>``, a calibration's in ``results/calibration/``."""
+    return Path(results) / "calibration" / exp.name if exp.kind == "calibration" else Path(results) / exp.name
 
 
 def regenerate(exp: Experiment, target, workers: int | None, progress: bool) -> None:
@@ -72,6 +85,11 @@ def regenerate(exp: Experiment, target, workers: int | None, progress: bool) -> 
             from rareshock.sweeps.executor import SweepAborted
 
             raise SweepAborted(report["failure"])
+    elif exp.kind == "calibration":
+        from rareshock.calibration.config import load_calibration
+        from rareshock.calibration.runner import run_calibration
+
+        run_calibration(load_calibration(exp.path), target, workers, None, progress, command, in_stage=True)
     else:
         from rareshock.compare import run_comparison
 
@@ -194,6 +212,15 @@ def compare(exp: Experiment, ref: Path, new: Path, exact: bool = False) -> Compa
         for f in ("runs.csv", "yearly.csv", "table.csv"):
             cmp.frame(f"{exp.name}/{f}", pd.read_csv(ref / f), pd.read_csv(new / f))
         return cmp
+    if exp.kind == "calibration":
+        read = lambda p: pd.read_parquet(p) if p.suffix == ".parquet" else pd.read_csv(p)
+        for f in CALIBRATION_TABLES:
+            cmp.frame(f"{exp.name}/{f}", read(ref / f), read(new / f))
+        published = exp.path.parent / f"{exp.name}.posterior.parquet"
+        if published.exists():
+            regenerated = pd.read_parquet(new / CALIBRATION_TABLES[0])
+            cmp.frame(f"{published.name} (published)", pd.read_parquet(published), regenerated)
+        return cmp
     key = ["run_id"]
     a = pd.read_parquet(ref / "runs.parquet").drop(columns=["batch"]).sort_values(key).reset_index(drop=True)
     b = pd.read_parquet(new / "runs.parquet").drop(columns=["batch"]).sort_values(key).reset_index(drop=True)
@@ -244,7 +271,7 @@ def reproduce(
                 new = Path(tmp) / exp.name
                 with OutputDir(new, OUTPUT_KIND[exp.kind]) as target:
                     regenerate(exp, target, workers, progress)
-                cmp = compare(exp, Path(results) / exp.name, new, exact)
+                cmp = compare(exp, destination(results, exp), new, exact)
             ok &= not cmp.diffs
             lines.append(f"{exp.name}: {cmp.summary()}")
             lines += [f"  {d}" for d in cmp.diffs[:10]]
@@ -253,7 +280,7 @@ def reproduce(
     try:
         for exp in exps:  # check and lock every destination before regenerating any
             # reproduce replaces its own reference folders (rareshock's, of the same kind) by design
-            dest = OutputDir(Path(results) / exp.name, OUTPUT_KIND[exp.kind], overwrite=True, flag="--results")
+            dest = OutputDir(destination(results, exp), OUTPUT_KIND[exp.kind], overwrite=True, flag="--results")
             targets.append(dest.open())
         for exp, target in zip(exps, targets):
             regenerate(exp, target, workers, progress)

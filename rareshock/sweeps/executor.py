@@ -147,7 +147,7 @@ def start_folder(sweep: Sweep, folder: Path, runs: list[RunSpec], design: pd.Dat
         "batch_size": sweep.settings.batch_size,
         "runs": len(runs),
         "metrics": list(metric_columns()),
-        "params": sweep.param_paths,
+        "params": sweep.record_paths,
     }
     atomic_write_bytes(folder / "design.parquet", parquet_bytes(design))
     atomic_write_text(folder / STATE, json.dumps(state, indent=2, sort_keys=True) + "\n")

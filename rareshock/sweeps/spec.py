@@ -8,6 +8,11 @@ every swept path against the scenario schema, and :func:`build_design` gives one
 Seeds (DESIGN.md §5): run (sample, replicate) gets ``SeedSequence(sweep.seed, spawn_key=(sample,
 replicate))``, so a run's numbers do not depend on how many workers there are or in which order runs
 finish. Sampling itself draws from ``sweep.seed`` through its own generator.
+
+Over a calibration's posterior (``posterior = NAME``, ``posterior_draws = N`` instead of
+``replications``): replicate r of every sample runs posterior draw r (drawn by systematic resampling with
+``sweep.seed``, :mod:`rareshock.calibration.posterior`), with the seed above; a swept path that is also
+calibrated takes the swept value. The drawn values are columns of runs.parquet like the swept ones.
 """
 
 from __future__ import annotations
@@ -128,6 +133,15 @@ class SweepSettings(Strict):
     # The sweep exits with code 1 (after writing everything) if more than this share of its runs fail, or
     # all of them; it does not change any number, so it is not part of the fingerprint.
     max_failed_share: Share = 0.1
+    posterior: Annotated[str, Field(min_length=1)] | None = None
+    posterior_draws: Annotated[int, Field(ge=1, le=10_000)] | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _draws(cls, data):
+        from rareshock.calibration.posterior import posterior_replications
+
+        return posterior_replications(data)
 
     @model_validator(mode="after")
     def _sobol(self) -> SweepSettings:
@@ -172,6 +186,8 @@ class Sweep:
     config: SweepConfig
     path: Path
     base: dict = field(repr=False)  # resolved base scenario (JSON-able), fixed overrides applied
+    posterior: Any = None  # a rareshock.calibration.posterior.Posterior, with posterior = NAME
+    draws: list = field(default_factory=list, repr=False)  # (particle, values) of each posterior draw
 
     @property
     def settings(self) -> SweepSettings:
@@ -181,11 +197,23 @@ class Sweep:
     def param_paths(self) -> list[str]:
         return [p.path for p in self.config.parameters]
 
+    @property
+    def record_paths(self) -> list[str]:
+        """The parameter columns of runs.parquet: the swept paths, then calibrated paths not swept."""
+        swept = self.param_paths
+        extra = [] if self.posterior is None else [p for p in self.posterior.paths if p not in swept]
+        return swept + extra
+
     def fingerprint(self) -> str:
         """Hash of everything that decides the runs' numbers (for resuming safely)."""
         payload = {"sweep": self.config.model_dump(mode="json"), "base": self.base}
+        if self.posterior is not None:
+            payload["posterior_sha256"] = self.posterior.sha256
         payload["sweep"]["sweep"].pop("description", None)
         payload["sweep"]["sweep"].pop("max_failed_share", None)
+        for key in ("posterior", "posterior_draws"):  # sweeps from before posteriors keep their fingerprint
+            if payload["sweep"]["sweep"].get(key) is None:
+                payload["sweep"]["sweep"].pop(key, None)
         blob = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
         return hashlib.sha256(blob.encode()).hexdigest()
 
@@ -224,6 +252,12 @@ def load_sweep(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) ->
     for i, prm in enumerate(cfg.parameters):
         _check_parameter(i, prm, cfg.sweep.method, base)
     sweep = Sweep(cfg, p, base)
+    if cfg.sweep.posterior is not None:
+        from rareshock.calibration.posterior import check_draws, load_posterior
+
+        sweep.posterior = load_posterior(cfg.sweep.posterior, base_dir=p.parent, what="sweep.posterior")
+        sweep.draws = sweep.posterior.draws(cfg.sweep.replications, cfg.sweep.seed)
+        check_draws(base, sweep.draws, "sweep.posterior")
     _check_design(sweep)
     return sweep
 
@@ -405,7 +439,8 @@ def run_specs(sweep: Sweep, design: pd.DataFrame) -> list[RunSpec]:
         sample = int(row[0])
         params = {p: _plain(v) for p, v in zip(paths, row[1:])}
         for r in range(reps):
-            out.append(RunSpec(sample * reps + r, sample, r, run_seed(sweep.settings.seed, sample, r), params))
+            drawn = {**sweep.draws[r][1], **params} if sweep.posterior is not None else params
+            out.append(RunSpec(sample * reps + r, sample, r, run_seed(sweep.settings.seed, sample, r), drawn))
     return out
 
 
