@@ -54,7 +54,6 @@ withdrawn; their resubmission is a new application).
 from __future__ import annotations
 
 import math
-
 from dataclasses import dataclass
 
 import mesa

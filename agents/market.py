@@ -39,8 +39,10 @@ Each side of the border prices its own traded margin.
 
 - A magnet maker outside China bids for Dy/Tb at most what a tonne of magnet leaves for it: the ex-China
   magnet price less its other costs, per tonne of Dy/Tb the standard recipe uses,
-  ``W = (P_mag - c0 - a_NdPr P_NdPr) / a_Dy``, with c0 the processing cost implied by the start prices
-  (``c0 = P0_mag - a_NdPr P0_NdPr - a_Dy P0_Dy``). Makers that have thrifted could pay more per kg, and are
+  ``W = (P_mag - c0 - a_NdPr P_NdPr) / a_Dy``, with c0 the processing cost implied by the start prices and
+  the makers' margin m (``prices.maker_margin_share``): ``c0 = P0_mag (1 - m) - a_NdPr P0_NdPr - a_Dy P0_Dy``.
+  At start prices the bid is ``P0_Dy + m P0_mag / a_Dy``: a maker can give up its margin before Dy/Tb
+  prices it out. Makers that have thrifted could pay more per kg, and are
   served first; the price of scarce Dy/Tb is set by the marginal buyer, whose grades still need the full
   content. The ex-China Dy signal is ``min(C^(-1/e), W / P0)``: the demand curve's choke price, which rises
   with the magnet price (and may lie below the start price when magnets are cheap and NdPr is dear). Days
@@ -205,8 +207,13 @@ class Market:
         self.dy_at_margin_days = 0
         mm = model.cfg.magnet_makers
         self.a_ndpr, self.a_dy = mm.ndpr_per_t_ndfeb, mm.dytb_per_t_ndfeb
-        # processing cost per kg of magnet implied by the start prices (magnet less its rare-earth inputs)
-        self.c0 = cfg.ndfeb_usd_kg - self.a_ndpr * cfg.ndpr_oxide_usd_kg - self.a_dy * cfg.dy_oxide_ex_cn_usd_kg
+        # processing cost per kg of magnet implied by the start prices: the magnet price less the makers'
+        # margin and its rare-earth inputs
+        self.c0 = (
+            cfg.ndfeb_usd_kg * (1.0 - cfg.maker_margin_share)
+            - self.a_ndpr * cfg.ndpr_oxide_usd_kg
+            - self.a_dy * cfg.dy_oxide_ex_cn_usd_kg
+        )
 
     @property
     def price_ex_cn_ndfeb(self) -> float:

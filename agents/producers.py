@@ -231,7 +231,7 @@ def _allocate_and_send(
             air_freight
             and not standing[e]
             and lead_sea[e] > air_days
-            and stock[buy_flat[e]] < air_cover * need[buy_flat[e]]
+            and stock[buy_flat[e]] < air_cover[e] * need[buy_flat[e]]
         ):
             lead = extra_lead[e] + air_days
         lead_now[e] = lead
@@ -349,6 +349,11 @@ class Producers:
 
     def bind(self, net) -> None:
         self.net = net
+        # a buyer is short (its orders go by air) below air_trigger_cover_days of need, or below half the
+        # stock it holds in a normal day if that is less: a buyer that normally holds few days is not short
+        self.air_trigger = np.minimum(
+            self.shipping.air_trigger_cover_days, 0.5 * np.maximum(net.cover_days[net.buy] - 1.0, 0.0)
+        )
         producers = np.flatnonzero((net.kind == Kind.SEPARATOR) | (net.kind == Kind.MAKER))
         potential = net.cap > 0
         x_seps = np.flatnonzero((net.kind == Kind.SEPARATOR) & (net.region != CN))
@@ -447,7 +452,7 @@ class Producers:
             net.any_controlled,
             sh.air_freight,
             sh.air_days,
-            sh.air_trigger_cover_days,
+            self.air_trigger,
             net.need_f,
             net.buy_flat,
             net.out_rate_f,

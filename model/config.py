@@ -287,6 +287,7 @@ class Prices(Strict):
     elasticity_ndpr: Pos = 0.5
     adjust_days: Pos = 20.0
     max_multiple: Annotated[float, Field(gt=1)] = 50.0  # numerical guard only; days at it are counted
+    maker_margin_share: Annotated[float, Field(ge=0, lt=1)] = 0.1  # non-Chinese makers' margin at start prices
     dy_thrift_max: Annotated[float, Field(ge=0, lt=1)] = 0.4  # most Dy/Tb per t of magnet makers can save
     dy_thrift_elasticity: NonNeg = 0.3
     dy_thrift_days: Pos = 180.0  # time constant of thrifting

@@ -40,7 +40,7 @@ PRICES = (
     "magnet_makers.ndpr_per_t_ndfeb=0.31",
     "magnet_makers.dytb_per_t_ndfeb=0.02",
 )
-C0 = 48.7 - 0.31 * 51.0 - 0.02 * 250.0  # processing cost per kg of magnet implied by the start prices
+C0 = 48.7 * (1 - 0.1) - 0.31 * 51.0 - 0.02 * 250.0  # processing cost per kg of magnet: start prices, 10% margin
 
 
 def _market(*overrides):
@@ -48,9 +48,10 @@ def _market(*overrides):
     return model, model.net, model.market
 
 
-def _bid(p_mag, p_ndpr, theta=1.0):
-    """What a kg of Dy/Tb is worth to a magnet maker outside China (USD/kg)."""
-    return (p_mag - C0 - 0.31 * p_ndpr) / (0.02 * theta)
+def _bid(p_mag, p_ndpr):
+    """What a kg of Dy/Tb is worth to the marginal magnet maker outside China, on the standard recipe
+    (USD/kg)."""
+    return (p_mag - C0 - 0.31 * p_ndpr) / 0.02
 
 
 def _after(p0, target, days, adjust=20.0):
@@ -101,7 +102,8 @@ def test_the_elasticity_sets_the_response(elasticity):
 def test_less_cover_at_foreign_makers_raises_the_ex_china_dy_and_ndpr_prices_up_to_the_makers_bid():
     model, net, mk = _market()
     assert mk.c0 == pytest.approx(C0, rel=1e-15)
-    assert _bid(48.7, 51.0) == pytest.approx(250.0, rel=1e-12)  # at the start prices the bid is the price
+    # at the start prices the bid is the price plus the margin a maker can give up: 250 + 0.1 x 48.7 / 0.02
+    assert _bid(48.7, 51.0) == pytest.approx(493.5, rel=1e-12)
     net.stock.ravel()[mk.mk_nd] *= 0.4
     mk.update()
     assert mk.price[PR_EX] == pytest.approx(51.0 + (51.0 * 0.4 ** (-1 / 0.5) - 51.0) / 20, rel=1e-14)
@@ -127,47 +129,72 @@ def test_less_cover_at_foreign_makers_raises_the_ex_china_dy_and_ndpr_prices_up_
     )
 
 
-def test_the_bid_rises_as_makers_thrift():
-    model, net, mk = _market("prices.adjust_days=1")
-    net.stock.ravel()[mk.mk_dy] *= 0.1  # the cover signal is far above any bid
-    mk.price[ND_EX] = 2 * 48.7
-    model.producers.theta = 0.6
-    mk.update()
-    assert mk.price[DY_EX] == pytest.approx(_bid(2 * 48.7, 51.0, 0.6), rel=1e-12)
+def test_the_bid_is_the_marginal_makers_on_the_standard_recipe_thrift_does_not_raise_it():
+    """Thrifted makers could pay more per kg of Dy/Tb and are served first; the price of scarce Dy/Tb is
+    set by the marginal buyer, whose grades still need the full content: the same bid at any thrift."""
+    for theta in (1.0, 0.6):
+        model, net, mk = _market("prices.adjust_days=1")
+        net.stock.ravel()[mk.mk_dy] *= 0.1  # the cover signal is far above any bid
+        mk.price[ND_EX] = 2 * 48.7
+        model.producers.theta = theta
+        mk.update()
+        assert mk.price[DY_EX] == pytest.approx(_bid(2 * 48.7, 51.0), rel=1e-12)
 
 
 def test_the_ex_china_dy_price_never_exceeds_the_makers_bid_even_below_its_start_price():
-    """NdPr outside China 10% dearer, magnets at their start price: a kg of Dy/Tb is worth less to a maker
-    than its start price (the bid W is about 171 USD/kg). The docstring's signal min(C^(-1/e), W/P0) and
-    the bound the issue asks for give a Dy/Tb price target at most W; also with more cover than normal the
+    """NdPr outside China 10% dearer and magnets 10% cheaper: a kg of Dy/Tb is worth less to a maker than
+    its start price (the bid W is about 171 USD/kg). The docstring's signal min(C^(-1/e), W/P0) and the
+    bound the issue asks for give a Dy/Tb price target at most W; also with more cover than normal the
     target is at most what the cover implies."""
-    bid = _bid(48.7, 1.1 * 51.0)
+    bid = _bid(0.9 * 48.7, 1.1 * 51.0)
     assert 150 < bid < 250
     for cover in (1.0, 1.02):
         model, net, mk = _market("prices.adjust_days=1")
         net.stock.ravel()[mk.mk_dy] *= cover
         mk.price[PR_EX] = 1.1 * 51.0
+        mk.price[ND_EX] = 0.9 * 48.7
         mk.update()
         assert mk.price[DY_EX] <= bid * (1 + 1e-12), (cover, mk.price[DY_EX], bid)
         assert mk.price[DY_EX] <= 250.0 * cover ** (-1 / 0.35) * (1 + 1e-12)
 
 
-def test_more_unsold_stock_at_chinese_sellers_lowers_the_china_prices():
+def _cn_stock(net, mk, m, factor):
+    """Scale the stock of China's market for material m: its sellers' and its Chinese buyers'."""
+    sellers = {NDFEB: mk.cn_nd, DYTB: mk.cn_dy, NDPR: mk.cn_pr}[m]
+    net.stock.ravel()[sellers] *= factor
+    net.stock.ravel()[mk.cn_hold[m]] *= factor
+
+
+def test_more_unsold_stock_in_china_lowers_the_china_prices():
+    """China's market (sellers and Chinese buyers) holding twice (NdFeB) and 1.25 times (Dy/Tb) what it aims
+    to hold: U = 2 and 1.25, signals U^(-1/e)."""
     model, net, mk = _market()
-    net.stock.ravel()[mk.cn_nd] *= 2.0  # Chinese makers hold twice their start stock
-    net.stock.ravel()[mk.cn_dy] *= 1.25
+    _cn_stock(net, mk, NDFEB, 2.0)
+    _cn_stock(net, mk, DYTB, 1.25)
     mk.update()
-    assert mk.price[ND_CN] == pytest.approx(48.7 + (48.7 * 2.0**-2 - 48.7) / 20, rel=1e-14)
-    assert mk.price[DY_CN] == pytest.approx(224.0 + (224.0 * 1.25 ** (-1 / 0.35) - 224.0) / 20, rel=1e-14)
+    assert mk.price[ND_CN] == pytest.approx(48.7 + (48.7 * 2.0**-2 - 48.7) / 20, rel=1e-12)
+    assert mk.price[DY_CN] == pytest.approx(224.0 + (224.0 * 1.25 ** (-1 / 0.35) - 224.0) / 20, rel=1e-12)
     assert mk.price[ND_CN] < 48.7 and mk.price[DY_CN] < 224.0
     assert mk.price[ND_EX] == 48.7 and mk.price[PR_CN] == 51.0 and mk.price[DY_EX] == 250.0
-    # less unsold stock: dearer; what they sell (their shipments) does not enter
+    # less stock: dearer
     model, net, mk = _market()
-    net.stock.ravel()[mk.cn_pr] *= 0.5
-    net.out_rate.ravel()[mk.cn_nd] *= 0.1
+    _cn_stock(net, mk, NDPR, 0.5)
     mk.update()
-    assert mk.price[PR_CN] == pytest.approx(51.0 + (51.0 * 0.5**-2 - 51.0) / 20, rel=1e-14)
-    assert mk.price[ND_CN] == 48.7
+    assert mk.price[PR_CN] == pytest.approx(51.0 + (51.0 * 0.5**-2 - 51.0) / 20, rel=1e-12)
+
+
+def test_sellers_who_ship_less_aim_to_hold_less_so_the_same_stock_reads_as_unsold():
+    """Chinese magnet makers whose smoothed shipments halved aim to hold half their stock: the same stock is
+    now partly unsold, U = (S_s + S_h) / (S_s / 2 + S_h), and China's magnet price falls; nothing else moves."""
+    model, net, mk = _market()
+    s_s = net.stock.ravel()[mk.cn_nd].sum()
+    s_h = net.stock.ravel()[mk.cn_hold[NDFEB]].sum()
+    net.out_rate.ravel()[mk.cn_nd] *= 0.5
+    mk.update()
+    u = (s_s + s_h) / (s_s / 2 + s_h)
+    assert u > 1.05
+    assert mk.price[ND_CN] == pytest.approx(48.7 + (48.7 * u**-2 - 48.7) / 20, rel=1e-9)
+    assert mk.price[DY_CN] == 224.0 and mk.price[ND_EX] == 48.7
 
 
 def test_under_export_controls_chinas_prices_stay_stable_trapped_supply_does_not_make_them_dearer():
@@ -187,8 +214,8 @@ def test_under_export_controls_chinas_prices_stay_stable_trapped_supply_does_not
 def test_the_guard_clips_targets_at_max_multiple_and_counts_the_days():
     model, net, mk = _market("prices.adjust_days=1", "prices.max_multiple=10")
     net.stock.ravel()[mk.ex_nd] *= 1 / 64  # signal 4096
-    net.stock.ravel()[mk.cn_nd] *= 1e4  # signal 1e-8
-    net.stock.ravel()[mk.cn_pr] *= 1e-4  # signal 1e8
+    _cn_stock(net, mk, NDFEB, 1e4)  # signal 1e-8
+    _cn_stock(net, mk, NDPR, 1e-4)  # signal 1e8
     mk.update()
     assert mk.price[ND_EX] == 487.0
     assert mk.price[ND_CN] == pytest.approx(4.87, rel=1e-15)

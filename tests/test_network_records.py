@@ -124,31 +124,37 @@ def test_portfolios_change_who_supplies_whom_not_how_much():
 
 
 def test_china_made_parts_carry_the_parts_cn_assembly_share_of_its_chinese_supply():
-    """A plant's part outside China: ``cn_assembly_share`` of its Chinese magnets on ``ndfeb_in_parts``
-    relationships, the rest loose (``ndfeb_heavy`` or ``ndfeb_light`` by the part's grade); non-Chinese
-    suppliers and Chinese plants, programmes and industrial users buy loose magnets only."""
+    """A plant's part outside China: its China-made column buys only ``ndfeb_in_parts`` from Chinese makers
+    (standing orders), ``cn_supply_share x cn_assembly_share`` of the part's magnets; its local column buys
+    the rest of the Chinese share loose (``ndfeb_heavy`` or ``ndfeb_light`` by the part's grade) and the
+    non-Chinese share loose. Chinese plants, programmes and industrial users buy loose magnets only."""
     model = tiny_model()
     net, pl, am = model.net, model.plants, model.cfg.automakers
     cn_sup = net.region[net.sup] == CN
     checked = 0
     for p in range(pl.region.size):
-        for q, name in enumerate(pl.part_names):
-            node = pl.nodes[p, q]
+        reg = REGIONS[pl.region[p]]
+        cs = getattr(am, reg).cn_supply_share
+        for name in pl.part_names:
             part = am.parts[name]
-            es = net.buy == node
-            parts = es & (net.item == Item.NDFEB_IN_PARTS)
             loose_item = Item.NDFEB_HEAVY if part.grade == "heavy" else Item.NDFEB_LIGHT
-            if net.region[node] == CN:
-                assert not parts.any() and (net.item[es] == loose_item).all()
+            local = pl.nodes[p, pl.columns.index((name, "local"))]
+            cn_made = pl.nodes[p, pl.columns.index((name, "cn_made"))]
+            es = net.buy == local
+            assert not (es & (net.item == Item.NDFEB_IN_PARTS)).any() and not net.standing[es].any()
+            assert (net.item[es] == loose_item).all()
+            if reg == "CN":
+                assert cn_made == -1
                 continue
-            cs = net.cn_share[node]
-            assert (cn_sup[parts]).all()
-            assert net.share[parts].sum() == pytest.approx(cs * part.cn_assembly_share, rel=1e-12)
-            loose = es & cn_sup & ~parts
-            assert (net.item[loose] == loose_item).all()
-            assert net.share[loose].sum() == pytest.approx(cs * (1 - part.cn_assembly_share), rel=1e-12)
-            assert (net.item[es & ~cn_sup] == loose_item).all()
-            assert net.share[es & ~cn_sup].sum() == pytest.approx(1 - cs, rel=1e-12)
+            made = cs * part.cn_assembly_share
+            need = net.need[local, NDFEB] + net.need[cn_made, NDFEB]
+            assert net.need[cn_made, NDFEB] == pytest.approx(need * made, rel=1e-12)
+            mine = (net.buy == cn_made) & (net.share > 0)  # (a zero-share edge to a home maker, for derisking)
+            assert (net.item[mine] == Item.NDFEB_IN_PARTS).all() and cn_sup[mine].all() and net.standing[mine].all()
+            assert net.share[mine].sum() == pytest.approx(1.0, rel=1e-12)
+            # the local column: the rest of the Chinese share, and the non-Chinese share, as loose magnets
+            assert net.need[local, NDFEB] * net.share[es & cn_sup].sum() == pytest.approx(need * (cs - made), rel=1e-9)
+            assert net.need[local, NDFEB] * net.share[es & ~cn_sup].sum() == pytest.approx(need * (1 - cs), rel=1e-9)
             checked += 1
     assert checked == 3 * np.count_nonzero(pl.region != CN)
     others = np.isin(net.buy, np.flatnonzero(net.kind > Kind.PLANT)) | (net.kind[net.buy] <= Kind.MAKER)
@@ -160,6 +166,7 @@ def test_china_made_parts_carry_the_parts_cn_assembly_share_of_its_chinese_suppl
         "automakers.parts.traction.cn_assembly_share=0",
     )
     assert not (model.net.item == Item.NDFEB_IN_PARTS).any()
+    assert all(route == "local" for _, route in model.plants.columns)
 
 
 def test_demand_beyond_capacity_is_a_config_error():
@@ -178,10 +185,14 @@ def test_orders_are_order_up_to_by_the_formula_on_every_edge():
     net.backlog[:] = r.uniform(0.0, 5.0, net.e)
     net.transit[:] *= r.uniform(0.0, 2.0, net.e)
     net.need[:] *= r.uniform(0.5, 1.5, net.need.shape)
+    net.lead_now[:] = np.where(r.random(net.e) < 0.3, 4, net.lead_sea)  # some edges ship by air today
     b0, s0, t0 = net.backlog.copy(), net.stock.copy(), net.transit.copy()
     rate = net.need.ravel()[net.buy_flat] * net.share
     position = s0.ravel()[net.buy_flat] * net.share + b0 + t0
-    order = np.maximum(rate * (net.cover_days[net.buy] + net.lead_sea) - position, 0.0)
+    order = np.maximum(rate * (net.cover_days[net.buy] + net.lead_now) - position, 0.0)
+    # standing orders (magnets inside China-made parts): the edge's rate, less what still waits to ship
+    order = np.where(net.standing, np.maximum(rate - b0, 0.0), order)
+    assert net.standing.any() and (net.standing == (net.item == Item.NDFEB_IN_PARTS)).all()
     net.place_orders()
     np.testing.assert_array_equal(net.order_rate, rate)
     np.testing.assert_array_equal(net.backlog, b0 + order)

@@ -1,7 +1,11 @@
 """Automaker plants on their own: ``Plants.assemble`` driven on part stocks set by hand in a tiny world.
 
-The decision (agents/automaker.py): lines take the plant's part stocks in ``line_priority`` order; a line
-with plan v and parts q needing k_q t per vehicle covers ``c = min_q S_q / (v k_q)`` days of its plan and
+A plant holds its parts in columns (``Plants.columns``: each part's locally built components and, for a
+part with a China-made share, the components inside China-made sub-assemblies), each a node with its own
+stock and its own t per vehicle and line for that plant (``Plants.kg[plant, column, line]``).
+
+The decision (agents/automaker.py): lines take the plant's column stocks in ``line_priority`` order; a line
+with plan v and columns q needing k_q t per vehicle covers ``c = min_q S_q / (v k_q)`` days of its plan and
 runs ``floor(min(c, 1) s)`` of its s = ``shifts_per_day`` shifts; a stopped line runs again (all shifts)
 only when ``c >= restart_cover_days``. A plant is idle when no line runs, below plan when it builds less
 than its plan.
@@ -41,8 +45,9 @@ def _fleet(*overrides, seed=0):
     return model, model.plants, model.net
 
 
-def _q(pl, name):
-    return pl.part_names.index(name)
+def _q(pl, name, route="local"):
+    """The column of a part's locally built (or ``cn_made``) components."""
+    return pl.columns.index((name, route))
 
 
 def _us(pl):
@@ -66,7 +71,7 @@ def _set_cover(pl, net, days):
 
 
 def _line_need(pl, p, q, line):
-    return pl.plan[p, line] * pl.kg[q, line]
+    return pl.plan[p, line] * pl.kg[p, q, line]
 
 
 # ---------------------------------------------------------------------------------------- parts and lines
@@ -79,7 +84,7 @@ def test_a_plant_with_enough_of_every_part_runs_all_shifts_and_uses_exactly_plan
     pl.assemble(ledger)
     np.testing.assert_array_equal(pl.output, pl.plan_total)
     assert not pl.idle.any() and not pl.line_down.any() and not pl.ever_idle.any()
-    want = pl.plan @ pl.kg.T  # t/day by (plant, part): vehicles by line x t per vehicle
+    want = np.einsum("pl,pql->pq", pl.plan, pl.kg)  # t/day by (plant, column): vehicles by line x t/vehicle
     np.testing.assert_allclose(before - _stock(pl, net), want, rtol=1e-12, atol=0)
     np.testing.assert_allclose(want[pl.nodes >= 0], _need(pl, net)[pl.nodes >= 0], rtol=1e-12)  # need = plan x kg
     np.testing.assert_array_equal(pl.used, (before - _stock(pl, net))[pl.nodes >= 0])  # in (plant, part) order
@@ -110,8 +115,8 @@ def test_a_line_runs_whole_shifts_partial_output_before_idling(shifts, cover, ru
     assert pl.plan_total[p] == v  # one line
     assert pl.output[p] == v * runs / shifts
     used = before[p] - _stock(pl, net)[p]
-    for q in range(len(pl.part_names)):
-        expect = v * runs / shifts * pl.kg[q, ICE]
+    for q in range(len(pl.columns)):
+        expect = v * runs / shifts * pl.kg[p, q, ICE]
         assert used[q] == pytest.approx(expect, rel=1e-12, abs=1e-18)
     assert bool(pl.idle[p]) == (runs == 0)
     assert bool(pl.line_down[p, ICE]) == (runs == 0)
@@ -189,8 +194,8 @@ def test_restart_cover_is_the_configured_one_and_counts_in_days_of_the_lines_own
     for p in range(pl.region.size):
         avail = 4.5 * need[p]
         for line in (ICE, HEV, BEV):  # the default priority; a running line takes its parts
-            uses = pl.plan[p, line] * pl.kg[:, line]
-            cover = min(avail[q] / uses[q] for q in range(len(pl.part_names)) if uses[q] > 0)
+            uses = pl.plan[p, line] * pl.kg[p, :, line]
+            cover = min(avail[q] / uses[q] for q in range(len(pl.columns)) if uses[q] > 0)
             expect[p, line] = cover >= 5.0
             if expect[p, line]:
                 avail = avail - uses
@@ -273,7 +278,7 @@ def test_recorded_columns_equal_the_hand_count():
     pl.assemble(np.zeros(M))
     idle = pl.output <= 0.0
     low = ~idle & (pl.output < pl.plan_total)
-    heavy = np.array([model.cfg.automakers.parts[n].grade == "heavy" for n in pl.part_names])
+    heavy = np.array([model.cfg.automakers.parts[n].grade == "heavy" for n, _ in pl.columns])
     after = _stock(pl, net) / np.where(pl.nodes >= 0, _need(pl, net), 1.0)
     scarcest = np.where((pl.nodes >= 0) & heavy, after, np.inf).min(axis=1)
     np.testing.assert_array_equal(pl.idle, idle)
@@ -300,11 +305,23 @@ def test_a_region_without_plants_records_nothing_and_no_cover():
 
 
 # ---------------------------------------------------------------------------------------- nodes from config
-def test_plants_from_config_have_one_node_per_part_their_lines_need():
+def test_plants_from_config_have_one_node_per_column_their_lines_need():
+    """Each part is a local column (loose magnets: the rest of the plant's Chinese share, and the
+    non-Chinese share) and, if ``cn_assembly_share`` > 0, a China-made column holding ``cn_supply_share x
+    cn_assembly_share`` of the part's magnets, all Chinese; the two add up to the part's need. Plants in
+    China have no China-made column."""
     model, pl, net = _fleet(*ICE_ONLY_US, "automakers.EU.buffer_days_cv=0", "automakers.IN.plants=0")
     am = model.cfg.automakers
     assert pl.part_names == ("chassis", "small_motors", "traction")
-    kg = np.array([[am.parts[n].kg_ice, am.parts[n].kg_hev, am.parts[n].kg_bev] for n in pl.part_names]) / 1000
+    assert pl.columns == (
+        ("chassis", "local"),
+        ("chassis", "cn_made"),
+        ("small_motors", "local"),
+        ("small_motors", "cn_made"),
+        ("traction", "local"),
+        ("traction", "cn_made"),
+    )
+    kg = {n: np.array([am.parts[n].kg_ice, am.parts[n].kg_hev, am.parts[n].kg_bev]) / 1000 for n in pl.part_names}
     for reg in PLANT_REGIONS:
         rp = getattr(am, reg)
         mine = np.flatnonzero(pl.region == REGIONS.index(reg))
@@ -315,30 +332,41 @@ def test_plants_from_config_have_one_node_per_part_their_lines_need():
         assert pl.plan_total[mine].sum() == pytest.approx(rp.vehicles_per_year / 365, rel=1e-12)
         np.testing.assert_allclose(pl.plan[mine], pl.plan_total[mine, None] * mix, rtol=1e-12)
         for p in mine:
-            for q, name in enumerate(pl.part_names):
-                node = pl.nodes[p, q]
-                need = pl.plan[p] @ kg[q]
-                if need <= 0:  # no line of this plant uses the part: no node
-                    assert node == -1
-                    continue
+            for name in pl.part_names:
                 part = am.parts[name]
-                assert net.need[node, NDFEB] == pytest.approx(need, rel=1e-12)
-                assert net.kind[node] == Kind.PLANT and net.end_use[node] == EndUse.AUTO
-                assert net.region[node] == REGIONS.index(reg) and not net.military[node]
-                assert net.heavy_grade[node] == (part.grade == "heavy")
-                assert net.cn_share[node] == rp.cn_supply_share
-                assert (net.need[node] > 0).sum() == 1  # NdFeB only
+                made_cn = 0.0 if reg == "CN" else rp.cn_supply_share * part.cn_assembly_share
+                need = pl.plan[p] @ kg[name]
+                local, cn_made = pl.nodes[p, _q(pl, name)], pl.nodes[p, _q(pl, name, "cn_made")]
+                if need <= 0:  # no line of this plant uses the part: no node
+                    assert local == -1 and cn_made == -1
+                    continue
+                assert net.need[local, NDFEB] == pytest.approx(need * (1 - made_cn), rel=1e-12)
+                np.testing.assert_allclose(pl.kg[p, _q(pl, name)], kg[name] * (1 - made_cn), rtol=1e-12)
+                if made_cn == 0:
+                    assert cn_made == -1
+                    assert net.cn_share[local] == (1.0 if reg == "CN" else rp.cn_supply_share)
+                else:
+                    assert net.need[cn_made, NDFEB] == pytest.approx(need * made_cn, rel=1e-12)
+                    assert net.cn_share[cn_made] == 1.0
+                    assert net.cn_share[local] == pytest.approx((rp.cn_supply_share - made_cn) / (1 - made_cn))
+                    assert net.cover_days[cn_made] == net.cover_days[local]  # one buffer policy per part
+                for node in (local, cn_made):
+                    if node < 0:
+                        continue
+                    assert net.kind[node] == Kind.PLANT and net.end_use[node] == EndUse.AUTO
+                    assert net.region[node] == REGIONS.index(reg) and not net.military[node]
+                    assert net.heavy_grade[node] == (part.grade == "heavy")
+                    assert (net.need[node] > 0).sum() == 1  # NdFeB only
     us = _us(pl)
     assert (pl.nodes[us, _q(pl, "traction")] == -1).all()  # ice-only: no traction motors
-    assert (pl.nodes[~np.isin(np.arange(pl.region.size), us)] >= 0).all()
     nodes = pl.nodes[pl.nodes >= 0]
     assert len(set(nodes)) == nodes.size and (net.kind == Kind.PLANT).sum() == nodes.size
     eu = pl.nodes[pl.region == REGIONS.index("EU")]
-    assert (net.cover_days[eu] == am.EU.buffer_days_mean).all()  # cv 0: the mean itself
-    jp = pl.nodes[pl.region == REGIONS.index("JP")].ravel()
+    assert (net.cover_days[eu[eu >= 0]] == am.EU.buffer_days_mean).all()  # cv 0: the mean itself
+    jp = pl.nodes[pl.region == REGIONS.index("JP")][:, [_q(pl, n) for n in pl.part_names]].ravel()
     assert len(set(net.cover_days[jp])) == jp.size  # drawn per (plant, part) elsewhere
-    # the US example by hand: ice only, 0.2 + 0.1 kg a vehicle
-    assert net.need[pl.nodes[us], NDFEB].sum() == pytest.approx(10.2e6 / 365 * 0.3 / 1000, rel=1e-12)
+    # the US example by hand: ice only, 0.2 + 0.1 kg a vehicle over both columns
+    assert net.need[pl.nodes[us][pl.nodes[us] >= 0], NDFEB].sum() == pytest.approx(10.2e6 / 365 * 0.3 / 1000, rel=1e-12)
 
 
 def test_parts_are_processed_in_name_order_whatever_the_tables_key_order():
@@ -352,7 +380,7 @@ def test_parts_are_processed_in_name_order_whatever_the_tables_key_order():
     b = tiny_model(*BASE, reordered, seed=4)
     assert list(b.cfg.automakers.parts) == ["traction", "small_motors", "chassis"]
     assert a.plants.part_names == b.plants.part_names == ("chassis", "small_motors", "traction")
-    for name in ("nodes", "plan", "kg", "heavy", "region"):
+    for name in ("columns", "nodes", "plan", "kg", "heavy", "region"):
         np.testing.assert_array_equal(getattr(a.plants, name), getattr(b.plants, name))
     for name in ("need", "cover_days", "share", "sup", "buy", "item", "stock"):
         np.testing.assert_array_equal(getattr(a.net, name), getattr(b.net, name))
@@ -388,3 +416,30 @@ def test_same_seed_same_plants_and_same_decisions_other_seed_other_plants():
         for u, v in zip(x, y):
             np.testing.assert_array_equal(u, v)
     assert not np.array_equal(a.plan, c.plan)
+
+
+def test_china_made_components_do_not_stand_in_for_locally_built_ones():
+    """A plant flush with China-made chassis components (100 days) but without locally built ones stops
+    every line: the two columns are different components, both needed for every vehicle. Given the local
+    ones back, its China-made stock is drawn only at its own share of the part."""
+    model, pl, net = _fleet(*ICE_ONLY_US)
+    p = _us(pl)[0]
+    local, cn_made = _q(pl, "chassis"), _q(pl, "chassis", "cn_made")
+    assert pl.nodes[p, cn_made] >= 0
+    days = np.full(pl.nodes.shape, 5.0)
+    days[p, local] = 0.0
+    days[p, cn_made] = 100.0
+    _set_cover(pl, net, days)
+    pl.assemble(np.zeros(M))
+    assert pl.idle[p] and pl.output[p] == 0.0
+    days[p, local] = 5.0
+    _set_cover(pl, net, days)
+    before = _stock(pl, net)[p]
+    pl.assemble(np.zeros(M))
+    assert pl.output[p] == pl.plan_total[p]
+    used = before - _stock(pl, net)[p]
+    am = model.cfg.automakers
+    share = am.US.cn_supply_share * am.parts["chassis"].cn_assembly_share
+    total = pl.plan[p, ICE] * am.parts["chassis"].kg_ice / 1000
+    assert used[cn_made] == pytest.approx(total * share, rel=1e-12)
+    assert used[local] == pytest.approx(total * (1 - share), rel=1e-12)

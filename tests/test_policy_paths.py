@@ -90,8 +90,8 @@ def _after_deal(ts):
 def test_a_deal_reduces_shortages_against_status_quo_and_escalation():
     """Paired seeds, from the deal's date on: with the deal, plants outside China are short (below plan
     or idle) on no more plant-days than in the status quo (fewer on average) and on fewer than under
-    escalation, in every seed; industrial users outside China get more of what they need than in
-    either."""
+    escalation, in every seed; industrial users outside China get at least as much of what they need as
+    in the status quo (more on average) and more than under escalation."""
     short = ("scenario.end=2028-12-31",)
     out = {
         name: np.array([_after_deal(_run(name, s, short)[2]) for s in DEAL_SEEDS])
@@ -100,7 +100,10 @@ def test_a_deal_reduces_shortages_against_status_quo_and_escalation():
     deal, quo, esc = out["licensing_deal"], out["status_quo"], out["escalation"]
     assert (deal[:, 0] <= quo[:, 0]).all() and deal[:, 0].mean() < quo[:, 0].mean(), (deal, quo)
     assert (deal[:, 0] < esc[:, 0]).all(), (deal, esc)
-    assert (deal[:, 1] > quo[:, 1]).all() and (deal[:, 1] > esc[:, 1]).all(), out
+    # industrial users: never less than in the status quo (equal in seeds where neither is short after the
+    # deal's date), more on average, and more than under escalation in every seed
+    assert (deal[:, 1] >= quo[:, 1]).all() and deal[:, 1].mean() > quo[:, 1].mean(), out
+    assert (deal[:, 1] > esc[:, 1]).all(), out
 
 
 def test_without_floors_chinas_price_response_delays_or_stops_projects():
