@@ -93,8 +93,9 @@ def _part(ice, hev, bev, grade, assembly) -> Part:
 
 class Automakers(Strict):
     parts: dict[PartName, Part] = {
-        "traction": _part(0.0, 0.8, 1.6, "heavy", 0.1),
-        "chassis": _part(0.2, 0.2, 0.2, "heavy", 0.4),
+        # cn_assembly_share of traction and chassis: posterior medians of the april_2025 calibration
+        "traction": _part(0.0, 0.8, 1.6, "heavy", 0.251),
+        "chassis": _part(0.2, 0.2, 0.2, "heavy", 0.345),
         "small_motors": _part(0.1, 0.1, 0.1, "light", 0.5),
     }
     line_priority: list[Line] = ["ice", "hev", "bev"]  # which lines get scarce magnets first (highest margin first)
@@ -109,10 +110,11 @@ class Automakers(Strict):
             raise ValueError("parts: give at least one magnet-bearing part")
         return self
 
-    US: RegionalPlants = _plants(40, 10.2e6, 0.08, 0.12, 0.85, 21.0)
-    EU: RegionalPlants = _plants(60, 11.5e6, 0.15, 0.30, 0.85, 24.5)
+    # buffers of US, EU, IN (and the US spread): posterior medians of the april_2025 calibration
+    US: RegionalPlants = _plants(40, 10.2e6, 0.08, 0.12, 0.85, 23.9).model_copy(update={"buffer_days_cv": 1.16})
+    EU: RegionalPlants = _plants(60, 11.5e6, 0.15, 0.30, 0.85, 53.9)
     JP: RegionalPlants = _plants(30, 8.2e6, 0.02, 0.45, 0.5, 60.0)
-    IN: RegionalPlants = _plants(20, 5.5e6, 0.03, 0.05, 0.85, 35.0)
+    IN: RegionalPlants = _plants(20, 5.5e6, 0.03, 0.05, 0.85, 75.8)
     CN: RegionalPlants = _plants(30, 30e6, 0.30, 0.20, 1.0, 21.0)
     ROW: RegionalPlants = _plants(20, 12e6, 0.05, 0.10, 0.85, 24.5)
 
@@ -190,7 +192,7 @@ class MagnetMakers(Strict):
     ndpr_per_t_ndfeb: Share = 0.31
     dytb_per_t_ndfeb: Share = 0.02
     sm_per_t_smco: Share = 0.30
-    target_stock_days: Pos = 30.0
+    target_stock_days: Pos = 43.3  # posterior median of the april_2025 calibration
     input_cover_days_cn: Pos = 30.0
     input_cover_days_ex_cn: Pos = 120.0
     ex_cn_dytb_cn_share: Share = 0.95
@@ -230,7 +232,7 @@ class Shipping(Strict):
 class CnLicensing(Strict):
     reviewers: Annotated[int, Field(ge=1, le=100000)] = 30
     provincial_offices: Annotated[int, Field(ge=0, le=31)] = 4
-    effort_reviewer_days: Pos = 5.0
+    effort_reviewer_days: Pos = 1.76  # posterior median of the april_2025 calibration
     decisions_per_working_day: Pos = 50.0  # signing capacity (few officials may sign a licence)
     statutory_working_days: Annotated[int, Field(ge=1, le=365)] = 45
     consultation_working_days: Annotated[int, Field(ge=0, le=365)] = 45  # interagency consultation, flagged cases
@@ -238,7 +240,7 @@ class CnLicensing(Strict):
     doc_check_working_days: Annotated[int, Field(ge=0, le=60)] = 5
     p_incomplete: Share = 0.3
     prep_days_min: Days = 5
-    prep_days_max: Days = 20
+    prep_days_max: Days = 18  # posterior median of the april_2025 calibration
     resubmit_days: Days = 10
     reapply_days: Days = 30
     renew_cover_days: Pos = 75.0
@@ -512,6 +514,10 @@ class Scenario(Strict):
     end: Date
     seed: Annotated[int, Field(ge=0, le=2**63 - 1)] = 0
     reproduce: bool = False
+    # reference results (``rareshock reproduce``) over this many draws of a published posterior (0: one run
+    # at the defaults); ``calibration`` names it (default: the calibration marked default)
+    posterior_draws: Annotated[int, Field(ge=0, le=100_000)] = 0
+    calibration: str | None = None
     extends: str = ""
 
     @model_validator(mode="after")

@@ -73,7 +73,21 @@ def regenerate(exp: Experiment, target, workers: int | None, progress: bool) -> 
         from rareshock.simulation import run_scenario
 
         started, t0 = dt.datetime.now(dt.UTC), time.perf_counter()
-        result = run_scenario(load_scenario(exp.path))
+        cfg = load_scenario(exp.path)
+        if cfg.scenario.posterior_draws:
+            from rareshock.calibration.posterior import (
+                load_posterior,
+                posterior_manifest,
+                run_posterior,
+                write_posterior_run,
+            )
+
+            post = load_posterior(cfg.scenario.calibration)
+            seed = cfg.scenario.seed
+            out = run_posterior(cfg, post, cfg.scenario.posterior_draws, seed, workers)
+            write_posterior_run(out, target, posterior_manifest(out, post, seed, started, t0, command))
+            return
+        result = run_scenario(cfg)
         manifest = build_manifest(result.config, result.seed, started, time.perf_counter() - t0, command)
         write_run_files(result, target, manifest)
     elif exp.kind == "sweep":

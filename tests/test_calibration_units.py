@@ -49,7 +49,7 @@ scale = 5
 source = "test"
 
 [[targets]]
-series = "us_auto_buffer_days"
+series = "auto_cover_days_us"
 stat = "mean"
 from = 2025-02-01
 to = 2025-03-31
@@ -92,7 +92,7 @@ BAD = [
     ),
     (["--set", "parameters.1.path=automakers.US.buffer_days_mean"], "listed twice"),
     (["--set", "targets.0.metric=first_us_auto_shutdwn_day"], "did you mean 'first_us_auto_shutdown_day'"),
-    (["--set", "targets.1.series=us_auto_bufer_days"], "did you mean 'us_auto_buffer_days'"),
+    (["--set", "targets.1.series=auto_cover_day_us"], "did you mean 'auto_cover_days_us'"),
     (["--set", "targets.1.to=2025-08-01"], "outside the calibration run"),
     (["--set", "targets.1.on=2025-03-01"], 'stat = "mean" needs from and to'),
     (["--set", "targets.0.low=60"], "low must not exceed high"),
@@ -126,7 +126,7 @@ def test_a_missing_source_is_an_error(tmp_path, capsys):
 def test_the_valid_config_loads_and_fingerprints_ignore_stop_rules(tmp_path):
     cal = load_calibration(_write(tmp_path))
     assert [p.path for p in cal.params] == ["automakers.US.buffer_days_mean", "licensing.cn.reviewers"]
-    assert cal.labels == ["first_us_auto_shutdown_day", "us_auto_buffer_days.mean[2025-02-01..2025-03-31]"]
+    assert cal.labels == ["first_us_auto_shutdown_day", "auto_cover_days_us.mean[2025-02-01..2025-03-31]"]
     more = load_calibration(_write(tmp_path), ["calibration.generations=9", "calibration.min_epsilon=0.5"])
     assert more.fingerprint() == cal.fingerprint()
     other = load_calibration(_write(tmp_path), ["calibration.seed=4"])
@@ -165,7 +165,7 @@ def test_statistics_are_read_as_documented(tmp_path):
     from rareshock.sweeps.spec import scenario_for
 
     model = run_model(scenario_for(cal.base, values), 5)
-    col = model.records.column("us_auto_buffer_days")
+    col = model.records.column("auto_cover_days_us")
     first, last = (dt.date(2025, 2, 1) - cal.start).days, (dt.date(2025, 3, 31) - cal.start).days
     assert stats[1] == col[first : last + 1].mean()
     shutdown = summarise(model)["first_us_auto_shutdown_day"]

@@ -26,19 +26,19 @@ def _share_in(ts, year: int) -> float:
 
 
 def test_more_investment_brings_non_chinese_supply_forward():
-    """Paired seeds, with and without the programme. On average over seeds, by 2031 more of US supply is
+    """Paired seeds, with and without the programme. On average over seeds, by 2034 more of US supply is
     free of Chinese material and the year in which half of US automakers' magnets are free of Chinese
     material comes earlier (never later in any seed); in every seed more non-Chinese magnet and heavy-REE
     capacity exists. (Not more content in every seed: the few heavy-REE projects may fail, and programme
     magnet plants can come before heavy-REE separation and dilute non-Chinese Dy/Tb.)"""
-    short = ("scenario.end=2031-12-31",)
+    short = ("scenario.end=2034-12-31",)
     gains, years0, years1 = [], [], []
     for seed in range(4):
         _, s0, ts0 = _run("decoupling", seed, short + ("investment.budget_usd=0",))
         _, s1, ts1 = _run("decoupling", seed, short)
-        gains.append(_share_in(ts1, 2031) - _share_in(ts0, 2031))
-        years0.append(s0["year_us_auto_magnets_non_cn_50"] or 2032)
-        years1.append(s1["year_us_auto_magnets_non_cn_50"] or 2032)
+        gains.append(_share_in(ts1, 2034) - _share_in(ts0, 2034))
+        years0.append(s0["year_us_auto_magnets_non_cn_50"] or 2035)  # 2035: not by the end
+        years1.append(s1["year_us_auto_magnets_non_cn_50"] or 2035)
         assert years1[-1] <= years0[-1]
         assert ts1["ex_cn_ndfeb_capacity_tpa"].iloc[-1] > ts0["ex_cn_ndfeb_capacity_tpa"].iloc[-1] + 5000
         assert ts1["ex_cn_dytb_capacity_tpa"].iloc[-1] > ts0["ex_cn_dytb_capacity_tpa"].iloc[-1] + 100

@@ -75,7 +75,7 @@ def test_configs_still_round_trip_through_json():
 @pytest.mark.parametrize(
     "override, expected",
     [
-        ("licensing.cn.prep_days_min=21", "prep_days_min (21) must not exceed prep_days_max (20)"),
+        ("licensing.cn.prep_days_min=19", "prep_days_min (19) must not exceed prep_days_max (18)"),
         ("investment.year_shares=[0.5, 0.5]", "year_shares has 2 entries but years = 10"),
         ("investment.stages.mining.regions={US=0.0}", "investment.stages.mining.regions: give at least one region"),
     ],
@@ -175,7 +175,7 @@ def sweep_toml(params: str, method: str = "lhs", extra: str = "", samples: int =
         ),
         (
             sweep_toml('[[parameters]]\npath = "licensing.cn.prep_days_min"\nlow = 0\nhigh = 30\ninteger = true\n'),
-            "parameters[0] (licensing.cn.prep_days_min) = 22: licensing.cn: prep_days_min (22) must not exceed",
+            "parameters[0] (licensing.cn.prep_days_min) = 19: licensing.cn: prep_days_min (19) must not exceed",
         ),
         (
             sweep_toml(

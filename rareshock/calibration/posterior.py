@@ -350,7 +350,11 @@ BAND_FIGURES = {
         "USD/kg",
         {"NdFeB magnets": "price_ndfeb_ex_cn_usd_kg", "Dy oxide": "price_dy_oxide_ex_cn_usd_kg"},
     ),
-    "bands_us_buffer.png": ("US plant magnet buffer", "Days of supply", {"US plants": "us_auto_buffer_days"}),
+    "bands_plant_cover.png": (
+        "Plants' cover of their scarcest Dy/Tb-bearing part (median plant)",
+        "Days of that part's need in stock",
+        {"US": "auto_cover_days_us", "EU": "auto_cover_days_eu", "IN": "auto_cover_days_in"},
+    ),
 }
 
 
