@@ -227,3 +227,25 @@ def test_every_source_entry_says_what_is_taken(sources):
         m = DEFINED_ID.match(entry)
         if m:
             assert "Takes:" in entry or "Target:" in entry, f"[{m.group(1)}]: say what the project takes from it"
+
+
+def test_calibrated_defaults_are_the_published_posterior_medians():
+    """A default that drifts from the published posterior (a recalibration not carried into the config, or a
+    hand-edited default) is a silent change of every reference result: the two must agree to 3 significant
+    figures (integers exactly)."""
+    import math
+
+    import pandas as pd
+
+    from rareshock.calibration.report import weighted_quantile
+
+    post = pd.read_parquet(ROOT / "experiments" / "calibration" / "april_2025.posterior.parquet")
+    d = defaults()
+    assert set(CALIBRATED) <= set(post.columns)
+    for path in CALIBRATED:
+        median = weighted_quantile(post[path].to_numpy(), post["weight"].to_numpy(), 0.5)
+        value = d
+        for key in path.split("."):
+            value = value[key]
+        digits = 2 - math.floor(math.log10(abs(median)))
+        assert value == round(median, digits), f"{path}: default {value}, posterior median {median:.4g}"
