@@ -52,6 +52,11 @@ def _first_day(mask: np.ndarray, origin: int | None) -> int | None:
     return int(hit[0]) if hit.size else None
 
 
+def _days_after(day: int, origin: int | None) -> int | None:
+    """Days from the first control to ``day`` (-1: never), or None."""
+    return None if day < 0 or origin is None else day - origin
+
+
 def _first_year(dates: pd.DatetimeIndex, supplied: np.ndarray, need_per_day: float, level: float) -> int | None:
     """First calendar year in which ``supplied`` (t/day, free of Chinese material) reaches ``level`` of
     the need over that year."""
@@ -143,6 +148,11 @@ def summarise(model: RareShockModel) -> dict:
             else c.first_approval_day - origin,
         },
         "first_us_auto_licence_day": None if us_auto < 0 or origin is None else us_auto - origin,
+        "first_auto_licence_day_by_region": {
+            r: _days_after(int(lic.first_approval[REGIONS.index(r), EndUse.AUTO]), origin)
+            for r in PLANT_REGIONS
+            if r != "CN"
+        },
         "first_cn_licence_approval_day": None
         if c.first_approval_day is None or origin is None
         else c.first_approval_day - origin,

@@ -342,7 +342,9 @@ def fig_predictive(cal: Calibration, draws: pd.DataFrame):
         ok = x[~np.isnan(x)]
         lo = -np.inf if t.low is None else float(t.low)
         hi = np.inf if t.high is None else float(t.high)
-        if ok.size:
+        if ok.size and np.ptp(ok) == 0:  # one value: a histogram bar would be too thin to see
+            ax.axvline(ok[0], color="C0", lw=4, alpha=0.8, label=f"posterior draws (all {ok[0]:g})")
+        elif ok.size:
             ax.hist(ok, bins=min(30, max(5, ok.size // 3)), color="C0", alpha=0.7, label="posterior draws")
         x0, x1 = ax.get_xlim()
         span_lo = lo if np.isfinite(lo) else min(x0, np.nanmin(ok) if ok.size else x0)
