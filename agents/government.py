@@ -46,11 +46,11 @@ def actor(kind: str) -> str:
 # What each event kind does (model, event, day) -> None
 # --------------------------------------------------------------------------------------------------
 def _cn_export_controls(model, ev, day: int) -> None:
-    model.licensing.set_controls(ev.items, True)
+    model.licensing.set_controls(ev.items, True, ev.destinations)
 
 
 def _cn_lift_controls(model, ev, day: int) -> None:
-    model.licensing.set_controls(ev.items, False)
+    model.licensing.set_controls(ev.items, False, ev.destinations)
 
 
 def _cn_licensing_stance(model, ev, day: int) -> None:
@@ -205,5 +205,5 @@ class Governments:
     def month(self, day: int) -> None:
         self.diplomacy.monthly(day)
         licensing = self.model.licensing
-        if licensing.controls[licensing.foreign_rule]:
+        if licensing.controls[licensing.foreign_rule].any():
             licensing.refresh_controls()

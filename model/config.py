@@ -538,16 +538,25 @@ class _Event(Strict):
     note: str = ""
 
 
+Destination = Literal["US", "JP", "EU", "IN", "ROW"]
+
+
 class CnExportControls(_Event):
-    """China requires a licence to export the listed items (to all destinations)."""
+    """China requires a licence to export the listed items, to the listed ``destinations`` (default:
+    every destination, e.g. Announcement No. 18; ``["JP"]`` for a measure aimed at one country)."""
 
     kind: Literal["cn_export_controls"]
     items: list[Literal[CONTROLLABLE]] = Field(min_length=1)  # type: ignore[valid-type]
+    destinations: list[Destination] | None = Field(default=None, min_length=1)
 
 
 class CnLiftControls(_Event):
+    """China stops requiring a licence for the listed items, to the listed ``destinations`` (default:
+    every destination)."""
+
     kind: Literal["cn_lift_controls"]
     items: list[Literal[CONTROLLABLE]] = Field(min_length=1)  # type: ignore[valid-type]
+    destinations: list[Destination] | None = Field(default=None, min_length=1)
 
 
 class CnLicensingStance(_Event):
