@@ -12,6 +12,7 @@ AgentSet ``offices``.
     Phase 5 (after orders): exporters file for licensed relationships that need volume.
 Policy methods (used by :mod:`.government`): ``set_controls(items, on, destinations=None)``, ``refresh_controls()``,
 ``set_stance(**terms)``, ``fast_track(destinations, end_use, review_working_days, validity_days)``,
+``general_licence(items, exporter_share, customer_share, end_use, destinations, validity_days, day)``,
 ``hire(n)``.
 ``COLUMNS``
     Applications submitted / approved / denied / returned (cumulative), pending, reviewers (written when
@@ -454,6 +455,7 @@ class Licensing:
         self.fast = np.zeros(e, dtype=bool)
         self.fast_review_wd = np.zeros(e, dtype=np.int64)
         self.fast_validity = np.zeros(e, dtype=np.int64)
+        self.general = np.zeros(e, dtype=bool)  # relationships that have held a general licence
         self.hired = 0.0  # fractional hires carried between working days
         self.first_approval = np.full((len(REGIONS), len(EndUse)), -1, dtype=np.int64)
         self.wd = 0  # working days so far (the statutory clock)
@@ -542,6 +544,45 @@ class Licensing:
         q.validity[hit] = validity_days
         e = q.edge[hit]
         q.tonnage[hit] = np.maximum(q.tonnage[hit], net.backlog[e] + net.rate()[e] * validity_days)
+
+    def general_licence(
+        self,
+        items: list[str],
+        exporter_share: float,
+        customer_share: float,
+        end_use: str,
+        destinations: list[str] | None,
+        validity_days: int,
+        day: int,
+    ) -> int:
+        """General licences: the largest Chinese exporters of ``items`` (by capacity, together at least
+        ``exporter_share`` of it) may ship these items to ``customer_share`` of their civil customers of
+        ``end_use`` in ``destinations`` (drawn once from the model's rng) without volume limit for
+        ``validity_days`` from ``day``. Returns how many relationships it covers. Applications already filed for them
+        are decided as usual; after expiry exporters apply again."""
+        net = self.net
+        on_item = net.cn_export & np.isin(net.item, [CONTROLLABLE.index(i) for i in items])
+        dests = REGIONS[1:] if destinations is None else destinations
+        use = net.end_use[net.buy]
+        civil = ~net.military[net.buy]
+        group = {"auto": use == EndUse.AUTO, "industrial": use == EndUse.INDUSTRIAL, "all_civil": civil}[end_use]
+        cand = on_item & civil & group & np.isin(net.dest, [REGIONS.index(r) for r in dests])
+        sellers = np.unique(net.sup[on_item])
+        if sellers.size == 0:
+            return 0
+        cap = net.cap[sellers][:, np.unique(net.mat[on_item])].sum(axis=1)
+        order = np.argsort(-cap, kind="stable")
+        cum = np.cumsum(cap[order]) / cap.sum()
+        chosen = sellers[order[: int(np.searchsorted(cum, exporter_share - 1e-12)) + 1]]
+        cand &= np.isin(net.sup, chosen)
+        idx = np.flatnonzero(cand)
+        if customer_share < 1.0:
+            idx = idx[self.model.rng.random(idx.size) < customer_share]
+        net.licence_left[idx] = np.inf  # no volume limit while valid
+        net.licence_exp[idx] = day + validity_days
+        self.next_expiry = min(self.next_expiry, day + validity_days)
+        self.general[idx] = True
+        return int(idx.size)
 
     def hire(self, n: int) -> None:
         target = [o for o in self._office_list if o.level == "provincial"] or self._office_list
