@@ -16,7 +16,7 @@ every population it acts on. It creates the Chinese and US :class:`Government` M
 
 Events are data (``[[events]]`` in a scenario, typed in :mod:`rareshock.model.config`). :data:`HANDLERS`
 says, for each kind, what it does; a government never changes another population's arrays itself but
-calls that population's policy methods (:mod:`.licensing`, :mod:`.defense`, :mod:`.chips`).
+calls that population's policy methods (:mod:`.licensing`, :mod:`.exports`, :mod:`.defense`, :mod:`.chips`).
 
 Diplomacy adds the reactive side: an escalation by one side (new US chip controls, new Chinese export
 controls) is answered by the other side's configured retaliation after ``policy.retaliation_lag_days``; a
@@ -34,7 +34,7 @@ import mesa
 from rareshock.model.chips_config import CHIP_EVENT_KINDS
 
 US_ESCALATIONS = {"us_chip_licence_requirement", "us_entity_list", "us_is_informed"}
-CN_ESCALATIONS = {"cn_export_controls"}
+CN_ESCALATIONS = {"cn_export_controls", "cn_customs_hold"}
 
 
 def actor(kind: str) -> str:
@@ -78,6 +78,14 @@ def _cn_hire_reviewers(model, ev, day: int) -> None:
     model.licensing.hire(ev.reviewers)
 
 
+def _cn_export_quota(model, ev, day: int) -> None:
+    model.exports.set_quota(ev.tonnes, ev.until, ev.reference_tonnes, ev.items)
+
+
+def _cn_customs_hold(model, ev, day: int) -> None:
+    model.exports.hold(ev.destinations, ev.items, ev.until, ev.pass_share)
+
+
 def _us_defense_sourcing_rule(model, ev, day: int) -> None:
     model.defense.ban_chinese_supply("US")
 
@@ -96,6 +104,8 @@ HANDLERS: dict[str, Callable] = {
     "cn_licensing_stance": _cn_licensing_stance,
     "cn_fast_track": _cn_fast_track,
     "cn_hire_reviewers": _cn_hire_reviewers,
+    "cn_export_quota": _cn_export_quota,
+    "cn_customs_hold": _cn_customs_hold,
     "us_defense_sourcing_rule": _us_defense_sourcing_rule,
     "marker": _marker,
     **{kind: _chips for kind in CHIP_EVENT_KINDS},
