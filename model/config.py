@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import difflib
+import json
 import tomllib
 import types
 import typing
@@ -991,6 +992,41 @@ def read_world(name: str) -> dict:
     return data
 
 
+def world_base(data: dict, overrides: list[str] | tuple[str, ...] = ()) -> dict:
+    """The defaults with the world of scenario ``data`` (``scenario.world``, or a ``scenario.world`` among
+    ``overrides``) laid over them, and ``data`` over that; a world named by a year may be a number."""
+    probe = {"scenario": dict(data["scenario"])}
+    for item in overrides:
+        if item.partition("=")[0].strip() == "scenario.world":
+            apply_override(probe, item)
+    world = probe["scenario"].get("world", "2024")
+    if isinstance(world, int) and not isinstance(world, bool):  # a year: world = 2010, --set scenario.world=2010
+        world = str(world)
+    out = _merge(_merge(defaults(), read_world(world)), data)
+    if "world" in out["scenario"]:
+        out["scenario"]["world"] = world
+    return out
+
+
+NEW_DEFAULTS = (
+    ("scenario", "world", "2024"),
+    ("prices", "ndpr_oxide_cn_usd_kg", None),
+    ("prices", "ndpr_makers_bid", False),
+)
+"""Fields added with worlds, and their defaults: :func:`stable_view` leaves them out of fingerprints when
+they are at their defaults, so sweeps and calibrations from before worlds keep their fingerprints."""
+
+
+def stable_view(resolved: dict) -> dict:
+    """A resolved scenario (JSON dump) without the fields of :data:`NEW_DEFAULTS` that are at their default."""
+    out = json.loads(json.dumps(resolved, default=str))
+    for section, key, default in NEW_DEFAULTS:
+        table = out.get(section)
+        if isinstance(table, dict) and key in table and table[key] == default:
+            del table[key]
+    return out
+
+
 def load_scenario(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> ScenarioConfig:
     """Read a scenario TOML (and any scenario it ``extends``), lay it over its world (``scenario.world``,
     default "2024") and the defaults, apply ``--set`` overrides, validate.
@@ -1000,13 +1036,9 @@ def load_scenario(path: str | Path, overrides: list[str] | tuple[str, ...] = ())
     data = read_toml(path)
     if not isinstance(data.get("scenario"), dict):
         raise ConfigError(f"{path}: missing [scenario] table (name, start, end, seed)")
-    data = _resolve_extends(Path(path), data)
-    probe = {"scenario": dict(data["scenario"])}
-    for item in overrides:
-        if item.partition("=")[0].strip() == "scenario.world":
-            apply_override(probe, item)
-    world = probe["scenario"].get("world", "2024")
-    data = _merge(_merge(defaults(), read_world(world)), data)
+    data = world_base(_resolve_extends(Path(path), data), overrides)
     for item in overrides:
         apply_override(data, item)
+    if isinstance(data["scenario"].get("world"), int):
+        data["scenario"]["world"] = str(data["scenario"]["world"])
     return validate(data)
