@@ -17,8 +17,9 @@ Policy methods (used by :mod:`.government`):
 ``after_shipping(day)``
     Phase 4, after shipping: what left against the quota comes off its bank.
 ``COLUMNS``
-    The quota bank left (t), today's exports of quota-bound items (t/day) and the number of relationships
-    held at customs.
+    The quota bank left (t), today's exports of quota-bound items (t/day), the number of relationships
+    held at customs, China's oxide exports (NdPr, Dy/Tb, Sm) by destination (t/day) and the NdFeB that
+    non-Chinese makers ship, by region (t/day): the chain the limits act on.
 
 Mechanism
 ---------
@@ -44,9 +45,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from rareshock.model.codes import CONTROLLABLE, REGIONS
+from rareshock.model.codes import CONTROLLABLE, REGIONS, Kind, Material
 
 LIMIT_KINDS = ("cn_export_quota", "cn_customs_hold")
+EXPORT_REGIONS = ("US", "EU", "JP", "IN", "ROW")
+MAKER_REGIONS = ("JP", "EU", "US")
 
 
 def _all_events(cfg) -> list:
@@ -61,7 +64,11 @@ def _all_events(cfg) -> list:
 class ExportLimits:
     """China's export quota and customs holds, as a cap on each export relationship's shipments."""
 
-    COLUMNS = ("cn_quota_bank_t", "cn_quota_exports_t", "cn_held_relationships")
+    COLUMNS = (
+        ("cn_quota_bank_t", "cn_quota_exports_t", "cn_held_relationships")
+        + tuple(f"cn_oxide_exports_to_{r.lower()}_t" for r in EXPORT_REGIONS)
+        + tuple(f"{r.lower()}_makers_ndfeb_shipped_t" for r in MAKER_REGIONS)
+    )
     INTEGER_COLUMNS = ("cn_held_relationships",)
 
     def __init__(self, model, cfg):
@@ -84,6 +91,11 @@ class ExportLimits:
         self.exported = 0.0  # quota-bound exports so far, t (for tests and the summary)
         self.allowed = 0.0  # allowance accrued so far, t
         self._year = model.calendar.start.year
+        # for the record: China's oxide exports by destination, non-Chinese makers' NdFeB shipments by region
+        oxide = net.cn_export & (net.mat <= int(Material.SM))
+        self.rec_oxide = [np.flatnonzero(oxide & (net.dest == REGIONS.index(r))) for r in EXPORT_REGIONS]
+        maker = (net.kind[net.sup] == Kind.MAKER) & (net.mat == int(Material.NDFEB))
+        self.rec_makers = [np.flatnonzero(maker & (net.region[net.sup] == REGIONS.index(r))) for r in MAKER_REGIONS]
 
     # ================================================================== policy (used by governments)
     def _mask(self, items, destinations=None) -> np.ndarray:
@@ -156,3 +168,8 @@ class ExportLimits:
         self.row[self.at] = self.bank
         self.row[self.at + 1] = self.shipped_today
         self.row[self.at + 2] = int(self.held.sum())
+        ship = self.model.producers.ship_today
+        k = self.at + 3
+        for idx in self.rec_oxide + self.rec_makers:
+            self.row[k] = float(ship[idx].sum())
+            k += 1

@@ -292,3 +292,20 @@ def test_the_quota_keeps_bound_exports_within_the_allowance_every_day(japan_step
 
 def test_limits_are_bit_neutral_when_a_scenario_has_none(baseline_run):
     assert "cn_quota_bank_t" not in baseline_run.timeseries.columns
+
+
+def test_japan_2010_is_deterministic_and_draws_only_from_the_model_rng():
+    cfg = load_scenario(JAPAN, ["scenario.end=2010-12-31"])
+    a, b, c = (run_scenario(cfg, s).timeseries for s in (11, 11, 12))
+    assert a.equals(b)
+    assert not a.equals(c)  # seeds differ in plant sizes, buffers and portfolios
+
+
+def test_the_limits_figure_is_drawn_only_for_scenarios_with_limits(tmp_path, baseline_run):
+    from rareshock.outputs import write_figures
+
+    ts = run_scenario(load_scenario(JAPAN, ["scenario.end=2010-12-31"]), 1).timeseries
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    assert "export_limits.png" in write_figures(ts, tmp_path / "a")
+    assert "export_limits.png" not in write_figures(baseline_run.timeseries, tmp_path / "b")
