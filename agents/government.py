@@ -16,7 +16,7 @@ every population it acts on. It creates the Chinese and US :class:`Government` M
 
 Events are data (``[[events]]`` in a scenario, typed in :mod:`rareshock.model.config`). :data:`HANDLERS`
 says, for each kind, what it does; a government never changes another population's arrays itself but
-calls that population's policy methods (:mod:`.licensing`, :mod:`.defense`, :mod:`.chips`,
+calls that population's policy methods (:mod:`.licensing`, :mod:`.exports`, :mod:`.defense`, :mod:`.chips`,
 :mod:`.investment`, :mod:`.producers`, :mod:`.stockpiles`).
 
 Suspensions (``cn_suspension``, ``us_suspension``) lift measures now and apply the suspended measures on
@@ -38,7 +38,7 @@ import mesa
 from rareshock.model.chips_config import CHIP_EVENT_KINDS
 
 US_ESCALATIONS = {"us_chip_licence_requirement", "us_entity_list", "us_is_informed"}
-CN_ESCALATIONS = {"cn_export_controls"}
+CN_ESCALATIONS = {"cn_export_controls", "cn_customs_hold"}
 
 
 def actor(kind: str) -> str:
@@ -119,6 +119,14 @@ def _cn_hire_reviewers(model, ev, day: int) -> None:
     model.licensing.hire(ev.reviewers)
 
 
+def _cn_export_quota(model, ev, day: int) -> None:
+    model.exports.set_quota(ev.tonnes, ev.until, ev.reference_tonnes, ev.items)
+
+
+def _cn_customs_hold(model, ev, day: int) -> None:
+    model.exports.hold(ev.destinations, ev.items, ev.until, ev.pass_share)
+
+
 def _us_defense_sourcing_rule(model, ev, day: int) -> None:
     model.defense.ban_chinese_supply("US")
 
@@ -145,6 +153,8 @@ HANDLERS: dict[str, Callable] = {
     "us_stockpile_programme": _stockpile,
     "cn_suspension": _suspension,
     "us_suspension": _suspension,
+    "cn_export_quota": _cn_export_quota,
+    "cn_customs_hold": _cn_customs_hold,
     "us_defense_sourcing_rule": _us_defense_sourcing_rule,
     "marker": _marker,
     **{kind: _chips for kind in CHIP_EVENT_KINDS},

@@ -371,8 +371,9 @@ class Investment:
             "recycling": inv.recycling_scrap_share * inv.target_share * demand,
         }
         for stage in STAGES:  # every stage must be buildable where its projects go
-            for reg in inv.stages[stage].regions:
-                self._stage_nodes(stage, reg, f"investment.stages.{stage}.regions")
+            for reg, share in inv.stages[stage].regions.items():
+                if share > 0:
+                    self._stage_nodes(stage, reg, f"investment.stages.{stage}.regions")
         start = model.calendar.start
         self.programme = InvestmentProgramme(model, inv, (inv.start - start).days, model.calendar.n_days, target, base)
         if inv.announced_projects:

@@ -48,6 +48,12 @@ Each side of the border prices its own traded margin.
   with the magnet price (and may lie below the start price when magnets are cheap and NdPr is dear). Days
   at it (the bid below the cover signal by more than 1%) are reported (``dy_at_margin_days``); it is part
   of the demand curve, not a guard.
+- With ``prices.ndpr_makers_bid`` (on in the 2010 world, off in 2024's, whose calibrated market predates it),
+  the ex-China NdPr price has the same choke price: ``W_NdPr = (P_mag - c0 - a_Dy P_Dy) / a_NdPr``, with
+  today's Dy/Tb price; the NdPr signal is ``min(C^(-1/e), W_NdPr / P0)`` (days at it:
+  ``ndpr_at_margin_days``). Together the two bids keep the makers' rare-earth bill within what the magnet
+  price leaves after processing: a shortage of oxide outside China raises the oxide prices until the magnet
+  price (which rises as end users run short) pays for them, rather than without bound.
 
 With elasticity e (per material), the target of price i is
 
@@ -106,9 +112,10 @@ def _update(
     c0,
     row,
     at,
+    ndpr_bid,
 ):
-    """Move the prices (see the module docstring); returns 1 if the guard cut a target off today, 2 if the
-    Dy price target was the makers' bid, 3 for both, else 0."""
+    """Move the prices (see the module docstring); returns the sum of 1 if the guard cut a target off today,
+    2 if the Dy price target was the makers' bid, 4 if the NdPr price target was (with ``ndpr_bid``)."""
     cover_nd = psum_at(stock, ex_nd) / max(pdot_at(need, ex_nd, ex_nd_cover), 1e-12)
     cover_dy = 1.0
     if mk_dy.shape[0]:
@@ -134,10 +141,18 @@ def _update(
     at_bid = want > bid * 1.01  # reported when the bid cuts the price by more than 1%
     if want > bid:
         signal[DY_EX] = bid / price0[DY_EX]
+    pr_at_bid = False
+    bid_pr = 0.0
+    if ndpr_bid:  # the same choke price for NdPr: what a tonne of magnet leaves for its NdPr
+        bid_pr = (price[ND_EX] - c0 - a_dy * price[DY_EX]) / a_ndpr
+        want_pr = max(cover_pr, 1e-9) ** (-1 / el_pr) * price0[PR_EX]
+        pr_at_bid = want_pr > bid_pr * 1.01
     signal[ND_CN] = max(unsold_nd, 1e-9) ** (-1 / el_nd)
     signal[ND_EX] = max(cover_nd, 1e-9) ** (-1 / el_nd)
     signal[PR_CN] = max(unsold_pr, 1e-9) ** (-1 / el_pr)
     signal[PR_EX] = max(cover_pr, 1e-9) ** (-1 / el_pr)
+    if ndpr_bid and signal[PR_EX] * price0[PR_EX] > bid_pr:
+        signal[PR_EX] = bid_pr / price0[PR_EX]
     guarded = False
     for i in range(6):
         s = signal[i]
@@ -152,7 +167,7 @@ def _update(
     for i in range(6):
         row[at + i] = price[i]
     row[at + 6] = psum_at(stock, mk_dy) / dy_need if dy_need > 0 else 0.0
-    return (1 if guarded else 0) + (2 if at_bid else 0)
+    return (1 if guarded else 0) + (2 if at_bid else 0) + (4 if pr_at_bid else 0)
 
 
 class Market:
@@ -197,7 +212,7 @@ class Market:
                 cfg.dy_oxide_ex_cn_usd_kg,
                 cfg.ndfeb_usd_kg,
                 cfg.ndfeb_usd_kg,
-                cfg.ndpr_oxide_usd_kg,
+                cfg.ndpr_oxide_usd_kg if cfg.ndpr_oxide_cn_usd_kg is None else cfg.ndpr_oxide_cn_usd_kg,
                 cfg.ndpr_oxide_usd_kg,
             ]
         )
@@ -205,6 +220,7 @@ class Market:
         self.cn_discount = 0.0
         self.guard_days = 0
         self.dy_at_margin_days = 0
+        self.ndpr_at_margin_days = 0
         mm = model.cfg.magnet_makers
         self.a_ndpr, self.a_dy = mm.ndpr_per_t_ndfeb, mm.dytb_per_t_ndfeb
         # processing cost per kg of magnet implied by the start prices: the magnet price less the makers'
@@ -262,6 +278,8 @@ class Market:
             self.c0,
             self.row,
             self.at,
+            p.ndpr_makers_bid,
         )
         self.guard_days += state & 1
-        self.dy_at_margin_days += state >> 1
+        self.dy_at_margin_days += (state >> 1) & 1
+        self.ndpr_at_margin_days += state >> 2

@@ -76,14 +76,17 @@ def sizes(rng: np.random.Generator, n: int) -> np.ndarray:
 # Kernels
 # --------------------------------------------------------------------------------------------------
 @kernel
-def _shippable(backlog, controlled, licence_left, any_controlled, sup_pos, out, demand):
-    """Backlog that may leave today (licensed edges: up to the volume left), and its sum per supplier
-    output (``sup_pos``: the edge's supplier as a position in the producers' arrays)."""
+def _shippable(backlog, controlled, licence_left, any_controlled, lim, any_lim, sup_pos, out, demand):
+    """Backlog that may leave today (licensed edges: up to the volume left; edges under an export quota or
+    a customs hold: up to today's limit ``lim``), and its sum per supplier output (``sup_pos``: the edge's
+    supplier as a position in the producers' arrays)."""
     demand[:] = 0.0
     for e in range(backlog.shape[0]):
         b = backlog[e]
         if any_controlled and controlled[e] and licence_left[e] < b:
             b = licence_left[e]
+        if any_lim and lim[e] < b:
+            b = lim[e]
         out[e] = b
         demand[sup_pos[e]] += b
 
@@ -109,10 +112,12 @@ def _produce(
     controlled,
     licence_left,
     any_controlled,
+    lim,
+    any_lim,
     sup_pos,
     shippable,
 ):
-    _shippable(backlog, controlled, licence_left, any_controlled, sup_pos, shippable, demand)
+    _shippable(backlog, controlled, licence_left, any_controlled, lim, any_lim, sup_pos, shippable, demand)
     made_by_mat[:] = 0.0
     used_by_mat[:] = 0.0
     for p in range(flat.shape[0]):
@@ -283,6 +288,7 @@ class Producers:
         self.model = model
         self.mm, self.sp = cfg.magnet_makers, cfg.separators
         self.shipping = cfg.shipping
+        self.investment = cfg.investment
         self.separators: list[tuple[int, str, str]] = []  # (node, region, name)
         self.makers: list[tuple[int, str, str]] = []  # (node, region, product)
 
@@ -307,6 +313,21 @@ class Producers:
                     REGIONS.index(reg),
                     0.0,
                     capacity=cap,
+                    end_use=EndUse.PRODUCER,
+                    target_stock_days=sp.target_stock_days,
+                )
+                self.separators.append((node, reg, f"{reg.lower()}_separator"))
+        # sites: a region where separation may be built (the programme's regions, announced projects) but that
+        # has no separator yet gets one with no capacity, so capacity can come later (a world without
+        # non-Chinese separation, such as 2010's, builds)
+        have = {reg for _, reg, _ in self.separators}
+        for reg in self._separation_sites():
+            if reg not in have:
+                node = builder.add(
+                    Kind.SEPARATOR,
+                    REGIONS.index(reg),
+                    0.0,
+                    capacity={NDPR: 0.0, DYTB: 0.0},
                     end_use=EndUse.PRODUCER,
                     target_stock_days=sp.target_stock_days,
                 )
@@ -339,6 +360,15 @@ class Producers:
             cap = mm.smco_capacity_t_per_year.get(reg, 0.0)
             if cap > 0:
                 maker(reg, "smco", mm.input_cover_days_ex_cn, {SMCO: cap / 365})
+
+    def _separation_sites(self) -> list[str]:
+        """Regions where non-Chinese separation capacity may appear: the programme's separation regions
+        (share above 0) and, if announced projects are on, their separation projects' regions."""
+        inv = self.investment
+        regs = {r for r, share in inv.stages["separation"].regions.items() if share > 0}
+        if inv.announced_projects:
+            regs |= {a.region for a in inv.announced if a.stage == "separation"}
+        return sorted(regs)
 
     def recipe(self) -> np.ndarray:
         r = np.zeros((M, M))
@@ -446,6 +476,8 @@ class Producers:
             net.controlled,
             net.licence_left,
             net.any_controlled,
+            self.limits.cap,
+            self.limits.on,
             self.sup_pos,
             self.shippable,
         )

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import difflib
+import json
 import tomllib
 import types
 import typing
@@ -283,6 +284,7 @@ class Prices(Strict):
     """Prices on each side of the border and the quantities that respond to them."""
 
     ndpr_oxide_usd_kg: Pos = 51.0
+    ndpr_oxide_cn_usd_kg: Pos | None = None  # China's domestic NdPr price at the start (None: ndpr_oxide_usd_kg)
     dy_oxide_cn_usd_kg: Pos = 224.0
     dy_oxide_ex_cn_usd_kg: Pos = 250.0
     ndfeb_usd_kg: Pos = 48.7
@@ -292,6 +294,7 @@ class Prices(Strict):
     adjust_days: Pos = 20.0
     max_multiple: Annotated[float, Field(gt=1)] = 50.0  # numerical guard only; days at it are counted
     maker_margin_share: Annotated[float, Field(ge=0, lt=1)] = 0.1  # non-Chinese makers' margin at start prices
+    ndpr_makers_bid: bool = False  # the ex-China NdPr price is capped by the makers' bid too (agents/market.py)
     dy_thrift_max: Annotated[float, Field(ge=0, lt=1)] = 0.4  # most Dy/Tb per t of magnet makers can save
     dy_thrift_elasticity: NonNeg = 0.3
     dy_thrift_days: Pos = 180.0  # time constant of thrifting
@@ -525,6 +528,10 @@ class Scenario(Strict):
     # then include figures/exports_vs_record.png (rareshock/record.py)
     record_file: str = ""
 
+    # the world the scenario starts in: a dated data set in model/worlds/<world>.toml (sizes, structure,
+    # prices) layered under the scenario's own tables (see :func:`load_scenario`)
+    world: Annotated[str, Field(min_length=1, max_length=40)] = "2024"
+
     @model_validator(mode="after")
     def _dates(self) -> Scenario:
         if self.end < self.start:
@@ -657,6 +664,38 @@ class UsStockpileProgramme(_Stockpiling):
     region: Destination = "US"
 
 
+class CnExportQuota(_Event):
+    """China's export quota for rare-earth raw materials (oxides, salts, metals; t REO): a batch of
+    ``tonnes`` allocated for the period from the event's date to ``until`` (e.g. the 2010 second-half
+    batch of 7,976 t). Only the modelled ``items`` are bound: the world's baseline exports of them are
+    taken to use ``reference_tonnes`` of quota a year (e.g. the previous year's quota), so the batch lets
+    them leave at ``tonnes / reference_tonnes`` of their baseline rate over its period. Allowance accrues
+    evenly over the period; what exporters do not use is banked and lapses at the end of the calendar year
+    (:class:`rareshock.agents.exports.ExportLimits`)."""
+
+    kind: Literal["cn_export_quota"]
+    tonnes: Annotated[float, Field(ge=0, le=1e7)]
+    until: Date
+    reference_tonnes: Annotated[float, Field(gt=0, le=1e7)]
+    items: list[Literal["ndpr_oxide", "dytb_oxide", "sm_oxide"]] = Field(
+        default=["ndpr_oxide", "dytb_oxide", "sm_oxide"], min_length=1
+    )
+
+
+class CnCustomsHold(_Event):
+    """Chinese customs hold shipments of the listed ``items`` to the listed ``destinations`` from the
+    event's date until ``until`` (exclusive: shipments leave again that day): a de facto stop, not a
+    licensing regime (no applications, nothing announced; e.g. Japan, 21 Sep - 19 Nov 2010). Orders wait
+    in the exporters' backlog; ``pass_share`` of what would have left still leaves (routes around the
+    hold, exempt forms such as alloys)."""
+
+    kind: Literal["cn_customs_hold"]
+    destinations: list[Destination] = Field(min_length=1)
+    items: list[Literal[CONTROLLABLE]] = Field(min_length=1)  # type: ignore[valid-type]
+    until: Date
+    pass_share: Share = 0.0
+
+
 class CnLicensingStance(_Event):
     """Changes to how MOFCOM and the interagency review decide (unset fields stay as they are)."""
 
@@ -715,6 +754,8 @@ _BASE_EVENTS = (
     CnProductionQuota,
     CnStateStockpile,
     UsStockpileProgramme,
+    CnExportQuota,
+    CnCustomsHold,
     UsDefenseSourcingRule,
     Marker,
 ) + CHIP_EVENTS
@@ -793,6 +834,10 @@ class ScenarioConfig(Strict):
             if i and ev.date < self.events[i - 1].date:
                 raise ValueError(f"events[{i}].date: events must be in date order")
             nested = [getattr(ev, f, []) for f in ("terms", "breakdown", "lift", "measures")]
+            for e in [ev] + [x for group in nested for x in group]:
+                until = getattr(e, "until", None)
+                if until is not None and until <= ev.date:
+                    raise ValueError(f"events[{i}].until: must be after the event's date {ev.date} (got {until})")
             for j, e in enumerate([ev] + [x for group in nested for x in group]):
                 msg = (
                     self.chips.event_error(e) if e.kind in CHIP_EVENT_KINDS or e.kind == "cn_chip_import_ban" else None
@@ -1040,13 +1085,100 @@ def _resolve_extends(path: Path, data: dict, seen: tuple = ()) -> dict:
     return merged
 
 
+# --------------------------------------------------------------------------------------------------
+# Worlds: the world of a year as data (model/worlds/<name>.toml)
+# --------------------------------------------------------------------------------------------------
+WORLDS_DIR = Path(__file__).resolve().parent / "worlds"
+WORLD_SECTIONS = (
+    "automakers",
+    "sourcing",
+    "defense",
+    "other_demand",
+    "magnet_makers",
+    "separators",
+    "shipping",
+    "prices",
+    "investment",
+)
+"""The config sections a world file may set: who the buyers and producers are, their sizes and buffers,
+who supplies whom, start prices, and what non-Chinese capacity exists or is announced."""
+
+
+def available_worlds() -> list[str]:
+    return sorted(p.stem for p in WORLDS_DIR.glob("*.toml"))
+
+
+def read_world(name: str) -> dict:
+    """The tables of world ``name`` (its ``[world]`` description table removed), or a one-line
+    :class:`ConfigError` naming the available worlds or the bad field."""
+    if not isinstance(name, str) or name not in available_worlds():
+        raise ConfigError(
+            f"scenario.world: unknown world {name!r}; available: {', '.join(available_worlds())} "
+            f"(files in {WORLDS_DIR.name}/)"
+        )
+    path = WORLDS_DIR / f"{name}.toml"
+    data = read_toml(path)
+    data.pop("world", None)
+    bad = sorted(set(data) - set(WORLD_SECTIONS))
+    if bad:
+        raise ConfigError(
+            f"world {name} ({path.name}): {bad[0]}: not a world section; allowed: {', '.join(WORLD_SECTIONS)}"
+        )
+    probe = {"scenario": {"name": "world", "start": dt.date(2025, 1, 1), "end": dt.date(2025, 1, 1)}}
+    try:
+        ScenarioConfig.model_validate(_merge(defaults(), {**data, **probe}))
+    except ValidationError as err:
+        raise ConfigError(f"world {name} ({path.name}): {format_error(err, ScenarioConfig)}") from None
+    return data
+
+
+def world_base(data: dict, overrides: list[str] | tuple[str, ...] = ()) -> dict:
+    """The defaults with the world of scenario ``data`` (``scenario.world``, or a ``scenario.world`` among
+    ``overrides``) laid over them, and ``data`` over that; a world named by a year may be a number."""
+    probe = {"scenario": dict(data["scenario"])}
+    for item in overrides:
+        if item.partition("=")[0].strip() == "scenario.world":
+            apply_override(probe, item)
+    world = probe["scenario"].get("world", "2024")
+    if isinstance(world, int) and not isinstance(world, bool):  # a year: world = 2010, --set scenario.world=2010
+        world = str(world)
+    out = _merge(_merge(defaults(), read_world(world)), data)
+    if "world" in out["scenario"]:
+        out["scenario"]["world"] = world
+    return out
+
+
+NEW_DEFAULTS = (
+    ("scenario", "world", "2024"),
+    ("prices", "ndpr_oxide_cn_usd_kg", None),
+    ("prices", "ndpr_makers_bid", False),
+)
+"""Fields added with worlds, and their defaults: :func:`stable_view` leaves them out of fingerprints when
+they are at their defaults, so sweeps and calibrations from before worlds keep their fingerprints."""
+
+
+def stable_view(resolved: dict) -> dict:
+    """A resolved scenario (JSON dump) without the fields of :data:`NEW_DEFAULTS` that are at their default."""
+    out = json.loads(json.dumps(resolved, default=str))
+    for section, key, default in NEW_DEFAULTS:
+        table = out.get(section)
+        if isinstance(table, dict) and key in table and table[key] == default:
+            del table[key]
+    return out
+
+
 def load_scenario(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> ScenarioConfig:
-    """Read a scenario TOML (and any scenario it ``extends``), apply ``--set`` overrides, validate."""
+    """Read a scenario TOML (and any scenario it ``extends``), lay it over its world (``scenario.world``,
+    default "2024") and the defaults, apply ``--set`` overrides, validate.
+
+    Layers, each overriding the one before: config defaults, the world file, the scenario file (and what it
+    extends), ``--set``. A ``--set scenario.world=...`` selects the world too."""
     data = read_toml(path)
     if not isinstance(data.get("scenario"), dict):
         raise ConfigError(f"{path}: missing [scenario] table (name, start, end, seed)")
-    data = _resolve_extends(Path(path), data)
-    data = _merge(defaults(), data)
+    data = world_base(_resolve_extends(Path(path), data), overrides)
     for item in overrides:
         apply_override(data, item)
+    if isinstance(data["scenario"].get("world"), int):
+        data["scenario"]["world"] = str(data["scenario"]["world"])
     return validate(data)

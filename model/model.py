@@ -5,8 +5,9 @@ population (``agents/``) or of the network (:mod:`.network`)::
 
     1 policy        governments apply today's events and reactions
     2 licences      MOFCOM's review decides (working days); licences expire
-    3 production    separators and magnet makers produce
-    4 shipping      makers allocate scarce stock and ship (sea, or air for short buyers)
+    3 production    today's caps from export quotas and customs holds; separators and magnet makers produce
+    4 shipping      makers allocate scarce stock and ship (sea, or air for short buyers); quota-bound
+                    exports come off the quota
     5 arrivals      goods arrive; programmes, industry and plants use magnets (plants run or idle);
                     every buyer orders up to its cover; stalled buyers switch suppliers; exporters apply
     6 prices        prices move toward what scarcity on each side of the border implies
@@ -22,6 +23,7 @@ import mesa
 from rareshock.agents.automaker import Plants
 from rareshock.agents.chips import ChipSector
 from rareshock.agents.defense import DefensePrograms
+from rareshock.agents.exports import ExportLimits
 from rareshock.agents.government import Governments
 from rareshock.agents.industry import IndustrialUsers
 from rareshock.agents.investment import Investment
@@ -65,6 +67,8 @@ class RareShockModel(mesa.Model):
         # institutions and markets
         self.sourcing = Sourcing(self, config.sourcing)
         self.licensing = Licensing(self, config.licensing.cn)
+        self.exports = ExportLimits(self, config)  # quotas and customs holds
+        self.producers.limits = self.exports
         self.market = Market(self, config.prices)
         self.stockpiles = Stockpiles(self)
         self.chips = ChipSector(self, config.chips)
@@ -84,7 +88,8 @@ class RareShockModel(mesa.Model):
                 self.investment,
                 self.chips,
                 self.balance,
-            ],
+            ]
+            + ([self.exports] if self.exports.active else []),  # columns only in scenarios with limits
         )
         self.running = True
 
@@ -104,10 +109,12 @@ class RareShockModel(mesa.Model):
         ledger = self.balance.end_use
         self.governments.act(day)  # 1. policy
         self.licensing.decide(day, working)  # 2. licence decisions, expiry
-        self.producers.produce()  # 3. production
+        self.exports.before_production(day)  # 3. today's caps from export quotas and customs holds
+        self.producers.produce()  #    production
         self.producers.ship(day)  # 4. allocation and shipping
         if self.stockpiles.active:
             self.stockpiles.buy(day)  #    stockpile programmes buy surplus stock
+        self.exports.after_shipping(day)  #    quota-bound exports come off the quota
         self.net.receive(day)  # 5. arrivals ...
         self.defense.consume(ledger)  #    programmes use magnets; stockpile releases
         self.industry.consume(ledger)  #    industrial users use magnets

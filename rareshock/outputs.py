@@ -353,11 +353,48 @@ def fig_prices(df: pd.DataFrame) -> Figure | None:
     return fig
 
 
+def fig_export_limits(df: pd.DataFrame) -> Figure | None:
+    """Scenarios with an export quota or a customs hold (columns of ``agents/exports.py``): China's oxide
+    exports by destination and non-Chinese makers' NdFeB shipments by region (t per month), and the NdPr
+    oxide price in and outside China (USD/kg)."""
+    import pandas as pd
+
+    if "cn_oxide_exports_to_jp_t" not in df.columns or "date" not in df.columns:
+        return None
+    x, xlabel = _time(df)
+    month = x.dt.to_period("M").dt.to_timestamp().to_numpy()
+
+    def monthly(cols: dict[str, str], var: str) -> pd.DataFrame:
+        m = pd.DataFrame({label: df[c].to_numpy(dtype=float) for label, c in cols.items() if c in df.columns})
+        m["x"] = month
+        return m.groupby("x", sort=True).sum().reset_index().melt(id_vars="x", var_name=var, value_name="value")
+
+    oxide = monthly({r: f"cn_oxide_exports_to_{r.lower()}_t" for r in ("JP", "EU", "US", "IN", "ROW")}, "Destination")
+    makers = monthly({r: f"{r.lower()}_makers_ndfeb_shipped_t" for r in ("JP", "EU", "US")}, "Makers in")
+    ndpr = _long(
+        x, {"China domestic": "price_ndpr_oxide_cn_usd_kg", "Ex-China": "price_ndpr_oxide_ex_cn_usd_kg"}, df, "Market"
+    )
+    fig, axes = _new_figure(nrows=3, height=3.2)
+    _lines(axes[0], oxide, "Destination", True, marker="o")
+    axes[0].set(
+        title="China's oxide exports (NdPr, Dy/Tb, Sm) by destination", xlabel=xlabel, ylabel="Tonnes per month"
+    )
+    _lines(axes[1], makers, "Makers in", True, marker="o")
+    axes[1].set(title="NdFeB shipped by non-Chinese magnet makers", xlabel=xlabel, ylabel="Tonnes per month")
+    for ax in axes[:2]:
+        ax.set_ylim(bottom=0)
+    _lines(axes[2], ndpr, "Market", True)
+    axes[2].set(title="NdPr oxide price", xlabel=xlabel, ylabel="USD/kg")
+    fig.suptitle("Export quota and customs holds: oxide flows, makers outside China, NdPr price")
+    return fig
+
+
 FIGURES: dict[str, Callable[[pd.DataFrame], Figure | None]] = {
     "cn_magnet_exports.png": fig_exports,
     "licences.png": fig_licences,
     "idle_plants.png": fig_idle_plants,
     "prices.png": fig_prices,
+    "export_limits.png": fig_export_limits,
 }
 
 

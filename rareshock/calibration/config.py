@@ -34,13 +34,13 @@ from pydantic import Field, ValidationError, model_validator
 
 from rareshock.model.config import (
     ConfigError,
-    _merge,
     _resolve_extends,
     apply_override,
-    defaults,
     format_error,
     read_toml,
+    stable_view,
     validate,
+    world_base,
 )
 from rareshock.model.schema import Date, NonNeg, Pos, Share, Strict
 
@@ -335,7 +335,7 @@ class Calibration:
             s.pop(k, None)
         for item in cfg["parameters"] + cfg["targets"]:
             item.pop("source", None)
-        payload = {"calibration": cfg, "base": self.base}
+        payload = {"calibration": cfg, "base": stable_view(self.base)}
         blob = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
         return hashlib.sha256(blob.encode()).hexdigest()
 
@@ -358,7 +358,7 @@ def load_calibration(path: str | Path, overrides: list[str] | tuple[str, ...] = 
     scen = read_toml(scen_path)
     if not isinstance(scen.get("scenario"), dict):
         raise ConfigError(f"calibration.scenario: {cfg.calibration.scenario} has no [scenario] table")
-    base = _merge(defaults(), _resolve_extends(scen_path, scen))
+    base = world_base(_resolve_extends(scen_path, scen))
     for item in cfg.calibration.overrides:
         try:
             apply_override(base, item)

@@ -34,15 +34,15 @@ from pydantic import Field, ValidationError, model_validator
 from rareshock.model.config import (
     ConfigError,
     ScenarioConfig,
-    _merge,
     _resolve_extends,
     _strip,
     apply_override,
-    defaults,
     field_at,
     format_error,
     read_toml,
+    stable_view,
     validate,
+    world_base,
 )
 from rareshock.model.schema import Share, Strict
 
@@ -206,7 +206,7 @@ class Sweep:
 
     def fingerprint(self) -> str:
         """Hash of everything that decides the runs' numbers (for resuming safely)."""
-        payload = {"sweep": self.config.model_dump(mode="json"), "base": self.base}
+        payload = {"sweep": self.config.model_dump(mode="json"), "base": stable_view(self.base)}
         if self.posterior is not None:
             payload["posterior_sha256"] = self.posterior.sha256
         payload["sweep"]["sweep"].pop("description", None)
@@ -240,7 +240,7 @@ def load_sweep(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) ->
     scen = read_toml(scen_path)
     if not isinstance(scen.get("scenario"), dict):
         raise ConfigError(f"sweep.scenario: {cfg.sweep.scenario} has no [scenario] table")
-    base = _merge(defaults(), _resolve_extends(scen_path, scen))
+    base = world_base(_resolve_extends(scen_path, scen))
     for item in cfg.sweep.overrides:
         try:
             apply_override(base, item)
