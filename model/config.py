@@ -668,7 +668,7 @@ class CnExportQuota(_Event):
     """China's export quota for rare-earth raw materials (oxides, salts, metals; t REO): a batch of
     ``tonnes`` allocated for the period from the event's date to ``until`` (e.g. the 2010 second-half
     batch of 7,976 t). Only the modelled ``items`` are bound: the world's baseline exports of them are
-    taken to use ``reference_tonnes`` of quota a year (e.g. the previous year's quota), so the batch lets
+    taken to use ``reference_tonnes`` of quota a year (e.g. the previous year's exports), so the batch lets
     them leave at ``tonnes / reference_tonnes`` of their baseline rate over its period. Allowance accrues
     evenly over the period; what exporters do not use is banked and lapses at the end of the calendar year
     (:class:`rareshock.agents.exports.ExportLimits`)."""

@@ -280,14 +280,41 @@ def test_the_quota_keeps_bound_exports_within_the_allowance_every_day(japan_step
         shipped = np.cumsum(rec["bound"][sel])
         allowed = np.cumsum(rec["accrued"][sel])
         assert (shipped <= allowed * (1 + 1e-12) + 1e-9).all()
-    # the year's allowance is the published quota's share of the 2009 quota, at the baseline rate
+    # the year's allowance is the baseline exports times the year's batches over their reference
     lim = model.exports
     base = lim.base_rate[lim.bound].sum() * 365
     sel = rec["year"] == 2010
-    assert rec["accrued"][sel].sum() == pytest.approx(base * 30_258 / 50_145, rel=1e-9)
+    quotas = [e for e in model.cfg.events if e.kind == "cn_export_quota" and e.date.year == 2010]
+    share = sum(e.tonnes / e.reference_tonnes for e in quotas)
+    assert len(quotas) == 2 and 0 < share < 1
+    assert rec["accrued"][sel].sum() == pytest.approx(base * share, rel=1e-9)
     # and it binds: Japanese makers want more than it allows, so nearly all of it is used
     assert rec["bound"][sel].sum() >= 0.9 * rec["accrued"][sel].sum()
-    assert rec["bound"][sel].sum() < 0.65 * base
+    assert rec["bound"][sel].sum() <= share * base * (1 + 1e-12)
+
+
+def test_a_quota_batch_accrues_its_share_of_the_baseline_over_its_period():
+    """a = baseline x tonnes / reference_tonnes x 365 / period: the allowance scales with the batch and
+    inversely with the reference, whatever the scenario file says."""
+    cfg = load_scenario(JAPAN, ["scenario.end=2010-01-05"])
+    first = min((e for e in cfg.events if e.kind == "cn_export_quota"), key=lambda e: e.date)
+    i = cfg.events.index(first)
+    period = (first.until - first.date).days + 1
+    accrual = {}
+    for name, sets in {
+        "file": [],
+        "reference x2": [f"events.{i}.reference_tonnes={2 * first.reference_tonnes}"],
+        "batch x3": [f"events.{i}.tonnes={3 * first.tonnes}"],
+    }.items():
+        model = RareShockModel(load_scenario(JAPAN, ["scenario.end=2010-01-05", *sets]), rng=1)
+        model.step()
+        lim = model.exports
+        base = float(lim.base_rate[lim.bound].sum())
+        ev = model.cfg.events[i]
+        assert lim.accrual == pytest.approx(base * ev.tonnes / ev.reference_tonnes * 365 / period, rel=1e-12)
+        accrual[name] = lim.accrual
+    assert accrual["reference x2"] == pytest.approx(accrual["file"] / 2, rel=1e-12)
+    assert accrual["batch x3"] == pytest.approx(accrual["file"] * 3, rel=1e-12)
 
 
 def test_limits_are_bit_neutral_when_a_scenario_has_none(baseline_run):
