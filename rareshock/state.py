@@ -18,7 +18,8 @@ made (the SHA-256 guards against truncation and corruption, not against a file c
 NumPy views survive the round trip: the model keeps views of its arrays (flat views of the stock, slices
 for groups of edges), and plain pickle would turn each into a copy, breaking the sharing and the
 continuation. :class:`_Pickler` writes a view as (its base array, byte offset, shape, strides, dtype), so
-after loading every view is again a view of the same (single) base array.
+after loading every view is again a view of the same (single) base array. It writes sets sorted, so the
+same model gives the same file in any process (Python's string hashes differ between processes).
 
 What must match
 ---------------
@@ -68,11 +69,15 @@ def _view(base: np.ndarray, offset: int, shape: tuple, strides: tuple, dtype: np
     return v
 
 
-class _Pickler(pickle.Pickler):
+class _Pickler(pickle._Pickler):  # the Python pickler: it asks reducer_override about sets too
     def reducer_override(self, obj: Any) -> Any:
-        if type(obj) is np.ndarray and obj.base is not None:
-            base = obj.base
-            if type(base) is np.ndarray and base.base is None and base.flags.c_contiguous:
+        if type(obj) in (set, frozenset):  # sorted, so the file does not depend on the string hash seed
+            return type(obj), (sorted(obj, key=repr),)
+        if type(obj) is np.ndarray and isinstance(obj.base, np.ndarray):
+            base = obj.base  # the array that owns the memory (after loading, one backed by the pickle's buffer)
+            while isinstance(base.base, np.ndarray):
+                base = base.base
+            if type(base) is np.ndarray and base.flags.c_contiguous:
                 offset = obj.__array_interface__["data"][0] - base.__array_interface__["data"][0]
                 return _view, (base, offset, obj.shape, obj.strides, obj.dtype, bool(obj.flags.writeable))
             raise pickle.PicklingError(
