@@ -95,7 +95,9 @@ def _add_run(sub: Any) -> None:
         "run",
         help="run one scenario and write its result files",
         description="Run one scenario and write summary.json, timeseries.parquet, figures/ "
-        "and manifest.json to the output directory.",
+        "and manifest.json to the output directory. With --until DATE --save-state FILE, stop at the end of "
+        "DATE and save the model's state instead; with --from-state FILE, continue a saved state (possibly "
+        "into another future: a config whose events after the state's date differ) to CONFIG's end.",
     )
     p.add_argument(
         "config",

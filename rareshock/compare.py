@@ -479,8 +479,10 @@ def _outlook_figure(
         va="top",
         fontsize=8,
     )
-    text = []
+    text, last = [], {}
     for i, (day, label, k) in enumerate(marks, start=1):
+        near = k in last and (day - last[k][0]).days < 20  # a close mark in the same row: move the number on
+        last[k] = (day, last[k][1] + 1 if near else 0)
         colour = "k" if k < 0 else f"C{k}"
         y = 0.03 + 0.05 * (k + 1)
         ax.plot([pd.Timestamp(day)], [y], marker="v", color=colour, ms=6, ls="none", transform=ax.get_xaxis_transform())
@@ -488,7 +490,7 @@ def _outlook_figure(
             str(i),
             (pd.Timestamp(day), y),
             xycoords=("data", "axes fraction"),
-            xytext=(4, -2),
+            xytext=(4 + 8 * last[k][1], -2),
             textcoords="offset points",
             fontsize=7,
             color=colour,
