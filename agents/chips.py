@@ -19,6 +19,9 @@ Interface (what the model uses)
     End-of-run outcomes after the last ``step``: ``us_chip_revenue_lost_usd``, ``us_chip_write_off_usd``,
     ``us_chip_remitted_usd``, ``cn_chip_localisation_end``, ``bis_applications`` {submitted, approved,
     denied, returned, pending_end} and more (see the method).
+``sector.set_import_ban(firms, share, day)``
+    Policy method (``cn_chip_import_ban``, China's side): Chinese buyers do not buy ``share`` of the firms'
+    China sales from ``day``.
 ``sector.accounting() -> dict``
     The stocks and flows behind the identities below (for tests and checks).
 
@@ -71,7 +74,8 @@ episode (the firm rebuilds China inventory: assumption).
 Accounting (identities that ``accounting()`` exposes and the tests check):
 
 - counterfactual revenue = actual revenue + denied + design-out shortfall + pending (orders in the queue
-  and not yet filed); ``us_chip_revenue_lost_usd`` = counterfactual - actual = the last three.
+  and not yet filed) + orders China's own import block stopped (``cn_chip_import_ban``: those orders are
+  never placed); ``us_chip_revenue_lost_usd`` = counterfactual - actual = the last three.
   Actual revenue is gross: remittances are part of it and reported separately.
 - BIS: submitted (incl. the start backlog) = approved + denied + returned (without action) + pending.
 
@@ -109,9 +113,10 @@ class ChipFirm(mesa.Agent):
         self.licensed_share = 0.0  # part of the licence-bound share covered by granted licences
         self.remit_share = 0.0
         self.product_denial = False  # product applications decided with presumption-of-denial odds
+        self.cn_ban = 0.0  # share of its China sales Chinese buyers may not buy (China's own block)
         self.written_share = 0.0  # high-water licence-bound share already written off
         # per-day rates (set by ChipSector._rates)
-        self.demand = self.cf_rate = self.revenue_rate = self.remit_rate = 0.0
+        self.demand = self.cf_rate = self.revenue_rate = self.remit_rate = self.banned_rate = 0.0
         self.blocked = [0.0, 0.0, 0.0]  # by origin PRODUCT, ENTITY_CASE, ENTITY_DENIAL
         self.blocked_share = 0.0
         # stocks: blocked orders not yet filed (USD), pending applications (count) by origin
@@ -125,6 +130,7 @@ class ChipFirm(mesa.Agent):
         self.design_out_usd = 0.0
         self.denied_usd = 0.0
         self.write_off_usd = 0.0
+        self.banned_usd = 0.0  # orders not placed because of China's own block
 
     # ----------------------------------------------------------------- state
     @property
@@ -135,9 +141,11 @@ class ChipFirm(mesa.Agent):
     def set_rates(self) -> None:
         b = self.buyer
         d = self.base_rate * b.factor
+        self.banned_rate = d * self.cn_ban
+        d = d - self.banned_rate  # China's own block: those orders are never placed
         ne = d * (1.0 - b.listed_case - b.listed_denial)
         p, lic = self.product_share, self.licensed_share
-        self.demand, self.cf_rate = d, self.base_rate * b.cf_factor
+        self.demand, self.cf_rate = d + self.banned_rate, self.base_rate * b.cf_factor
         self.blocked = [ne * (p - lic), d * b.listed_case, d * b.listed_denial]
         self.revenue_rate = ne * (1.0 - p + lic)
         self.remit_rate = ne * lic * self.remit_share
@@ -290,6 +298,8 @@ class ChipSector:
         # sector totals (USD) accrued up to t_r, plus releases
         self.sales_usd = self.released_usd = self.remitted_usd = self.cf_usd = 0.0
         self.design_out_usd = self.denied_usd = self.write_off_usd = 0.0
+        self.banned_usd = self.banned_rate = 0.0  # China's own block (cn_chip_import_ban)
+        self.ban_used = False
         self._rel_day, self._rel_today = -1, 0.0
         self._u: list[float] = []
         self._ui = 0
@@ -333,6 +343,7 @@ class ChipSector:
         self.remit_rate = sum(f.remit_rate for f in fs)
         self.cf_rate = sum(f.cf_rate for f in fs)
         self.demand_rate = sum(f.demand for f in fs)
+        self.banned_rate = sum(f.banned_rate for f in fs)
         self.blocked_rate = sum(sum(f.blocked) for f in fs)
         self._active = [(f, o) for f in fs for o in (PRODUCT, ENTITY_CASE, ENTITY_DENIAL) if f.blocked[o] > 0]
 
@@ -347,10 +358,12 @@ class ChipSector:
                 f.remitted_usd += f.remit_rate * dt
                 f.cf_usd += f.cf_rate * dt
                 f.design_out_usd += (f.cf_rate - f.demand) * dt
+                f.banned_usd += f.banned_rate * dt
             self.sales_usd += self.rev_rate * dt
             self.remitted_usd += self.remit_rate * dt
             self.cf_usd += self.cf_rate * dt
             self.design_out_usd += (self.cf_rate - self.demand_rate) * dt
+            self.banned_usd += self.banned_rate * dt
             self.t_r = day
         du = day - self.t_u
         if du > 0:
@@ -477,6 +490,18 @@ class ChipSector:
             raise ValueError(f"chip event on day {day} after day {self.day} was stepped")
         self._close(day)
         self.HANDLERS[event.kind](self, event, day)
+        self._rates()
+
+    def set_import_ban(self, firms: list[str], share: float, day: int) -> None:
+        """China's own block on buying the named firms' chips (``cn_chip_import_ban``): from ``day``, Chinese
+        buyers do not place ``share`` of those firms' China orders (0 ends it). Those orders are lost to the
+        firm (``cn_import_ban_usd``), not filed with BIS; localisation is not sped up by them (assumption)."""
+        if day <= self.day:
+            raise ValueError(f"chip import ban on day {day} after day {self.day} was stepped")
+        self._close(day)
+        for name in firms:
+            self.by_name[name].cn_ban = share
+        self.ban_used = True
         self._rates()
 
     def _us_chip_licence_requirement(self, ev, day: int) -> None:
@@ -662,6 +687,7 @@ class ChipSector:
             "unfiled_usd": unfiled_usd,
             "remitted_usd": remitted,
             "write_off_usd": self.write_off_usd,
+            "cn_import_ban_usd": self.banned_usd + self.banned_rate * el,
             "submitted": self.submitted,
             "approved": self.approved,
             "denied": self.denied,
@@ -698,6 +724,7 @@ class ChipSector:
                 "denied": a["denied_usd"],
                 "design_out": a["design_out_usd"],
                 "pending": a["pending_usd"] + a["unfiled_usd"],
+                **({"cn_import_ban": a["cn_import_ban_usd"]} if self.ban_used else {}),
             },
             "cn_chip_localisation_end": L,
             "cn_chip_localisation_baseline_end": Lcf,

@@ -12,11 +12,15 @@ every population it acts on. It creates the Chinese and US :class:`Government` M
     Monthly (after investment): an active deal may break down at its hazard; while the extraterritorial
     rule is in force, which foreign magnets need a Chinese licence follows their non-Chinese content.
 ``diplomacy``
-    The active deal and the policy log (for the summary).
+    The active deal, pending suspensions and the policy log (for the summary).
 
 Events are data (``[[events]]`` in a scenario, typed in :mod:`rareshock.model.config`). :data:`HANDLERS`
 says, for each kind, what it does; a government never changes another population's arrays itself but
-calls that population's policy methods (:mod:`.licensing`, :mod:`.defense`, :mod:`.chips`).
+calls that population's policy methods (:mod:`.licensing`, :mod:`.defense`, :mod:`.chips`,
+:mod:`.investment`, :mod:`.producers`, :mod:`.stockpiles`).
+
+Suspensions (``cn_suspension``, ``us_suspension``) lift measures now and apply the suspended measures on
+their ``until`` date by themselves, unless a later suspension of the same name has moved that date.
 
 Diplomacy adds the reactive side: an escalation by one side (new US chip controls, new Chinese export
 controls) is answered by the other side's configured retaliation after ``policy.retaliation_lag_days``; a
@@ -46,11 +50,48 @@ def actor(kind: str) -> str:
 # What each event kind does (model, event, day) -> None
 # --------------------------------------------------------------------------------------------------
 def _cn_export_controls(model, ev, day: int) -> None:
-    model.licensing.set_controls(ev.items, True)
+    items = ev.modelled_items()  # items, and what named elements map to (controlled_elements.toml)
+    if items:  # an element the chain has no node for: recorded, no modelled effect
+        model.licensing.set_controls(items, True, ev.destinations)
 
 
 def _cn_lift_controls(model, ev, day: int) -> None:
-    model.licensing.set_controls(ev.items, False)
+    items = ev.modelled_items()
+    if items:
+        model.licensing.set_controls(items, False, ev.destinations)
+
+
+def _cn_general_licence(model, ev, day: int) -> None:
+    model.licensing.general_licence(
+        ev.items, ev.exporter_share, ev.customer_share, ev.end_use, ev.destinations, ev.validity_days, day
+    )
+
+
+def _cn_technology_controls(model, ev, day: int) -> None:
+    model.investment.set_technology_controls(ev.stages, ev.progress_share)
+
+
+def _cn_chip_import_ban(model, ev, day: int) -> None:
+    model.chips.set_import_ban(ev.firms, ev.share, day)
+
+
+def _cn_production_quota(model, ev, day: int) -> None:
+    model.producers.set_cn_quota(ev.materials, ev.capacity_share)
+
+
+def _stockpile(model, ev, day: int) -> None:
+    """China's state reserve or a US programme: buying starts today (:mod:`.stockpiles`)."""
+    if ev.kind == "cn_state_stockpile":
+        model.stockpiles.start(ev.name, ev.material, "cn", "CN", ev.tonnes, ev.cover_days, ev.days, ev.budget_usd)
+    else:
+        model.stockpiles.start(
+            ev.name, ev.material, "ex_cn", ev.region, ev.tonnes, ev.cover_days, ev.days, ev.budget_usd
+        )
+
+
+def _suspension(model, ev, day: int) -> None:
+    """Measures suspended until ``ev.until``; they apply again on that day by themselves."""
+    model.governments.diplomacy.suspend(ev, day)
 
 
 def _cn_licensing_stance(model, ev, day: int) -> None:
@@ -96,6 +137,14 @@ HANDLERS: dict[str, Callable] = {
     "cn_licensing_stance": _cn_licensing_stance,
     "cn_fast_track": _cn_fast_track,
     "cn_hire_reviewers": _cn_hire_reviewers,
+    "cn_general_licence": _cn_general_licence,
+    "cn_technology_controls": _cn_technology_controls,
+    "cn_chip_import_ban": _cn_chip_import_ban,
+    "cn_production_quota": _cn_production_quota,
+    "cn_state_stockpile": _stockpile,
+    "us_stockpile_programme": _stockpile,
+    "cn_suspension": _suspension,
+    "us_suspension": _suspension,
     "us_defense_sourcing_rule": _us_defense_sourcing_rule,
     "marker": _marker,
     **{kind: _chips for kind in CHIP_EVENT_KINDS},
@@ -141,6 +190,7 @@ class Diplomacy:
         self.deal_day: int | None = None
         self.log: list[tuple[int, str]] = []
         self.retaliated = {"CN": False, "US": False}
+        self.suspended: dict[tuple[str, str], tuple[int, list]] = {}  # (kind, name) -> (lapse day, measures)
 
     def apply(self, ev, day: int) -> None:
         if ev.kind == "deal":
@@ -157,6 +207,26 @@ class Diplomacy:
             self._escalation("US", day)
         elif ev.kind in CN_ESCALATIONS:
             self._escalation("CN", day)
+
+    def suspend(self, ev, day: int) -> None:
+        """A suspension: its ``lift`` events apply now; its ``measures`` are due on ``until``. The same name
+        again extends a pending suspension (new end; its measures if it gives none of its own)."""
+        for lifted in ev.lift:
+            self.apply(lifted, day)
+        key = (ev.kind, ev.name)
+        measures = list(ev.measures) or (self.suspended[key][1] if key in self.suspended else [])
+        self.suspended[key] = ((ev.until - self.model.calendar.start).days, measures)
+        self.log.append((day, f"{ev.name} suspended until {ev.until}"))
+
+    def lapse(self, day: int) -> None:
+        """Suspensions whose end is today lapse: their measures apply (reimposed controls are escalations
+        like any other), in the order the suspensions were made."""
+        due = [key for key, (end, _) in self.suspended.items() if end <= day]
+        for key in due:
+            _, measures = self.suspended.pop(key)
+            self.log.append((day, f"{key[1]} lapsed"))
+            for ev in measures:
+                self.apply(ev, day)
 
     def _escalation(self, by: str, day: int) -> None:
         start = self.p.reactions_from
@@ -201,9 +271,11 @@ class Governments:
     def act(self, day: int) -> None:
         self.cn.act(day, self.diplomacy)
         self.us.act(day, self.diplomacy)
+        if self.diplomacy.suspended:  # after the day's agendas, so an extension dated today comes first
+            self.diplomacy.lapse(day)
 
     def month(self, day: int) -> None:
         self.diplomacy.monthly(day)
         licensing = self.model.licensing
-        if licensing.controls[licensing.foreign_rule]:
+        if licensing.controls[licensing.foreign_rule].any():
             licensing.refresh_controls()

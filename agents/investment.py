@@ -9,6 +9,9 @@ Interface (what the model uses)
     Phase 7, on the first day of each month: the programme starts and advances projects; the chain's
     non-Chinese capacities follow the operating projects (bounded by feed and metal); offtakes move
     orders to new capacity; China's price response; the suppliers' non-Chinese content.
+``set_technology_controls(stages, progress_share)``
+    Policy method (``cn_technology_controls``): non-Chinese projects developing in these stages advance at
+    that share of their normal pace.
 ``COLUMNS``
     Written monthly: money spent, committed, floor payments, announced projects' spending (USD, cumulative); non-Chinese
     NdFeB, NdPr and Dy/Tb capacity (t/yr); the workforce; projects operating and developing.
@@ -124,6 +127,7 @@ class InvestmentProgramme(mesa.Agent):
         self._n = 0
         # every project draws from its own stream (derived from the model's rng), so that a project's
         # fate does not depend on how many other projects the programme starts (common random numbers)
+        self.tech_progress = {s: 1.0 for s in STAGES}  # development pace under China's technology controls
         self.seed = int(model.rng.integers(2**62))
         self.region_rng = np.random.default_rng([self.seed, 2**32])
 
@@ -238,6 +242,9 @@ class InvestmentProgramme(mesa.Agent):
                 if p.fate_rng.random() < fail_p[p.stage]:
                     self._close(p, FAILED)
                     continue
+                slow = self.tech_progress[p.stage]
+                if slow < 1.0:  # China's technology and equipment controls: part of the month is lost
+                    p.ready_day += int(round(month * (1.0 - slow)))
                 spend = min(p.capex - p.spent, p.capex * month / p.dev_days)
                 p.spent += spend
                 if p.announced:
@@ -389,6 +396,13 @@ class Investment:
         self.ex_cn_ndfeb_demand = float(net.end_need[x & (net.kind >= Kind.PLANT), NDFEB].sum())
         self.caps = (0.0, 0.0, 0.0)
         self.n_operating = self.n_developing = 0
+
+    def set_technology_controls(self, stages: list[str], progress_share: float) -> None:
+        """China's controls on rare-earth technology and equipment: non-Chinese projects developing in
+        ``stages`` advance at ``progress_share`` of their normal pace (each month, ``1 - progress_share`` of
+        it is added to their completion date) until changed again (1.0 ends it)."""
+        for stage in stages:
+            self.programme.tech_progress[stage] = progress_share
 
     def _stage_nodes(self, stage: str, region: str, where: str) -> np.ndarray:
         """The supply-network nodes a stage's capacity in ``region`` goes to (pooled stages: none)."""

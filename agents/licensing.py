@@ -10,8 +10,9 @@ AgentSet ``offices``.
     its queue (document checks, reviewer work, decisions); every day, licences past their expiry lapse.
 ``file_applications(day, working)``
     Phase 5 (after orders): exporters file for licensed relationships that need volume.
-Policy methods (used by :mod:`.government`): ``set_controls(items, on)``, ``refresh_controls()``,
+Policy methods (used by :mod:`.government`): ``set_controls(items, on, destinations=None)``, ``refresh_controls()``,
 ``set_stance(**terms)``, ``fast_track(destinations, end_use, review_working_days, validity_days)``,
+``general_licence(items, exporter_share, customer_share, end_use, destinations, validity_days, day)``,
 ``hire(n)``.
 ``COLUMNS``
     Applications submitted / approved / denied / returned (cumulative), pending, reviewers (written when
@@ -439,7 +440,9 @@ class Licensing:
             consult=np.array([r in cfg.consult_destinations for r in REGIONS]),
         )
         self.signatures = 0.0  # signing capacity carried between working days (fractions)
-        self.controls = np.zeros(len(CONTROLLABLE), dtype=bool)  # items that need a licence now
+        # items that need a licence now, by destination region (item x region; the CN column is what the
+        # extraterritorial rule asks of foreign magnets shipped into China)
+        self.controls = np.zeros((len(CONTROLLABLE), len(REGIONS)), dtype=bool)
         self.first_control_day: int | None = None
         self.queue = LicenceQueue()
         self.counts = Counts()
@@ -452,6 +455,7 @@ class Licensing:
         self.fast = np.zeros(e, dtype=bool)
         self.fast_review_wd = np.zeros(e, dtype=np.int64)
         self.fast_validity = np.zeros(e, dtype=np.int64)
+        self.general = np.zeros(e, dtype=bool)  # relationships that have held a general licence
         self.hired = 0.0  # fractional hires carried between working days
         self.first_approval = np.full((len(REGIONS), len(EndUse)), -1, dtype=np.int64)
         self.wd = 0  # working days so far (the statutory clock)
@@ -468,9 +472,12 @@ class Licensing:
         return self.queue.n
 
     # ================================================================== policy (used by governments)
-    def set_controls(self, items, on: bool) -> None:
+    def set_controls(self, items, on: bool, destinations: list[str] | None = None) -> None:
+        """Require (``on``) or stop requiring a licence for ``items`` shipped to ``destinations`` (region
+        names; ``None``: every destination)."""
+        cols = slice(None) if destinations is None else [REGIONS.index(r) for r in destinations]
         for item in items:
-            self.controls[CONTROLLABLE.index(item)] = on
+            self.controls[CONTROLLABLE.index(item), cols] = on
         if on and self.first_control_day is None:
             self.first_control_day = self.model.day
         self.refresh_controls()
@@ -479,24 +486,30 @@ class Licensing:
         """Recompute which relationships need a Chinese licence and the customs friction on them."""
         net, p, model = self.net, self.p, self.model
         was = net.controlled
-        controlled = net.cn_export & self.controls[net.item]
-        if self.controls[self.foreign_rule]:
+        controlled = net.cn_export & self.controls[net.item, net.dest]
+        if self.controls[self.foreign_rule].any():
             # foreign-made magnets with Chinese material need a Chinese licence to cross a border
             x_maker = (net.region[net.sup] != CN) & (net.kind[net.sup] == Kind.MAKER)
             cross = net.region[net.sup] != net.region[net.buy]
-            controlled |= x_maker & cross & (model.sourcing.non_cn_frac[net.sup] < 1.0)
+            to = self.controls[self.foreign_rule, net.dest]
+            controlled |= x_maker & cross & to & (model.sourcing.non_cn_frac[net.sup] < 1.0)
         net.set_controlled(controlled)
         new = net.controlled & ~was
         if new.any():  # exporters need time to assemble the documents for a first application
             self.ready_day[new] = model.day + model.rng.integers(p.prep_days_min, p.prep_days_max + 1, int(new.sum()))
         # customs friction: on licensed shipments, and (while Dy/Tb-bearing NdFeB is controlled) on loose
         # Dy/Tb-free NdFeB from China, which shares its customs code and is inspected too
-        light = net.cn_export & (net.item == Item.NDFEB_LIGHT) & self.controls[Item.NDFEB_HEAVY]
+        light = net.cn_export & (net.item == Item.NDFEB_LIGHT) & self.controls[Item.NDFEB_HEAVY, net.dest]
         friction = np.where(light, self.stance.customs_days_uncontrolled, 0)
         net.extra_lead = np.where(net.controlled, self.stance.customs_days, friction)
 
     def controlled_items(self) -> list[str]:
-        return [c for c, on in zip(CONTROLLABLE, self.controls) if on]
+        """Items that need a licence to at least one destination."""
+        return [c for c, on in zip(CONTROLLABLE, self.controls.any(axis=1)) if on]
+
+    def controlled_to(self, item: str) -> list[str]:
+        """The destinations ``item`` needs a licence to."""
+        return [r for r, on in zip(REGIONS, self.controls[CONTROLLABLE.index(item)]) if on]
 
     def set_stance(
         self, destination_factor: dict | None = None, consult_destinations: list | None = None, **terms
@@ -531,6 +544,45 @@ class Licensing:
         q.validity[hit] = validity_days
         e = q.edge[hit]
         q.tonnage[hit] = np.maximum(q.tonnage[hit], net.backlog[e] + net.rate()[e] * validity_days)
+
+    def general_licence(
+        self,
+        items: list[str],
+        exporter_share: float,
+        customer_share: float,
+        end_use: str,
+        destinations: list[str] | None,
+        validity_days: int,
+        day: int,
+    ) -> int:
+        """General licences: the largest Chinese exporters of ``items`` (by capacity, together at least
+        ``exporter_share`` of it) may ship these items to ``customer_share`` of their civil customers of
+        ``end_use`` in ``destinations`` (drawn once from the model's rng) without volume limit for
+        ``validity_days`` from ``day``. Returns how many relationships it covers. Applications already filed for them
+        are decided as usual; after expiry exporters apply again."""
+        net = self.net
+        on_item = net.cn_export & np.isin(net.item, [CONTROLLABLE.index(i) for i in items])
+        dests = REGIONS[1:] if destinations is None else destinations
+        use = net.end_use[net.buy]
+        civil = ~net.military[net.buy]
+        group = {"auto": use == EndUse.AUTO, "industrial": use == EndUse.INDUSTRIAL, "all_civil": civil}[end_use]
+        cand = on_item & civil & group & np.isin(net.dest, [REGIONS.index(r) for r in dests])
+        sellers = np.unique(net.sup[on_item])
+        if sellers.size == 0:
+            return 0
+        cap = net.cap[sellers][:, np.unique(net.mat[on_item])].sum(axis=1)
+        order = np.argsort(-cap, kind="stable")
+        cum = np.cumsum(cap[order]) / cap.sum()
+        chosen = sellers[order[: int(np.searchsorted(cum, exporter_share - 1e-12)) + 1]]
+        cand &= np.isin(net.sup, chosen)
+        idx = np.flatnonzero(cand)
+        if customer_share < 1.0:
+            idx = idx[self.model.rng.random(idx.size) < customer_share]
+        net.licence_left[idx] = np.inf  # no volume limit while valid
+        net.licence_exp[idx] = day + validity_days
+        self.next_expiry = min(self.next_expiry, day + validity_days)
+        self.general[idx] = True
+        return int(idx.size)
 
     def hire(self, n: int) -> None:
         target = [o for o in self._office_list if o.level == "provincial"] or self._office_list

@@ -19,7 +19,10 @@ Interface (what the model uses)
 ``ship(day)``
     Phase 4: allocation under scarcity and shipping (sea, or air for short buyers) on the network.
 ``refresh_capacity(net)``
-    Capacities changed (new projects): read them again.
+    Capacities changed (new projects): read them again (a Chinese production quota still binds).
+``set_cn_quota(materials, share)``
+    Policy method (``cn_production_quota``): Chinese separators' capacity for these oxides becomes
+    ``share`` of its configured level.
 ``adapt(market)``
     Monthly: non-Chinese NdFeB makers thrift Dy/Tb when its price outside China is high.
 ``COLUMNS``
@@ -59,6 +62,7 @@ from rareshock.model.schema import ConfigError
 from .market import DY_EX
 
 NDPR, DYTB, SM, NDFEB, SMCO = (int(m) for m in Material)
+MATERIAL_INDEX = {"ndpr_oxide": NDPR, "dytb_oxide": DYTB, "sm_oxide": SM, "ndfeb": NDFEB, "smco": SMCO}
 EXPORT_REGIONS = ("US", "EU", "JP", "IN", "ROW")
 
 
@@ -390,9 +394,24 @@ class Producers:
         self.export_mag = np.flatnonzero(net.cn_export & e_mag)
         self.export_dytb = (net.cn_export & (net.mat == DYTB)).astype(float)
         self.export_order = np.array([REGIONS.index(r) for r in EXPORT_REGIONS], dtype=np.int64)
+        # China's separators and their configured capacity (NdPr, Dy/Tb, Sm): what a quota scales
+        self.cn_seps = np.flatnonzero((net.kind == Kind.SEPARATOR) & (net.region == CN))
+        self.cn_sep_cap0 = net.cap[self.cn_seps, :3].copy()
+        self.cn_quota: np.ndarray | None = None  # share of capacity by oxide, once a quota is set
 
     def refresh_capacity(self, net) -> None:
+        if self.cn_quota is not None:  # capacities were recomputed (investment): the quota still binds
+            net.cap[self.cn_seps, :3] = self.cn_sep_cap0 * self.cn_quota
         self.cap = net.cap_f[self.flat]
+
+    def set_cn_quota(self, materials: list[str], share: float) -> None:
+        """China's production quota: Chinese separators' capacity for ``materials`` (oxide names) becomes
+        ``share`` of its configured level (1.0 restores it); it binds until changed again."""
+        if self.cn_quota is None:
+            self.cn_quota = np.ones(3)
+        for m in materials:
+            self.cn_quota[MATERIAL_INDEX[m]] = share
+        self.refresh_capacity(self.net)
 
     def adapt(self, market, days: float = 30.0) -> None:
         """Monthly thrifting of Dy/Tb by non-Chinese NdFeB makers (module docstring)."""

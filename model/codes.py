@@ -7,7 +7,9 @@ figures use (``REGIONS[i]``, ``MATERIALS[m]``).
 
 from __future__ import annotations
 
+import tomllib
 from enum import IntEnum
+from pathlib import Path
 
 REGIONS = ("CN", "US", "JP", "EU", "IN", "ROW")
 EX_CN_REGIONS = REGIONS[1:]
@@ -25,6 +27,15 @@ CONTROLLABLE = (
     "foreign_magnets_cn_content",
     "ndfeb_in_parts",
 )
+# Elements and products named in China's announcements -> the items above they touch (data, with sources:
+# model/controlled_elements.toml). An empty list: the modelled chain has no node for it.
+CONTROLLED_ELEMENTS: dict[str, dict] = tomllib.loads(
+    (Path(__file__).parent / "controlled_elements.toml").read_text(encoding="utf-8")
+)
+for _name, _row in CONTROLLED_ELEMENTS.items():
+    _bad = [i for i in _row["items"] if i not in CONTROLLABLE]
+    if _bad or not _row.get("source"):
+        raise ValueError(f"controlled_elements.toml [{_name}]: unknown item {_bad} or no source")
 STAGES = ("mining", "separation", "metal", "magnets", "recycling")
 
 

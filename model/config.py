@@ -21,8 +21,10 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
 from rareshock.model.chips_config import CHIP_EVENT_KINDS, CHIP_EVENTS, ChipsConfig
-from rareshock.model.codes import CONTROLLABLE, MATERIALS, REGIONS, STAGES
+from rareshock.model.codes import CONTROLLABLE, CONTROLLED_ELEMENTS, MATERIALS, REGIONS, STAGES
 from rareshock.model.schema import ConfigError, Date, Days, NonNeg, Pos, Share, Strict, Tonnes, Vehicles
+
+PosShare = Annotated[float, Field(gt=0, le=1)]
 
 StageName = Literal[STAGES]  # type: ignore[valid-type]
 
@@ -519,6 +521,9 @@ class Scenario(Strict):
     posterior_draws: Annotated[int, Field(ge=0, le=100_000)] = 0
     calibration: str | None = None
     extends: str = ""
+    # observations to compare the run with (repo-relative CSV; outcomes, never fitted): the run's results
+    # then include figures/exports_vs_record.png (rareshock/record.py)
+    record_file: str = ""
 
     @model_validator(mode="after")
     def _dates(self) -> Scenario:
@@ -538,16 +543,118 @@ class _Event(Strict):
     note: str = ""
 
 
-class CnExportControls(_Event):
-    """China requires a licence to export the listed items (to all destinations)."""
+Destination = Literal["US", "JP", "EU", "IN", "ROW"]
+ElementName = Literal[tuple(CONTROLLED_ELEMENTS)]  # type: ignore[valid-type]
+
+
+class _Controls(_Event):
+    """Items (modelled items) and/or elements and products by name (``model/controlled_elements.toml``,
+    which maps each to the modelled items it touches), to ``destinations`` (default: every destination)."""
+
+    items: list[Literal[CONTROLLABLE]] = []  # type: ignore[valid-type]
+    elements: list[ElementName] = []
+    destinations: list[Destination] | None = Field(default=None, min_length=1)
+
+    @model_validator(mode="after")
+    def _something(self) -> _Controls:
+        if not self.items and not self.elements:
+            raise ValueError("give items or elements (at least one)")
+        return self
+
+    def modelled_items(self) -> list[str]:
+        """``items`` and the items ``elements`` map to, in CONTROLLABLE order (may be empty: an element
+        the modelled chain has no node for)."""
+        named = set(self.items).union(*(CONTROLLED_ELEMENTS[e]["items"] for e in self.elements))
+        return [c for c in CONTROLLABLE if c in named]
+
+
+class CnExportControls(_Controls):
+    """China requires a licence to export the listed items, to the listed ``destinations`` (default:
+    every destination, e.g. Announcement No. 18; ``["JP"]`` for a measure aimed at one country)."""
 
     kind: Literal["cn_export_controls"]
-    items: list[Literal[CONTROLLABLE]] = Field(min_length=1)  # type: ignore[valid-type]
 
 
-class CnLiftControls(_Event):
+class CnLiftControls(_Controls):
+    """China stops requiring a licence for the listed items, to the listed ``destinations`` (default:
+    every destination)."""
+
     kind: Literal["cn_lift_controls"]
-    items: list[Literal[CONTROLLABLE]] = Field(min_length=1)  # type: ignore[valid-type]
+
+
+class CnGeneralLicence(_Event):
+    """General licences (one licence for many shipments over ``validity_days``) to the largest Chinese
+    exporters of ``items`` (together ``exporter_share`` of the Chinese capacity for them), for their
+    customers of ``end_use`` in ``destinations``, of which ``customer_share`` are named (drawn once)."""
+
+    kind: Literal["cn_general_licence"]
+    items: list[Literal[CONTROLLABLE]] = Field(default=["ndfeb_heavy"], min_length=1)  # type: ignore[valid-type]
+    exporter_share: PosShare
+    customer_share: PosShare = 1.0
+    end_use: Literal["auto", "industrial", "all_civil"] = "auto"
+    destinations: list[Destination] | None = Field(default=None, min_length=1)
+    validity_days: Annotated[int, Field(ge=1, le=1096)] = 365
+
+
+class CnTechnologyControls(_Event):
+    """Controls on rare-earth production technology and equipment (e.g. Announcements No. 56 and 62): while
+    in force, non-Chinese projects in ``stages`` develop at ``progress_share`` of their normal pace
+    (1.0 ends the effect)."""
+
+    kind: Literal["cn_technology_controls"]
+    stages: list[StageName] = Field(default=list(STAGES), min_length=1)
+    progress_share: Share
+
+
+class CnChipImportBan(_Event):
+    """China's own block on buying the named US firms' chips (regulators' purchase guidance, customs): Chinese
+    buyers do not buy ``share`` of the firms' China sales (0 ends it)."""
+
+    kind: Literal["cn_chip_import_ban"]
+    firms: list[str] = Field(min_length=1)
+    share: Share
+
+
+class CnProductionQuota(_Event):
+    """China's production quota on separation: Chinese separators' capacity for ``materials`` becomes
+    ``capacity_share`` of the configured capacity (1.0 restores it)."""
+
+    kind: Literal["cn_production_quota"]
+    materials: list[Literal["ndpr_oxide", "dytb_oxide", "sm_oxide"]] = Field(min_length=1)
+    capacity_share: Annotated[float, Field(ge=0, le=2)]
+
+
+class _Stockpiling(_Event):
+    name: Annotated[str, Field(min_length=1, max_length=100)]
+    material: Literal["ndpr_oxide", "dytb_oxide", "ndfeb"]
+    tonnes: Tonnes | None = None
+    cover_days: Pos | None = None  # target as days of the buying region's civil end users' need
+    days: Annotated[int, Field(ge=1, le=3650)]  # buying window: at most (target / days) t a day
+
+    @model_validator(mode="after")
+    def _target(self) -> _Stockpiling:
+        if (self.tonnes is None) == (self.cover_days is None):
+            raise ValueError("give exactly one of tonnes or cover_days")
+        return self
+
+
+class CnStateStockpile(_Stockpiling):
+    """State purchases for China's reserve: Chinese sellers' stock above their target goes into the reserve,
+    at most target / ``days`` t a day, paid at the Chinese price."""
+
+    kind: Literal["cn_state_stockpile"]
+    budget_usd: Pos | None = None  # unset: no budget limit (China's reserve budget is not published)
+
+
+class UsStockpileProgramme(_Stockpiling):
+    """A US civil or defence stockpile programme with a budget (e.g. Project Vault): buys from non-Chinese
+    producers (Chinese supply abroad goes through export licensing, on the network), at most target /
+    ``days`` t a day, at the price outside China, until the target or the budget is reached; held (not
+    released) in the run."""
+
+    kind: Literal["us_stockpile_programme"]
+    budget_usd: Pos
+    region: Destination = "US"
 
 
 class CnLicensingStance(_Event):
@@ -602,10 +709,40 @@ _BASE_EVENTS = (
     CnLicensingStance,
     CnFastTrack,
     CnHireReviewers,
+    CnGeneralLicence,
+    CnTechnologyControls,
+    CnChipImportBan,
+    CnProductionQuota,
+    CnStateStockpile,
+    UsStockpileProgramme,
     UsDefenseSourcingRule,
     Marker,
 ) + CHIP_EVENTS
 BaseEvent = Annotated[typing.Union[_BASE_EVENTS], Field(discriminator="kind")]  # noqa: UP007
+
+
+class _Suspension(_Event):
+    """Measures suspended until a date, after which they apply again by themselves: on its date the
+    ``lift`` events apply (measures in force that stop), and on ``until`` the ``measures`` apply (the
+    suspended measures, whether they were in force or only scheduled). A later suspension with the same
+    ``name`` extends it: its ``until`` replaces the pending one (and, if it gives no ``measures``, the
+    earlier ones stay pending)."""
+
+    name: Annotated[str, Field(min_length=1, max_length=100)]
+    until: Date
+    lift: list[BaseEvent] = []
+    measures: list[BaseEvent] = []
+
+
+class CnSuspension(_Suspension):
+    kind: Literal["cn_suspension"]
+
+
+class UsSuspension(_Suspension):
+    kind: Literal["us_suspension"]
+
+
+SUSPENSIONS = (CnSuspension, UsSuspension)
 
 
 class Deal(_Event):
@@ -618,7 +755,7 @@ class Deal(_Event):
     breakdown_per_year: Share = 0.0
 
 
-Event = Annotated[typing.Union[_BASE_EVENTS + (Deal,)], Field(discriminator="kind")]  # noqa: UP007
+Event = Annotated[typing.Union[_BASE_EVENTS + SUSPENSIONS + (Deal,)], Field(discriminator="kind")]  # noqa: UP007
 
 
 class Policy(Strict):
@@ -655,10 +792,21 @@ class ScenarioConfig(Strict):
                 raise ValueError(f"events[{i}].date: required for a scenario event")
             if i and ev.date < self.events[i - 1].date:
                 raise ValueError(f"events[{i}].date: events must be in date order")
-            for j, e in enumerate([ev] + list(getattr(ev, "terms", [])) + list(getattr(ev, "breakdown", []))):
-                msg = self.chips.event_error(e) if e.kind in CHIP_EVENT_KINDS else None
+            nested = [getattr(ev, f, []) for f in ("terms", "breakdown", "lift", "measures")]
+            for j, e in enumerate([ev] + [x for group in nested for x in group]):
+                msg = (
+                    self.chips.event_error(e) if e.kind in CHIP_EVENT_KINDS or e.kind == "cn_chip_import_ban" else None
+                )
                 if msg:
-                    raise ValueError(f"events[{i}]{'' if j == 0 else ' (deal)'}: {msg}")
+                    raise ValueError(f"events[{i}]{'' if j == 0 else f' ({ev.kind})'}: {msg}")
+            if ev.kind in ("cn_suspension", "us_suspension"):
+                if ev.until <= ev.date:
+                    raise ValueError(f"events[{i}].until: must be after the event's date ({ev.date})")
+                earlier = {e.name for e in self.events[:i] if e.kind == ev.kind}
+                if not ev.lift and not ev.measures and ev.name not in earlier:
+                    raise ValueError(
+                        f"events[{i}]: give lift or measures, or extend an earlier {ev.kind} of the same name"
+                    )
         return self
 
 
@@ -779,7 +927,7 @@ _TYPE_MESSAGES = {
 }
 
 
-_EVENT_KINDS = {typing.get_args(c.model_fields["kind"].annotation)[0] for c in _BASE_EVENTS + (Deal,)}
+_EVENT_KINDS = {typing.get_args(c.model_fields["kind"].annotation)[0] for c in _BASE_EVENTS + SUSPENSIONS + (Deal,)}
 
 
 def _parse_value(text: str) -> Any:

@@ -29,6 +29,7 @@ from rareshock.agents.licensing import Licensing
 from rareshock.agents.market import Market
 from rareshock.agents.producers import Producers
 from rareshock.agents.sourcing import Sourcing
+from rareshock.agents.stockpiles import Stockpiles
 from rareshock.model.builder import Builder
 from rareshock.model.calendar import Calendar
 from rareshock.model.config import ScenarioConfig
@@ -65,10 +66,11 @@ class RareShockModel(mesa.Model):
         self.sourcing = Sourcing(self, config.sourcing)
         self.licensing = Licensing(self, config.licensing.cn)
         self.market = Market(self, config.prices)
+        self.stockpiles = Stockpiles(self)
         self.chips = ChipSector(self, config.chips)
         self.governments = Governments(self, config)
         self.investment = Investment(self, config)
-        self.balance = MaterialBalance(self.net, self.producers, self.defense.stockpile)
+        self.balance = MaterialBalance(self.net, self.producers, self.defense.stockpile, self.stockpiles.reserve)
         self.records = Records(
             self.n_days,
             [
@@ -104,6 +106,8 @@ class RareShockModel(mesa.Model):
         self.licensing.decide(day, working)  # 2. licence decisions, expiry
         self.producers.produce()  # 3. production
         self.producers.ship(day)  # 4. allocation and shipping
+        if self.stockpiles.active:
+            self.stockpiles.buy(day)  #    stockpile programmes buy surplus stock
         self.net.receive(day)  # 5. arrivals ...
         self.defense.consume(ledger)  #    programmes use magnets; stockpile releases
         self.industry.consume(ledger)  #    industrial users use magnets

@@ -8,7 +8,8 @@ column (``at``); the population writes its values there whenever it computes the
 run it turns the days x columns array into a DataFrame (a ``date`` column, counts as integers).
 
 The material balance is the accounting the invariants check: by material, what was produced, consumed
-(producers' inputs plus end users' use), held in stock (including the national stockpile) and in transit.
+(producers' inputs plus end users' use), held in stock (including the national stockpile and the stockpile
+programmes' reserves) and in transit.
 Production + start stock = consumption + end stock + transit, every day.
 """
 
@@ -71,11 +72,11 @@ class MaterialBalance:
 
     COLUMNS = tuple(f"{k}_{m}_t" for m in MATERIALS for k in ("produced", "consumed", "stock", "transit"))
 
-    def __init__(self, net, producers, stockpile: np.ndarray):
+    def __init__(self, net, producers, stockpile: np.ndarray, reserve: np.ndarray | None = None):
         self.net, self.producers, self.stockpile = net, producers, stockpile
+        self.reserve = np.zeros(len(MATERIALS)) if reserve is None else reserve  # stockpile programmes' holdings
         self.end_use = np.zeros(len(MATERIALS))  # today's use by end users, t by material (the ledger)
 
     def end_of_day(self) -> None:
-        self.net.record_balance(
-            self.stockpile, self.producers.made, self.producers.used_in, self.end_use, self.row, self.at
-        )
+        held = self.stockpile + self.reserve if self.reserve.any() else self.stockpile
+        self.net.record_balance(held, self.producers.made, self.producers.used_in, self.end_use, self.row, self.at)

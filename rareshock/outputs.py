@@ -922,6 +922,10 @@ def write_run_files(result: RunResultLike, target: OutputDir, manifest: dict) ->
         _write_synced(stage / "summary.json", to_json(result.summary).encode("utf-8"))
         _write_synced(stage / "timeseries.parquet", parquet_bytes(result.timeseries))
         write_figures(result.timeseries, stage / "figures")
+        if (result.config.get("scenario") or {}).get("record_file"):  # compared with the record
+            from rareshock.record import monthly_quantiles, write_record_figure
+
+            write_record_figure(monthly_quantiles([result.timeseries]), result.config, stage / "figures", 1)
         _fsync_dir(stage / "figures")
         _write_synced(stage / "manifest.json", to_json(manifest).encode("utf-8"))
         target.commit()

@@ -164,6 +164,7 @@ def summarise(model: RareShockModel) -> dict:
         "shutdown_episodes_us": _episodes(idle["US"]),
         "deal_active_end": diplomacy.deal is not None,
         "policy_log": [f"{model.start + dt.timedelta(days=d)}: {what}" for d, what in diplomacy.log],
+        **model.stockpiles.summary(),  # only if the scenario has stockpile programmes
     }
 
 

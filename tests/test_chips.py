@@ -99,6 +99,7 @@ def rollback(*firms, removed=0.0, **kw):
 def identities(s: ChipSector) -> None:
     a = s.accounting()
     parts = a["actual_usd"] + a["denied_usd"] + a["design_out_usd"] + a["pending_usd"] + a["unfiled_usd"]
+    parts += a["cn_import_ban_usd"]
     assert parts == pytest.approx(a["counterfactual_usd"], rel=1e-10)
     assert a["submitted"] == a["approved"] + a["denied"] + a["returned"] + a["pending"]
     assert a["pending"] == sum(c[2] for c in s.queue[s.head :])

@@ -238,13 +238,18 @@ def run_posterior(cfg, post: Posterior, n: int, seed: int, workers: int | None) 
             "parameters": post.paths,
         }
     )
-    return {
+    out = {
         "summary": summary,
         "timeseries": aggregate_timeseries([r[1] for r in results]),
         "draws": pd.DataFrame(rows),
         "seeds": seeds,
         "base": base,
     }
+    if base["scenario"].get("record_file"):  # compared with the record: quantiles of monthly sums over draws
+        from rareshock.record import monthly_quantiles
+
+        out["monthly"] = monthly_quantiles([r[1] for r in results])
+    return out
 
 
 def _is_number(v) -> bool:
@@ -398,6 +403,11 @@ def write_posterior_run(out: dict, target, manifest: dict) -> None:
         _write_synced(stage / "timeseries.parquet", parquet_bytes(out["timeseries"]))
         _write_synced(stage / "draws.parquet", parquet_bytes(out["draws"]))
         write_band_figures(out["timeseries"], stage / "figures", len(out["seeds"]))
+        if "monthly" in out:
+            from rareshock.record import write_record_figure
+
+            _write_synced(stage / "monthly.parquet", parquet_bytes(out["monthly"]))
+            write_record_figure(out["monthly"], out["base"], stage / "figures", len(out["seeds"]))
         _fsync_dir(stage / "figures")
         _write_synced(stage / "manifest.json", to_json(manifest).encode("utf-8"))
         target.commit()
