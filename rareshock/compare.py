@@ -393,9 +393,11 @@ def _figure(df: pd.DataFrame, metric: str, label: str, order: list[str], path: P
 
 
 def _event_label(ev) -> str:
-    """A short label: a marker's text, else the kind and the fields it sets."""
+    """A short label: a marker's text, else the event's note and kind, else the kind and the fields it sets."""
     if ev.kind == "marker":
         return ev.label
+    if getattr(ev, "note", ""):
+        return f"{ev.note} ({ev.kind})"
     if ev.kind == "deal":
         return f"deal: {', '.join(t.kind for t in ev.terms)}"
     shown = []
@@ -403,7 +405,8 @@ def _event_label(ev) -> str:
         if v in ([], {}):
             continue
         shown.append(f"{k} {', '.join(map(str, v)) if isinstance(v, list) else v}")
-    return f"{ev.kind}" + (f" ({'; '.join(shown)})" if shown else "")
+    text = f"{ev.kind}" + (f" ({'; '.join(shown)})" if shown else "")
+    return text if len(text) <= 100 else text[:97] + "..."
 
 
 def _future_events(paths: list[Path], order: list[str], date: dt.date) -> dict[str, list[tuple[dt.date, str]]]:
@@ -465,7 +468,9 @@ def _outlook_figure(
         trunk, after = x <= cut, x >= cut - pd.Timedelta(days=31)  # futures start from the branch month
         if k == 0:  # the trunk is the same in every scenario: drawn once, in grey
             ax.fill_between(x[trunk], q["p10"][trunk], q["p90"][trunk], color="0.5", alpha=0.2, linewidth=0)
-            ax.plot(x[trunk], q["median"][trunk], color="0.3", lw=1.6, label="trunk (one per draw), median")
+            ax.plot(
+                x[trunk], q["median"][trunk], color="0.3", lw=1.6, label="trunk to the branch date (shared), median"
+            )
         ax.fill_between(x[after], q["p10"][after], q["p90"][after], color=f"C{k}", alpha=0.18, linewidth=0)
         ax.plot(x[after], q["median"][after], color=f"C{k}", lw=1.8, label=f"{name}, median")
     ax.axvline(pd.Timestamp(date), color="k", ls="--", lw=1)
@@ -473,9 +478,9 @@ def _outlook_figure(
         f"branch {date}",
         (pd.Timestamp(date), 1.0),
         xycoords=("data", "axes fraction"),
-        xytext=(-4, -4),
+        xytext=(4, -4),
         textcoords="offset points",
-        ha="right",
+        ha="left",
         va="top",
         fontsize=8,
     )

@@ -119,8 +119,8 @@ def test_the_outlooks_share_the_trunk_and_add_only_later_events():
 
     table = tomllib.loads((ROOT / "experiments" / "comparisons" / "outlook.toml").read_text())["comparison"]
     branch = table["branch"]
-    trunk_cfg = load_scenario(SCEN / "record_stand_in.toml")
-    assert trunk_cfg.scenario.end == branch  # the outlooks branch from the end of the trunk
+    trunk_cfg = load_scenario(SCEN / "record_2025_2026.toml")
+    assert trunk_cfg.scenario.end == branch  # the outlooks branch from the end of the record
     trunk = trunk_part(trunk_cfg.model_dump(mode="json"), branch)
     outlooks = [load_scenario((ROOT / "experiments" / "comparisons" / s).resolve()) for s in table["scenarios"]]
     compare._check_trunk(outlooks, branch)
