@@ -313,3 +313,17 @@ def test_the_same_state_gives_the_same_file_in_two_processes(tmp_path):
         proc = subprocess.run([*cmd, "--save-state", str(files[-1])], env=env, capture_output=True, text=True)
         assert proc.returncode == 0, proc.stderr
     assert files[0].read_bytes() == files[1].read_bytes()
+
+
+def test_the_record_continued_across_its_suspension_lapse_and_into_an_extension():
+    """The record's suspensions lapse by themselves on 2026-11-10 (pending in the diplomacy's state, not
+    on an agenda): states saved the day before and on the day continue bit-identically; the extension
+    outlook forked from the record's end equals its unbroken run."""
+    record = load_scenario(ROOT / "experiments" / "scenarios" / "record_2025_2026.toml")
+    full = run_model(record, 8)
+    for date in ("2026-11-09", "2026-11-10"):
+        _same(_fork(record, 8, dt.date.fromisoformat(date)), full)
+    extended = load_scenario(ROOT / "experiments" / "scenarios" / "outlook_extended.toml", ["scenario.end=2027-02-28"])
+    forked = _fork(record, 8, dt.date(2026, 11, 29), extended)
+    _same(forked, run_model(extended, 8))
+    assert any("Announcement No. 70 suspended until 2027-11-10" in what for _, what in forked.governments.diplomacy.log)
