@@ -293,12 +293,14 @@ def _cmd_run_branch(args: argparse.Namespace, argv: list[str]) -> int:
     started_at = dt.datetime.now(dt.UTC)
     t0 = time.perf_counter()
     header = model = None
+    notes: list[str] = []
     try:
         cfg = load_scenario(args.config, args.overrides)
         if args.from_state is not None:
             header, model = load_state(args.from_state)
             check_continuation(header, cfg, args.seed)
             seed = int(header["seed"])
+            notes += _commit_note(header)
         else:
             seed = cfg.scenario.seed if args.seed is None else args.seed
         if args.until is not None:
@@ -325,7 +327,8 @@ def _cmd_run_branch(args: argparse.Namespace, argv: list[str]) -> int:
         except OSError as err:
             return _fail(f"--save-state {show_path(args.save_state)}: could not write it: {err.strerror or err}", 1)
         if replaced:
-            _notes([f"replaced the earlier state in {show_path(args.save_state)}"])
+            notes.append(f"replaced the earlier state in {show_path(args.save_state)}")
+        _notes(notes)
         print(
             f"{cfg.scenario.name} (seed {seed}): state at the end of {args.until} (day {model.day - 1}) saved to "
             f"{show_path(args.save_state)} ({size / 1e6:.1f} MB) in {time.perf_counter() - t0:.1f} s; continue with: "
@@ -365,9 +368,23 @@ def _cmd_run_branch(args: argparse.Namespace, argv: list[str]) -> int:
         ok = True
     finally:
         target.close(ok=ok)
-    _notes(target.notes)
+    _notes(notes + target.notes)
     print(headline(result.summary, f"{cfg.scenario.name} from the state of {header['date']}", seed, Path(out)))
     return 0
+
+
+def _commit_note(header: dict) -> list[str]:
+    """A note when the state was written by another commit of rareshock (same version): the continuation
+    equals an unbroken run only if the model's code did not change in between."""
+    from rareshock.outputs import git_provenance
+
+    here, there = git_provenance().get("commit"), (header.get("git") or {}).get("commit")
+    if here and there and here != there:
+        return [
+            f"the state was written at commit {there[:10]}, this is {here[:10]}: the continuation equals an "
+            f"unbroken run only if the model's code is the same"
+        ]
+    return []
 
 
 def _cmd_run_posterior(args: argparse.Namespace, argv: list[str]) -> int:

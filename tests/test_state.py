@@ -327,3 +327,14 @@ def test_the_record_continued_across_its_suspension_lapse_and_into_an_extension(
     forked = _fork(record, 8, dt.date(2026, 11, 29), extended)
     _same(forked, run_model(extended, 8))
     assert any("Announcement No. 70 suspended until 2027-11-10" in what for _, what in forked.governments.diplomacy.log)
+
+
+def test_a_state_from_another_commit_is_continued_with_a_note(saved, tmp_path, capsys):
+    data = saved.read_bytes()
+    header, _ = load_state(saved)
+    commit = header["git"]["commit"]
+    assert commit and len(commit) == 40
+    other = tmp_path / "other.state"
+    other.write_bytes(data.replace(commit.encode(), b"0" * 40, 1))
+    assert main(["run", str(SHOCK), *_sets(), "--from-state", str(other), "--out", str(tmp_path / "o")]) == 0
+    assert "the state was written at commit 0000000000, this is" in capsys.readouterr().err
