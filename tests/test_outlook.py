@@ -129,3 +129,27 @@ def test_the_outlooks_share_the_trunk_and_add_only_later_events():
         assert cfg.scenario.end > branch
     assert table["reproduce"] is True and table["posterior"] == "april_2025"
     assert any(e.kind == "comparison" and e.name == "outlook" for e in experiments())
+
+
+def test_reproduce_regenerates_and_checks_a_branched_comparison(futures, tmp_path):
+    """A branched comparison marked reproduce = true is regenerated and checked by `rareshock reproduce`,
+    monthly.csv included: a changed monthly number fails the check."""
+    from rareshock.reproduce import reproduce
+
+    _, paths = futures
+    (tmp_path / "experiments" / "comparisons").mkdir(parents=True)
+    (tmp_path / "experiments" / "comparisons" / "fork.toml").write_text(
+        f'[comparison]\nname = "fork"\nscenarios = ["{paths[0]}", "{paths[1]}"]\nseed = 5\nbranch = {BRANCH}\n'
+        f'posterior = "{POSTERIOR}"\nposterior_draws = 2\nreproduce = true\n'
+    )
+    results = tmp_path / "results"
+    results.mkdir()
+    ok, lines = reproduce(False, None, results, 1, False, root=tmp_path)
+    assert ok and (results / "fork" / "monthly.csv").exists(), lines
+    ok, lines = reproduce(True, None, results, 1, False, root=tmp_path, exact=True)
+    assert ok and lines == ["fork: identical"], lines
+    monthly = pd.read_csv(results / "fork" / "monthly.csv")
+    monthly.loc[len(monthly) - 1, "price_ndfeb_ex_cn_usd_kg"] *= 1.01
+    monthly.to_csv(results / "fork" / "monthly.csv", index=False, float_format="%.10g")
+    ok, lines = reproduce(True, None, results, 1, False, root=tmp_path)
+    assert not ok and any("fork/monthly.csv: column 'price_ndfeb_ex_cn_usd_kg'" in line for line in lines), lines
