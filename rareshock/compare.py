@@ -281,15 +281,13 @@ def run_comparison(path: str | Path, out_dir: Path, workers: int | None = None) 
     atomic_write_text(out_dir / "table.csv", table.to_csv(index=False))
     over = f"{settings.replications} draws of posterior {draws[0].name} (one seed each)" if draws else None
     atomic_write_text(out_dir / "table.md", _markdown(table, settings.replications, over))
+    what = f"{settings.replications} draws of posterior {draws[0].name}" if draws else f"{settings.replications} seeds"
     for metric, label in YEARLY.items():
-        _figure(yearly_df, metric, label, order, out_dir / "figures" / f"paths_{metric}.png")
+        _figure(yearly_df, metric, label, order, out_dir / "figures" / f"paths_{metric}.png", what)
     if months:
         monthly_df = pd.concat(months, ignore_index=True)[["scenario", "replicate", "month", *MONTHLY]]
         atomic_write_text(out_dir / "monthly.csv", monthly_df.to_csv(index=False, float_format="%.10g"))
         events = _future_events(paths, order, settings.branch)
-        what = (
-            f"{settings.replications} draws of posterior {draws[0].name}" if draws else f"{settings.replications} seeds"
-        )
         for metric, (title, unit) in MONTHLY.items():
             _outlook_figure(
                 monthly_df,
@@ -366,7 +364,7 @@ def _markdown(table: pd.DataFrame, reps: int, over: str | None = None) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _figure(df: pd.DataFrame, metric: str, label: str, order: list[str], path: Path) -> None:
+def _figure(df: pd.DataFrame, metric: str, label: str, order: list[str], path: Path, over: str = "seeds") -> None:
     from rareshock.outputs import save_png, use_agg
 
     use_agg()
@@ -386,9 +384,12 @@ def _figure(df: pd.DataFrame, metric: str, label: str, order: list[str], path: P
         ax=ax,
         marker="o",
     )
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("year")
     ax.set_ylabel(label)
-    ax.set_title(f"{label}: median and 10-90% band over seeds")
+    ax.set_title(f"{label}: median and 10-90% band over {over}")
     save_png(fig, path, bbox_inches="tight")
 
 
