@@ -258,6 +258,7 @@ def test_cli_bad_state_files_exit_2(saved, tmp_path, capsys):
         "cut.state": (data[: len(data) // 2], "truncated or extended"),
         "flipped.state": (data[:-10] + bytes(b ^ 1 for b in data[-10:]), "damaged"),
         "old.state": (data.replace(b'"format":1', b'"format":0', 1), "state format 0, this rareshock reads format 1"),
+        "other.state": (data.replace(b'"rareshock":"', b'"rareshock":"9', 1), "written by rareshock 9"),
         "empty.state": (b"", "not a rareshock state file"),
     }
     for name, (content, expect) in cases.items():
