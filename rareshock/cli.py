@@ -5,6 +5,9 @@ writes ``summary.json``, ``timeseries.parquet``, ``figures/`` and ``manifest.jso
 ``rareshock run --from SWEEP_DIR RUN_ID`` reruns one row of a finished sweep and checks its numbers.
 ``rareshock sweep SWEEP [--workers N | --scheduler ADDRESS] [--out DIR] [--resume | --overwrite]`` runs a sweep.
 ``rareshock run CONFIG --posterior N [--calibration NAME] [--workers N]`` runs N draws of a published posterior.
+``rareshock run CONFIG --until DATE --save-state FILE`` saves the model's state at the end of DATE;
+``rareshock run CONFIG --from-state FILE [--out DIR]`` continues it, possibly into another future
+(:mod:`rareshock.state`).
 ``rareshock calibrate CALIBRATION [--workers N | --scheduler ADDRESS] [--out DIR] [--resume | --overwrite]
 [--publish]`` calibrates by ABC-SMC (docs/calibration.md).
 ``rareshock reproduce [--check] [--only NAME ...]`` regenerates (or checks) the reference results.
@@ -92,7 +95,9 @@ def _add_run(sub: Any) -> None:
         "run",
         help="run one scenario and write its result files",
         description="Run one scenario and write summary.json, timeseries.parquet, figures/ "
-        "and manifest.json to the output directory.",
+        "and manifest.json to the output directory. With --until DATE --save-state FILE, stop at the end of "
+        "DATE and save the model's state instead; with --from-state FILE, continue a saved state (possibly "
+        "into another future: a config whose events after the state's date differ) to CONFIG's end.",
     )
     p.add_argument(
         "config",
@@ -144,7 +149,38 @@ def _add_run(sub: Any) -> None:
     p.add_argument(
         "--workers", type=_workers, metavar="N", help="with --posterior: worker processes (default: all cores)"
     )
+    p.add_argument(
+        "--until",
+        type=_date,
+        metavar="DATE",
+        help="with --save-state: stop at the end of DATE (YYYY-MM-DD, that day's step included) and write the "
+        "model's state instead of the run files",
+    )
+    p.add_argument(
+        "--save-state",
+        metavar="FILE",
+        help="with --until: the state file to write (a new file, or a state file rareshock wrote, which is "
+        "replaced); a pickle: load only state files you made",
+    )
+    p.add_argument(
+        "--from-state",
+        metavar="FILE",
+        help="continue the state in FILE to CONFIG's end and write the usual run files (the time series "
+        "covers the whole period). CONFIG must equal the state's config up to its date (events dated after "
+        "it may differ and replace the saved ones; scenario.end may differ); the seed is the state's "
+        "(docs/reliability.md, 'Branching from a state')",
+    )
     p.set_defaults(handler=_cmd_run)
+
+
+def _date(text: str) -> dt.date:
+    """argparse type: an ISO date, with a one-line message otherwise."""
+    try:
+        if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", text.strip()):
+            raise ValueError
+        return dt.date.fromisoformat(text.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a date YYYY-MM-DD that exists, got {text[:40]!r}") from None
 
 
 def _fmt(value: Any) -> str:
@@ -190,6 +226,16 @@ def _cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
 
     if args.posterior is None and (args.calibration is not None or args.workers is not None):
         return _fail("--calibration and --workers go with --posterior N", 2)
+    branching = args.until is not None or args.save_state is not None or args.from_state is not None
+    if branching:
+        if args.from_dir is not None or args.posterior is not None:
+            which = "--from" if args.from_dir is not None else "--posterior"
+            return _fail(f"--until, --save-state and --from-state do not go with {which}", 2)
+        if (args.until is None) != (args.save_state is None):
+            return _fail("--until DATE and --save-state FILE go together (the date to stop at, the file to write)", 2)
+        if args.save_state is not None and (args.out is not None or args.overwrite):
+            return _fail("--save-state writes only the state file; --out and --overwrite do not apply", 2)
+        return _cmd_run_branch(args, argv)
     if args.from_dir is not None:
         if args.posterior is not None:
             return _fail("--from: --posterior does not apply (the sweep row fixes parameters and seed)", 2)
@@ -228,6 +274,117 @@ def _cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
     _notes(target.notes)
     print(headline(result.summary, cfg.scenario.name, result.seed, Path(out)))
     return 0
+
+
+def _cmd_run_branch(args: argparse.Namespace, argv: list[str]) -> int:
+    """``--until DATE --save-state FILE`` and ``--from-state FILE`` (both: continue a state, save a later one)."""
+    from rareshock.model.config import ConfigError, load_scenario
+    from rareshock.outputs import (
+        OutputDir,
+        OutputDirError,
+        OutputWriteError,
+        build_manifest,
+        show_path,
+        write_run_files,
+    )
+    from rareshock.simulation import RunResult, summarise, timeseries
+    from rareshock.state import branch, check_continuation, check_target, day_of, load_state, run_until, save_state
+
+    started_at = dt.datetime.now(dt.UTC)
+    t0 = time.perf_counter()
+    header = model = None
+    notes: list[str] = []
+    try:
+        cfg = load_scenario(args.config, args.overrides)
+        if args.from_state is not None:
+            header, model = load_state(args.from_state)
+            check_continuation(header, cfg, args.seed)
+            seed = int(header["seed"])
+            notes += _commit_note(header)
+        else:
+            seed = cfg.scenario.seed if args.seed is None else args.seed
+        if args.until is not None:
+            day = day_of(cfg, args.until)
+            if header is not None and day <= header["day"]:
+                return _fail(f"--until: {args.until} is not after the state's date {header['date']}", 2)
+            check_target(args.save_state)
+    except ConfigError as err:
+        return _fail(str(err), 2)
+    if args.until is not None:
+        try:
+            if model is None:
+                model = run_until(cfg, seed, args.until)
+            else:
+                branch(model, cfg)
+                while model.day <= day:
+                    model.step()
+        except ConfigError as err:  # a semantic problem only the model can see
+            return _fail(str(err), 2)
+        try:
+            path, size, replaced = save_state(model, seed, args.save_state)
+        except ConfigError as err:  # the target changed while the model ran
+            return _fail(str(err), 2)
+        except OSError as err:
+            return _fail(f"--save-state {show_path(args.save_state)}: could not write it: {err.strerror or err}", 1)
+        if replaced:
+            notes.append(f"replaced the earlier state in {show_path(args.save_state)}")
+        _notes(notes)
+        print(
+            f"{cfg.scenario.name} (seed {seed}): state at the end of {args.until} (day {model.day - 1}) saved to "
+            f"{show_path(args.save_state)} ({size / 1e6:.1f} MB) in {time.perf_counter() - t0:.1f} s; continue with: "
+            f"{PROG} run CONFIG --from-state {show_path(args.save_state)}"
+        )
+        return 0
+    out = args.out if args.out is not None else str(DEFAULT_RUNS_DIR / f"{cfg.scenario.name}-seed{seed}")
+    target = OutputDir(out, "run", overwrite=args.overwrite)
+    try:
+        target.open()
+    except OutputDirError as err:
+        return _fail(str(err), 2)
+    ok = False
+    try:
+        try:
+            branch(model, cfg)
+            while model.day < model.n_days:
+                model.step()
+        except ConfigError as err:
+            return _fail(str(err), 2)
+        result = RunResult(summarise(model), timeseries(model), cfg.model_dump(mode="json"), seed)
+        manifest = build_manifest(result.config, seed, started_at, time.perf_counter() - t0, [PROG, *argv])
+        manifest["branch"] = {
+            "state": str(args.from_state),
+            "date": header["date"],
+            "payload_sha256": header["payload_sha256"],
+            "trunk_fingerprint": header.get("fingerprint"),
+            "trunk_scenario": header.get("scenario"),
+            "trunk_git": header.get("git"),
+        }
+        try:
+            write_run_files(result, target, manifest)
+        except OutputDirError as err:
+            return _fail(str(err), 2)
+        except OutputWriteError as err:
+            return _fail(str(err), 1)
+        ok = True
+    finally:
+        target.close(ok=ok)
+    _notes(notes + target.notes)
+    print(headline(result.summary, f"{cfg.scenario.name} from the state of {header['date']}", seed, Path(out)))
+    return 0
+
+
+def _commit_note(header: dict) -> list[str]:
+    """A note when the state was written by another commit of rareshock (same version): the continuation
+    equals an unbroken run only if the model's code did not change in between."""
+    from rareshock.outputs import git_provenance
+
+    here, there = git_provenance().get("commit"), (header.get("git") or {}).get("commit")
+    if here and there and here != there:
+        return [
+            f"the state was written at commit {there[:10]}, this is {here[:10]}: the continuation equals an "
+            f"unbroken run only if the model's code is the same"
+        ]
+    return []
 
 
 def _cmd_run_posterior(args: argparse.Namespace, argv: list[str]) -> int:

@@ -456,7 +456,9 @@ _OWNED: dict[str, frozenset[str]] = {
             "figures",
         }
     ),
-    "comparison": frozenset({"runs.csv", "yearly.csv", "table.csv", "table.md", "figures", "manifest.json"}),
+    "comparison": frozenset(
+        {"runs.csv", "yearly.csv", "monthly.csv", "table.csv", "table.md", "figures", "manifest.json"}
+    ),
     "calibration": frozenset(
         {
             "abc.db",

@@ -5,8 +5,9 @@ table) are the reference set; a calibration's results go to ``results/calibratio
 ``--check`` each is regenerated into ``results/<name>/`` (replacing it atomically). With ``--check`` each
 is regenerated into a temporary directory and its numbers compared with the committed ones: a scenario's
 ``summary.json`` and ``timeseries.parquet``; a sweep's ``runs.parquet`` (sorted by run_id) and its analysis
-files; a comparison's tables; a calibration's posterior, history, identifiability and posterior predictive
-tables, and its published posterior (``experiments/calibration/<name>.posterior.parquet``) if there is one.
+files; a comparison's tables (and ``monthly.csv`` of a branched one); a calibration's posterior, history,
+identifiability and posterior predictive tables, and its published posterior
+(``experiments/calibration/<name>.posterior.parquet``) if there is one.
 Figures, manifests and a calibration's pyabc database (which hold times) are not compared.
 
 What "the same" means: integers, booleans, strings and dates must be equal; floats must agree to
@@ -225,6 +226,11 @@ def compare(exp: Experiment, ref: Path, new: Path, exact: bool = False) -> Compa
     if exp.kind == "comparison":
         for f in ("runs.csv", "yearly.csv", "table.csv"):
             cmp.frame(f"{exp.name}/{f}", pd.read_csv(ref / f), pd.read_csv(new / f))
+        if (ref / "monthly.csv").exists() or (new / "monthly.csv").exists():  # a branched comparison
+            if not (ref / "monthly.csv").exists() or not (new / "monthly.csv").exists():
+                cmp.diffs.append(f"{exp.name}/monthly.csv: present in only one of reference and regenerated")
+            else:
+                cmp.frame(f"{exp.name}/monthly.csv", pd.read_csv(ref / "monthly.csv"), pd.read_csv(new / "monthly.csv"))
         return cmp
     if exp.kind == "calibration":
         read = lambda p: pd.read_parquet(p) if p.suffix == ".parquet" else pd.read_csv(p)
