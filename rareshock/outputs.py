@@ -440,7 +440,9 @@ KINDS = ("run", "sweep", "comparison", "calibration")
 RESUMABLE = ("sweep", "calibration")
 """Kinds of folder that are in place while they are being written, so that ``--resume`` can finish them."""
 _OWNED: dict[str, frozenset[str]] = {
-    "run": frozenset({"summary.json", "timeseries.parquet", "draws.parquet", "figures", "manifest.json"}),
+    "run": frozenset(
+        {"summary.json", "timeseries.parquet", "draws.parquet", "monthly.parquet", "figures", "manifest.json"}
+    ),
     "sweep": frozenset(
         {
             "runs.parquet",
