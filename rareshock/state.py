@@ -85,6 +85,18 @@ class _Pickler(pickle._Pickler):  # the Python pickler: it asks reducer_override
             )
         return NotImplemented
 
+    def _save_picklebuffer(self, obj: pickle.PickleBuffer) -> None:
+        """In-band buffers through ``save``, so its memo check runs: the Python pickler's own
+        ``save_picklebuffer`` memoizes ``m.tobytes()`` directly, and every empty buffer gives the one shared
+        ``b""`` object, so a model holding two empty arrays failed its memo assertion."""
+        with obj.raw() as m:
+            if not m.contiguous:
+                raise pickle.PicklingError("PickleBuffer can not be pickled when pointing to a non-contiguous buffer")
+            self.save(m.tobytes() if m.readonly else bytearray(m.tobytes()))
+
+    dispatch = dict(pickle._Pickler.dispatch)
+    dispatch[pickle.PickleBuffer] = _save_picklebuffer
+
 
 def dumps_model(model: Any) -> bytes:
     buf = io.BytesIO()

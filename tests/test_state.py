@@ -339,3 +339,17 @@ def test_a_state_from_another_commit_is_continued_with_a_note(saved, tmp_path, c
     other.write_bytes(data.replace(commit.encode(), b"0" * 40, 1))
     assert main(["run", str(SHOCK), *_sets(), "--from-state", str(other), "--out", str(tmp_path / "o")]) == 0
     assert "the state was written at commit 0000000000, this is" in capsys.readouterr().err
+
+
+def test_empty_arrays_survive_a_state():
+    """Populations may hold empty arrays (no quota-bound edges, no stockpile programme); the Python pickler
+    memoizes every empty buffer as the one shared b"" and failed on the second. They must round-trip."""
+    import numpy as np
+
+    from rareshock.state import dumps_model, loads_model
+
+    obj = {"a": np.zeros(0), "b": np.zeros(0, dtype=np.int64), "c": np.arange(3.0), "d": np.zeros((0, 4))}
+    back = loads_model(dumps_model(obj))
+    for k, v in obj.items():
+        assert back[k].dtype == v.dtype and back[k].shape == v.shape and back[k].flags.writeable
+    assert back["c"].tolist() == [0.0, 1.0, 2.0]
