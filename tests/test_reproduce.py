@@ -137,13 +137,19 @@ def test_committed_reference_results_come_from_a_clean_commit():
     (`dirty: false`) of this repository's history, so the code that made it can be checked out. (In a
     shallow clone that lacks the commit, only the record itself can be checked.)"""
     from rareshock.outputs import read_marker
-    from rareshock.reproduce import OUTPUT_KIND, experiments
+    from rareshock.reproduce import OUTPUT_KIND, destination, experiments
 
     shallow = _git("rev-parse", "--is-shallow-repository").stdout.strip() == "true"
     exps = experiments()
-    assert {e.name for e in exps} == {p.name for p in (ROOT / "results").iterdir() if p.is_dir()}
+    results = ROOT / "results"
+    expected = {destination(results, e) for e in exps}
+    found = {p for p in results.iterdir() if p.is_dir() and p.name not in ("calibration", "runs")}
+    found |= (
+        {p for p in (results / "calibration").iterdir() if p.is_dir()} if (results / "calibration").is_dir() else set()
+    )
+    assert expected == found, {p.relative_to(results).as_posix() for p in expected ^ found}
     for exp in exps:
-        folder = ROOT / "results" / exp.name
+        folder = destination(results, exp)
         assert read_marker(folder) == OUTPUT_KIND[exp.kind], exp.name
         git = json.loads((folder / "manifest.json").read_text())["git"]
         assert git["dirty"] is False, f"{exp.name}: regenerated from a dirty working tree"
