@@ -1152,9 +1152,13 @@ NEW_DEFAULTS = (
     ("scenario", "world", "2024"),
     ("prices", "ndpr_oxide_cn_usd_kg", None),
     ("prices", "ndpr_makers_bid", False),
+    ("scenario", "record_file", ""),
 )
-"""Fields added with worlds, and their defaults: :func:`stable_view` leaves them out of fingerprints when
-they are at their defaults, so sweeps and calibrations from before worlds keep their fingerprints."""
+"""Fields added with worlds and the record, and their defaults: :func:`stable_view` leaves them out of
+fingerprints when they are at their defaults, so sweeps and calibrations from before keep their
+fingerprints."""
+NEW_EVENT_DEFAULTS = (("destinations", None), ("elements", []))
+"""Event fields added with controls by destination and elements as data (left out at their defaults)."""
 
 
 def stable_view(resolved: dict) -> dict:
@@ -1164,6 +1168,13 @@ def stable_view(resolved: dict) -> dict:
         table = out.get(section)
         if isinstance(table, dict) and key in table and table[key] == default:
             del table[key]
+    events = [e for e in out.get("events", []) if isinstance(e, dict)]
+    nested = [t for ev in events for f in ("terms", "breakdown", "lift", "measures") for t in ev.get(f) or []]
+    for e in events + nested:
+        if e.get("kind") in ("cn_export_controls", "cn_lift_controls"):
+            for key, default in NEW_EVENT_DEFAULTS:
+                if key in e and e[key] == default:
+                    del e[key]
     return out
 
 

@@ -194,3 +194,14 @@ values = [10, 20]
 
     with pytest.raises(OutputDirError, match="not written by rareshock"):
         reproduce(False, results=results, workers=1, progress=False, root=tmp_path)
+
+
+def test_the_committed_calibration_stays_resumable():
+    """New config fields at their defaults are left out of fingerprints, so the committed april_2025
+    calibration (made before worlds, destinations and record files existed) still matches its file and can be
+    resumed or extended with more generations."""
+    from rareshock.calibration.config import load_calibration
+
+    cal = load_calibration(ROOT / "experiments" / "calibration" / "april_2025.toml")
+    state = json.loads((ROOT / "results" / "calibration" / "april_2025" / "calibration_state.json").read_text())
+    assert state["fingerprint"] == cal.fingerprint()
