@@ -205,3 +205,22 @@ def test_the_committed_calibration_stays_resumable():
     cal = load_calibration(ROOT / "experiments" / "calibration" / "april_2025.toml")
     state = json.loads((ROOT / "results" / "calibration" / "april_2025" / "calibration_state.json").read_text())
     assert state["fingerprint"] == cal.fingerprint()
+
+
+def test_committed_numbers_do_not_depend_on_where_the_checkout_is():
+    """No summary of a reference result records an absolute path: `--check` compares summaries, and a path
+    such as the posterior file's would differ in every other clone."""
+
+    def strings(x):
+        if isinstance(x, dict):
+            for v in x.values():
+                yield from strings(v)
+        elif isinstance(x, list):
+            for v in x:
+                yield from strings(v)
+        elif isinstance(x, str):
+            yield x
+
+    for summary in (ROOT / "results").glob("*/summary.json"):
+        absolute = [s for s in strings(json.loads(summary.read_text())) if s.startswith(("/", "\\")) or ":\\" in s]
+        assert not absolute, (summary.parent.name, absolute)

@@ -41,6 +41,16 @@ CALIBRATION_DIR = Path("experiments") / "calibration"
 QUANTILES = {"median": 0.5, "p10": 0.1, "p90": 0.9}
 
 
+def portable(path: Path | str) -> str:
+    """A posterior file as results record it: relative to the repository when inside it (so committed results
+    do not depend on where the checkout is), else as given."""
+    path = Path(path).resolve()
+    try:
+        return path.relative_to(ROOT).as_posix()
+    except ValueError:
+        return str(path)
+
+
 def _shown(path: Path | str) -> str:
     from rareshock.outputs import show_path
 
@@ -73,7 +83,7 @@ class Posterior:
     def provenance(self) -> dict:
         return {
             "calibration": self.name,
-            "file": str(self.file),
+            "file": portable(self.file),
             "sha256": self.sha256,
             "fingerprint": self.meta.get("fingerprint"),
             "generation": self.meta.get("generation"),
@@ -231,7 +241,7 @@ def run_posterior(cfg, post: Posterior, n: int, seed: int, workers: int | None) 
     summary["posterior"].update(
         {
             "calibration": post.name,
-            "file": str(post.file),
+            "file": portable(post.file),
             "sha256": post.sha256,
             "draws": n,
             "seed": seed,
