@@ -134,6 +134,11 @@ relative; 1e-9 is six orders of magnitude above that and far below any modelled 
 every float must be bit-identical (the promise for reruns on one machine)."""
 
 
+LOCATION_KEYS = {"posterior.file"}
+"""JSON fields that hold where a shipped file sits (a checkout, another worktree, site-packages): compared by
+file name only; the file's content is pinned by the ``sha256`` beside it."""
+
+
 @dataclass
 class Comparison:
     """What one comparison found: differences beyond tolerance, and the largest difference seen."""
@@ -205,6 +210,9 @@ class Comparison:
                 self.json(name, a, b, f"{path}{i}.")
         elif isinstance(ref, float) and isinstance(new, float) and not isinstance(ref, bool):
             self.floats(where, np.array(ref), np.array(new))
+        elif path.rstrip(".") in LOCATION_KEYS and isinstance(ref, str) and isinstance(new, str):
+            if Path(ref).name != Path(new).name:  # where the file sits differs by checkout or install
+                self.diffs.append(f"{where}: reference {Path(ref).name!r}, regenerated {Path(new).name!r}")
         elif type(ref) is not type(new) or ref != new:
             self.diffs.append(f"{where}: reference {ref!r}, regenerated {new!r}")
 

@@ -203,3 +203,13 @@ def test_api_posterior() -> None:
     r = rareshock.run("april_2025_shock", seed=2, posterior=2, workers=1, scenario__end="2025-05-31")
     assert r.summary["posterior"]["draws"] == 2 and r.summary["posterior"]["calibration"] == "april_2025"
     assert len(r.draws) == 2 and np.isfinite(r.draws["us_auto_idle_plant_days"]).all()
+
+
+def test_reproduce_compares_a_shipped_files_location_by_name_only() -> None:
+    from rareshock.reproduce import Comparison
+
+    cmp = Comparison()
+    cmp.json("summary.json", {"posterior": {"file": "/work/a/x.parquet"}}, {"posterior": {"file": "/site/x.parquet"}})
+    assert not cmp.diffs
+    cmp.json("summary.json", {"posterior": {"file": "/work/a/x.parquet"}}, {"posterior": {"file": "/a/y.parquet"}})
+    assert len(cmp.diffs) == 1
