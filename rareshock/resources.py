@@ -70,6 +70,15 @@ def locate(ref: str | os.PathLike, kind: str) -> Path:
     raise ConfigError(f"no {kind} named {name!r} ({hint}); see 'rareshock list', or give a path to a TOML file")
 
 
+def is_installed_copy(path: str | os.PathLike) -> bool:
+    """Whether ``path`` lies in the shipped experiments of an installed package (not a checkout's), where
+    rareshock never writes."""
+    folder = experiments_dir().resolve()
+    if folder == _CHECKOUT.resolve() and (_CHECKOUT.parent / "pyproject.toml").is_file():
+        return False
+    return Path(path).resolve().is_relative_to(folder)
+
+
 def event_kinds() -> list[str]:
     """Every ``kind`` an ``[[events]]`` entry of a scenario can have."""
     from rareshock.model.chips_config import CHIP_EVENT_KINDS

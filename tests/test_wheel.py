@@ -110,6 +110,11 @@ def test_wheel_runs_outside_the_checkout(installed: tuple[Path, Path]) -> None:
     bad = _run([rs, "run", "april_2025_shok"], work)
     assert bad.returncode == 2 and len(bad.stderr.splitlines()) == 1 and "did you mean" in bad.stderr
 
+    # a calibration by name is found, but --publish never writes into the installation
+    pub = _run([rs, "calibrate", "april_2025", "--publish", "--out", "cal"], work)
+    assert pub.returncode == 2 and "installed package" in pub.stderr and len(pub.stderr.splitlines()) == 1
+    assert not (work / "cal").exists()
+
     # reproduce --check with the wheel's shipped configs against the committed reference results
     # (results/ is not package data: a copy of the checkout's baseline_2024 folder)
     ref = work / "reference"
