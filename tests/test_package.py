@@ -213,3 +213,15 @@ def test_reproduce_compares_a_shipped_files_location_by_name_only() -> None:
     assert not cmp.diffs
     cmp.json("summary.json", {"posterior": {"file": "/work/a/x.parquet"}}, {"posterior": {"file": "/a/y.parquet"}})
     assert len(cmp.diffs) == 1
+
+
+def test_git_provenance_only_for_the_top_of_a_repository(tmp_path: Path) -> None:
+    """An installed rareshock inside another project's repository does not record that project's commit."""
+    from rareshock import outputs
+
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    inner = tmp_path / ".venv" / "lib"
+    inner.mkdir(parents=True)
+    assert outputs.git_provenance(inner) == {"commit": None, "dirty": None}
+    assert outputs.git_provenance(tmp_path)["dirty"] is not None
+    assert outputs.git_provenance(ROOT)["commit"]
