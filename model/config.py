@@ -1183,7 +1183,11 @@ def load_scenario(path: str | Path, overrides: list[str] | tuple[str, ...] = ())
     default "2024") and the defaults, apply ``--set`` overrides, validate.
 
     Layers, each overriding the one before: config defaults, the world file, the scenario file (and what it
-    extends), ``--set``. A ``--set scenario.world=...`` selects the world too."""
+    extends), ``--set``. A ``--set scenario.world=...`` selects the world too. ``path`` may be the name of a
+    shipped scenario (:func:`rareshock.resources.locate`)."""
+    from rareshock.resources import locate
+
+    path = locate(path, "scenario")
     data = read_toml(path)
     if not isinstance(data.get("scenario"), dict):
         raise ConfigError(f"{path}: missing [scenario] table (name, start, end, seed)")

@@ -11,6 +11,11 @@ writes ``summary.json``, ``timeseries.parquet``, ``figures/`` and ``manifest.jso
 ``rareshock calibrate CALIBRATION [--workers N | --scheduler ADDRESS] [--out DIR] [--resume | --overwrite]
 [--publish]`` calibrates by ABC-SMC (docs/calibration.md).
 ``rareshock reproduce [--check] [--only NAME ...]`` regenerates (or checks) the reference results.
+``rareshock list`` prints the shipped scenarios, sweeps, comparisons and calibrations (with their descriptions)
+and the event kinds; ``rareshock --version`` prints the version.
+
+CONFIG, SWEEP and CALIBRATION are the name of a shipped experiment (``april_2025_shock``; see ``rareshock
+list``) or a path to a TOML file (anything with a ``/`` or ending in ``.toml``); :mod:`rareshock.resources`.
 
 Exit codes: 0 success; 1 the run failed (an unexpected error, a write that failed, a sweep with more failed
 runs than ``sweep.max_failed_share``, a calibration whose simulation failed);
@@ -102,7 +107,8 @@ def _add_run(sub: Any) -> None:
     p.add_argument(
         "config",
         metavar="CONFIG",
-        help="scenario file (TOML), e.g. experiments/scenarios/april_2025_shock.toml; "
+        help="scenario name (e.g. april_2025_shock, see 'rareshock list') or file (TOML), e.g. "
+        "experiments/scenarios/april_2025_shock.toml; "
         "with --from, the RUN_ID of the sweep row to rerun",
     )
     p.add_argument(
@@ -495,7 +501,11 @@ def _add_sweep(sub: Any) -> None:
         description="Run every (sample, replicate) of a sweep in batches, write runs.parquet, "
         "sensitivity results, scenario discovery and figures.",
     )
-    p.add_argument("sweep", metavar="SWEEP", help="sweep file (TOML), e.g. experiments/sweeps/sobol_april_2025.toml")
+    p.add_argument(
+        "sweep",
+        metavar="SWEEP",
+        help="sweep name (e.g. sobol_april_2025) or file (TOML), e.g. experiments/sweeps/sobol_april_2025.toml",
+    )
     where = p.add_mutually_exclusive_group()
     where.add_argument("--workers", type=_workers, metavar="N", help="local worker processes (default: all cores)")
     where.add_argument(
@@ -582,7 +592,9 @@ def _add_calibrate(sub: Any) -> None:
         "the posterior predictive check, figures/ and manifest.json (docs/calibration.md).",
     )
     p.add_argument(
-        "calibration", metavar="CALIBRATION", help="calibration file (TOML), e.g. experiments/calibration/NAME.toml"
+        "calibration",
+        metavar="CALIBRATION",
+        help="calibration name (e.g. april_2025) or file (TOML), e.g. experiments/calibration/NAME.toml",
     )
     where = p.add_mutually_exclusive_group()
     where.add_argument("--workers", type=_workers, metavar="N", help="local worker processes (default: all cores)")
@@ -697,7 +709,11 @@ def _add_reproduce(sub: Any) -> None:
     )
     p.add_argument("--only", nargs="+", metavar="NAME", help="only these experiments")
     p.add_argument(
-        "--results", default=None, metavar="DIR", help="reference results folder (default: results/ of the repository)"
+        "--results",
+        default=None,
+        metavar="DIR",
+        help="reference results folder (default: results/ of the repository; for an installed package, "
+        "results/ of the current folder)",
     )
     p.add_argument("--workers", type=_workers, metavar="N", help="local worker processes for sweeps")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -707,7 +723,7 @@ def _add_reproduce(sub: Any) -> None:
 def _cmd_reproduce(args: argparse.Namespace, argv: list[str]) -> int:
     from rareshock.model.config import ConfigError
     from rareshock.outputs import OutputDirError, OutputWriteError
-    from rareshock.reproduce import ROOT, reproduce
+    from rareshock.reproduce import reproduce
     from rareshock.sweeps.executor import SweepAborted
 
     if args.exact and not args.check:
@@ -718,7 +734,7 @@ def _cmd_reproduce(args: argparse.Namespace, argv: list[str]) -> int:
         ok, lines = reproduce(
             args.check,
             args.only,
-            Path(args.results) if args.results else ROOT / "results",
+            Path(args.results) if args.results else None,
             args.workers,
             not args.no_progress,
             exact=args.exact,
@@ -734,6 +750,36 @@ def _cmd_reproduce(args: argparse.Namespace, argv: list[str]) -> int:
 
 
 # --------------------------------------------------------------------------------------------------
+# list
+# --------------------------------------------------------------------------------------------------
+def _add_list(sub: Any) -> None:
+    p = sub.add_parser(
+        "list",
+        help="list the shipped scenarios, sweeps, comparisons, calibrations and the event kinds",
+        description="List the experiments shipped with rareshock (run any of them by name, e.g. "
+        "'rareshock run april_2025_shock') with their one-line descriptions, and the kinds of [[events]] a "
+        "scenario can use.",
+    )
+    p.set_defaults(handler=_cmd_list)
+
+
+def _cmd_list(args: argparse.Namespace, argv: list[str]) -> int:
+    from rareshock.resources import KINDS, catalogue, event_kinds
+
+    lines = []
+    for kind in KINDS:
+        entries = catalogue(kind)
+        lines.append(f"{kind}s ({len(entries)}):")
+        width = max((len(name) for name, _, _ in entries), default=0)
+        lines += [f"  {name:<{width}}  {desc}".rstrip() for name, _, desc in entries]
+    kinds = event_kinds()
+    lines.append(f"event kinds ({len(kinds)}):")
+    lines += [f"  {k}" for k in kinds]
+    print("\n".join(lines))
+    return 0
+
+
+# --------------------------------------------------------------------------------------------------
 # Entry point
 # --------------------------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
@@ -742,11 +788,15 @@ def build_parser() -> argparse.ArgumentParser:
         prog=PROG,
         description="Agent-based model of the 2025 US-China standoff over rare earths, magnets and semiconductors.",
     )
+    from rareshock import __version__
+
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     _add_run(sub)
     _add_sweep(sub)
     _add_calibrate(sub)
     _add_reproduce(sub)
+    _add_list(sub)
     return parser
 
 

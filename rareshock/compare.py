@@ -98,7 +98,9 @@ class ComparisonConfig(Strict):
 
 def load_comparison(path: str | Path, root: Path | None = None):
     """The comparison's settings, scenario paths and posterior draws (None without a posterior)."""
-    p = Path(path)
+    from rareshock.resources import locate
+
+    p = locate(path, "comparison")
     try:
         cfg = ComparisonConfig.model_validate(read_toml(p))
     except ValidationError as err:

@@ -156,9 +156,14 @@ def git_provenance(repo_dir: str | Path = REPO_DIR) -> dict[str, str | bool | No
     Both are None outside a git checkout (or without git); ``commit`` alone is None in a repository
     without commits yet. Changes under ``results/`` (what rareshock itself writes there) do not make the
     tree dirty: regenerating the reference results one after another from a clean commit records that
-    commit as clean in every manifest.
+    commit as clean in every manifest. Both are None too when ``repo_dir`` is not the top of its repository:
+    an installed rareshock inside someone else's repository (a project's ``.venv``) is not that project's
+    commit.
     """
     repo_dir = Path(repo_dir)
+    top = _git(repo_dir, "rev-parse", "--show-toplevel")
+    if top is None or Path(top.strip()).resolve() != repo_dir.resolve():
+        return {"commit": None, "dirty": None}
     status = _git(repo_dir, "status", "--porcelain", "--", ".", ":(exclude)results")
     if status is None:
         return {"commit": None, "dirty": None}

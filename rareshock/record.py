@@ -31,7 +31,9 @@ QUANTILES = {"": 0.5, "_p10": 0.1, "_p90": 0.9}
 
 def load_record(path: str | Path) -> pd.DataFrame:
     """The observations (repo-relative path): one row per month and series."""
-    rec = pd.read_csv(ROOT / path, dtype={"month": str, "series": str, "how": str, "source": str})
+    from rareshock.resources import shipped_file
+
+    rec = pd.read_csv(shipped_file(path), dtype={"month": str, "series": str, "how": str, "source": str})
     bad = sorted(set(rec["series"]) - {"magnets", "rare_earths"})
     if bad:
         raise ValueError(f"{path}: unknown series {bad[0]!r}; allowed: magnets, rare_earths")

@@ -37,7 +37,18 @@ class Experiment:
     path: Path
 
 
-def experiments(root: Path = ROOT) -> list[Experiment]:
+def default_results() -> Path:
+    """The reference results: ``results/`` of the repository in a checkout; for an installed package (which
+    ships no results) ``results/`` of the current folder."""
+    return ROOT / "results" if (ROOT / "results").is_dir() and (ROOT / "pyproject.toml").is_file() else Path("results")
+
+
+def experiments(root: Path | None = None) -> list[Experiment]:
+    """The experiments marked ``reproduce = true``: the shipped ones (:mod:`rareshock.resources`), or those
+    under ``root/experiments``."""
+    from rareshock.resources import experiments_dir
+
+    base = experiments_dir() if root is None else Path(root) / "experiments"
     found = []
     for kind, folder in (
         ("scenario", "scenarios"),
@@ -45,7 +56,7 @@ def experiments(root: Path = ROOT) -> list[Experiment]:
         ("comparison", "comparisons"),
         ("calibration", "calibration"),
     ):
-        for path in sorted((root / "experiments" / folder).glob("*.toml")):
+        for path in sorted((base / folder).glob("*.toml")):
             table = tomllib.loads(path.read_text()).get(kind, {})
             if table.get("reproduce"):
                 found.append(Experiment(kind, table.get("name", path.stem), path))
@@ -123,6 +134,11 @@ relative; 1e-9 is six orders of magnitude above that and far below any modelled 
 every float must be bit-identical (the promise for reruns on one machine)."""
 
 
+LOCATION_KEYS = {"posterior.file"}
+"""JSON fields that hold where a shipped file sits (a checkout, another worktree, site-packages): compared by
+file name only; the file's content is pinned by the ``sha256`` beside it."""
+
+
 @dataclass
 class Comparison:
     """What one comparison found: differences beyond tolerance, and the largest difference seen."""
@@ -194,6 +210,9 @@ class Comparison:
                 self.json(name, a, b, f"{path}{i}.")
         elif isinstance(ref, float) and isinstance(new, float) and not isinstance(ref, bool):
             self.floats(where, np.array(ref), np.array(new))
+        elif path.rstrip(".") in LOCATION_KEYS and isinstance(ref, str) and isinstance(new, str):
+            if Path(ref).name != Path(new).name:  # where the file sits differs by checkout or install
+                self.diffs.append(f"{where}: reference {Path(ref).name!r}, regenerated {Path(new).name!r}")
         elif type(ref) is not type(new) or ref != new:
             self.diffs.append(f"{where}: reference {ref!r}, regenerated {new!r}")
 
@@ -259,10 +278,10 @@ def compare(exp: Experiment, ref: Path, new: Path, exact: bool = False) -> Compa
 def reproduce(
     check: bool,
     only: list[str] | None = None,
-    results: Path = ROOT / "results",
+    results: Path | None = None,
     workers: int | None = None,
     progress: bool = True,
-    root: Path = ROOT,
+    root: Path | None = None,
     exact: bool = False,
 ) -> tuple[bool, list[str]]:
     """Regenerate (or check) the reference results; returns (all good, report lines).
@@ -273,6 +292,7 @@ def reproduce(
     from rareshock.model.config import ConfigError
     from rareshock.outputs import OutputDir, show_path
 
+    results = default_results() if results is None else results
     exps = experiments(root)
     if only:
         names = {e.name for e in exps}

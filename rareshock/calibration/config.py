@@ -345,8 +345,11 @@ class Calibration:
 # --------------------------------------------------------------------------------------------------
 def load_calibration(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Calibration:
     """Read and validate a calibration TOML and its scenario; ``overrides`` (``--set``) apply to the
-    calibration file. Every problem is a one-line :class:`ConfigError`."""
-    p = Path(path)
+    calibration file. Every problem is a one-line :class:`ConfigError`. ``path`` may be the name of a shipped
+    calibration."""
+    from rareshock.resources import locate
+
+    p = locate(path, "calibration")
     data = read_toml(p)
     for item in overrides:
         apply_override(data, item)

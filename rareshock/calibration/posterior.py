@@ -97,7 +97,12 @@ def resolve(ref: str | None, root: Path | None = None, base_dir: Path | None = N
     """The posterior file that ``ref`` names (see the module), or a one-line ConfigError."""
     from rareshock.calibration.config import find_calibrations
 
-    folder = (ROOT if root is None else root) / CALIBRATION_DIR
+    if root is None:
+        from rareshock.resources import experiments_dir
+
+        folder = experiments_dir() / "calibration"
+    else:
+        folder = root / CALIBRATION_DIR
     if ref is not None and (ref.endswith(".parquet") or "/" in ref or os.sep in ref):
         path = Path(ref) if base_dir is None or Path(ref).is_absolute() else base_dir / ref
         if not path.is_file():

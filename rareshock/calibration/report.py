@@ -460,6 +460,14 @@ def check_publishable(cal: Calibration) -> Path:
     from rareshock.outputs import show_path
 
     dest = published_path(cal)
+    from rareshock.resources import is_installed_copy
+
+    if is_installed_copy(dest):
+        raise ConfigError(
+            f"--publish: calibration {cal.settings.name!r} is the copy shipped in the installed package "
+            f"({show_path(dest.parent)}); rareshock does not write into an installation: copy the calibration "
+            f"TOML (and its scenario) to a folder of yours and calibrate that file"
+        )
     if dest.is_symlink() or (dest.exists() and not dest.is_file()):
         raise ConfigError(f"--publish: {show_path(dest)} is not a regular file; nothing was published")
     if dest.exists():

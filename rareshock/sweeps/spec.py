@@ -227,8 +227,11 @@ def _set_path(data: dict, path: str, value: Any) -> None:
 
 
 def load_sweep(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Sweep:
-    """Read and validate a sweep TOML and its base scenario; ``overrides`` apply to the sweep file."""
-    p = Path(path)
+    """Read and validate a sweep TOML (or a shipped sweep by name) and its base scenario; ``overrides`` apply
+    to the sweep file."""
+    from rareshock.resources import locate
+
+    p = locate(path, "sweep")
     data = read_toml(p)
     for item in overrides:
         apply_override(data, item)

@@ -1,0 +1,1 @@
+"""The shipped experiments (package data of ``rareshock.experiments``); see :mod:`rareshock.resources`."""
