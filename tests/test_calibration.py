@@ -326,6 +326,9 @@ def test_run_posterior_uses_the_default_calibration(recovery, tmp_path, monkeypa
     folder = root / "experiments" / "calibration"
     folder.mkdir(parents=True)
     monkeypatch.setattr(posterior, "ROOT", root)
+    import rareshock.resources as resources  # where shipped calibrations are found (checkout or package data)
+
+    monkeypatch.setattr(resources, "experiments_dir", lambda: root / "experiments")
     args = ["run", str(SHOCK), "--set", "scenario.end=2025-04-30", "--posterior", "3", "--out", str(tmp_path / "o")]
     assert main(args) == 2
     err = capsys.readouterr().err

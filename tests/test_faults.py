@@ -208,7 +208,7 @@ def test_killing_the_main_process_takes_its_workers_and_resume_finishes(sweep_fi
 def test_ctrl_c_stops_workers_and_resume_finishes(sweep_file, reference, tmp_path):
     """SIGINT to the main process (SIGTERM takes the same path, exit 143: test_outputs.py)."""
     out = tmp_path / "s"
-    proc = start(sweep_file, out)
+    proc = start(sweep_file, out, inject={"run_delay": 0.3})  # slow runs: the signal lands while batches remain
     half_way(proc, out)
     family = psutil.Process(proc.pid).children(recursive=True)
     os.kill(proc.pid, signal.SIGINT)
