@@ -109,6 +109,9 @@ def start(sweep_file: Path, out: Path, *extra: str, inject: dict | None = None) 
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,
+        # a user's Ctrl-C: SIGINT at its default disposition, whatever the test runner inherited (a shell
+        # starts background jobs with SIGINT ignored, and Python then keeps ignoring it)
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
 
 
