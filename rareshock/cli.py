@@ -60,6 +60,15 @@ def _fail(message: str, code: int) -> int:
     return code
 
 
+def _interrupted(err: KeyboardInterrupt, target: Any, what: str, kept: str) -> int:
+    """Ctrl-C (130) or SIGTERM (143) during a resumable command: what is kept, and how to go on (``kept``),
+    or that nothing was written if the folder was never committed."""
+    code, how = (143, "terminated") if isinstance(err, Terminated) else (130, "interrupted")
+    if not target.committed and target.state != "resume":
+        return _fail(f"{how} before the {what} started; nothing was written", code)
+    return _fail(f"{how}; {kept}", code)
+
+
 def _notes(notes: list[str]) -> None:
     for note in notes:
         print(f"{PROG}: note: {_one_line(note)}", file=sys.stderr)
@@ -95,6 +104,20 @@ _workers = _int_in(1, 1024, "a positive integer")
 # --------------------------------------------------------------------------------------------------
 # run
 # --------------------------------------------------------------------------------------------------
+def _add_set(p: argparse.ArgumentParser, help_text: str) -> None:
+    """The repeatable ``--set PATH=VALUE`` override every config-reading command takes."""
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="PATH=VALUE", help=help_text)
+
+
+def _add_where(p: argparse.ArgumentParser) -> None:
+    """Where batches run: local worker processes or a Dask scheduler (one or the other)."""
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--workers", type=_workers, metavar="N", help="local worker processes (default: all cores)")
+    where.add_argument(
+        "--scheduler", metavar="ADDRESS", help="address of a running Dask scheduler, e.g. tcp://host:8786"
+    )
+
+
 def _add_run(sub: Any) -> None:
     p = sub.add_parser(
         "run",
@@ -130,14 +153,7 @@ def _add_run(sub: Any) -> None:
         action="store_true",
         help="also replace a rareshock sweep or comparison folder at --out (never a folder rareshock did not write)",
     )
-    p.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="PATH=VALUE",
-        help="override a config field, e.g. --set licensing.cn.reviewers=120 (repeatable)",
-    )
+    _add_set(p, "override a config field, e.g. --set licensing.cn.reviewers=120 (repeatable)")
     p.add_argument(
         "--posterior",
         type=_int_in(1, 100_000, "a number of draws"),
@@ -506,11 +522,7 @@ def _add_sweep(sub: Any) -> None:
         metavar="SWEEP",
         help="sweep name (e.g. sobol_april_2025) or file (TOML), e.g. experiments/sweeps/sobol_april_2025.toml",
     )
-    where = p.add_mutually_exclusive_group()
-    where.add_argument("--workers", type=_workers, metavar="N", help="local worker processes (default: all cores)")
-    where.add_argument(
-        "--scheduler", metavar="ADDRESS", help="address of a running Dask scheduler, e.g. tcp://host:8786"
-    )
+    _add_where(p)
     p.add_argument("--out", metavar="DIR", help="output directory (default: results/sweeps/<sweep name>)")
     again = p.add_mutually_exclusive_group()
     again.add_argument("--resume", action="store_true", help="finish an interrupted sweep in DIR")
@@ -519,14 +531,7 @@ def _add_sweep(sub: Any) -> None:
         action="store_true",
         help="replace the rareshock sweep (or run) in DIR with a new sweep (never a folder rareshock did not write)",
     )
-    p.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="PATH=VALUE",
-        help="override a field of the sweep file, e.g. --set sweep.replications=2",
-    )
+    _add_set(p, "override a field of the sweep file, e.g. --set sweep.replications=2")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(handler=_cmd_sweep)
 
@@ -556,13 +561,12 @@ def _cmd_sweep(args: argparse.Namespace, argv: list[str]) -> int:
         except SweepAborted as err:
             return _fail(str(err), 1)
         except KeyboardInterrupt as err:
-            code, what = (143, "terminated") if isinstance(err, Terminated) else (130, "interrupted")
-            if not target.committed and target.state != "resume":
-                return _fail(f"{what} before the sweep started; nothing was written", code)
-            return _fail(
-                f"{what}; finished batches are kept in {show_path(out)}; finish with: {PROG} sweep "
+            return _interrupted(
+                err,
+                target,
+                "sweep",
+                f"finished batches are kept in {show_path(out)}; finish with: {PROG} sweep "
                 f"{show_path(args.sweep)} --out {show_path(out)} --resume",
-                code,
             )
         ok = True
     finally:
@@ -596,11 +600,7 @@ def _add_calibrate(sub: Any) -> None:
         metavar="CALIBRATION",
         help="calibration name (e.g. april_2025) or file (TOML), e.g. experiments/calibration/NAME.toml",
     )
-    where = p.add_mutually_exclusive_group()
-    where.add_argument("--workers", type=_workers, metavar="N", help="local worker processes (default: all cores)")
-    where.add_argument(
-        "--scheduler", metavar="ADDRESS", help="address of a running Dask scheduler, e.g. tcp://host:8786"
-    )
+    _add_where(p)
     p.add_argument("--out", metavar="DIR", help="output directory (default: results/calibration/<name>)")
     again = p.add_mutually_exclusive_group()
     again.add_argument(
@@ -620,14 +620,7 @@ def _add_calibrate(sub: Any) -> None:
         help="also write the posterior to experiments/calibration/<name>.posterior.parquet (beside the "
         "calibration file), the file 'run --posterior' uses",
     )
-    p.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="PATH=VALUE",
-        help="override a field of the calibration file, e.g. --set calibration.generations=10",
-    )
+    _add_set(p, "override a field of the calibration file, e.g. --set calibration.generations=10")
     p.add_argument("--no-progress", action="store_true", help="no progress lines")
     p.set_defaults(handler=_cmd_calibrate)
 
@@ -670,13 +663,12 @@ def _cmd_calibrate(args: argparse.Namespace, argv: list[str]) -> int:
             where = f" ({show_path(err.filename)})" if err.filename else ""
             return _fail(f"calibration {cal.settings.name}: a write failed: {err.strerror or err}{where}", 1)
         except KeyboardInterrupt as err:
-            code, what = (143, "terminated") if isinstance(err, Terminated) else (130, "interrupted")
-            if not target.committed and target.state != "resume":
-                return _fail(f"{what} before the calibration started; nothing was written", code)
-            return _fail(
-                f"{what}; finished generations are kept in {show_path(out)}; continue with: {PROG} calibrate "
+            return _interrupted(
+                err,
+                target,
+                "calibration",
+                f"finished generations are kept in {show_path(out)}; continue with: {PROG} calibrate "
                 f"{show_path(args.calibration)} --out {show_path(out)} --resume",
-                code,
             )
         ok = True
     finally:

@@ -197,7 +197,7 @@ class DaskBackend:
             self.client.cancel(list(futures))
 
     def restart(self) -> None:
-        pass
+        """Nothing to rebuild: the scheduler reruns a task whose worker died (``retries`` at submit)."""
 
     def close(self, kill: bool) -> None:
         import contextlib
