@@ -38,7 +38,6 @@ if TYPE_CHECKING:
 PACKAGES = ("rareshock", "mesa", "numpy", "scipy", "pandas", "pyarrow", "seaborn", "matplotlib", "pydantic")
 REPO_DIR = Path(__file__).resolve().parents[1]
 PARQUET_COMPRESSION = "zstd"
-FIGURE_DPI = 120
 # Destinations of China's magnet exports shown separately; the rest of the total is "other".
 EXPORT_DESTINATIONS = {"US": "us", "EU": "eu", "JP": "jp", "IN": "in"}
 IDLE_REGIONS = {"US": "us", "EU": "eu", "JP": "jp", "IN": "in"}
@@ -405,15 +404,17 @@ FIGURES: dict[str, Callable[[pd.DataFrame], Figure | None]] = {
 
 def png_bytes(fig: Figure, **kw: Any) -> bytes:
     """PNG bytes of ``fig`` at the project's dpi, with no "Software" text chunk, so the bytes depend only
-    on the drawing."""
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=FIGURE_DPI, metadata={"Software": None}, **kw)
-    return buf.getvalue()
+    on the drawing (figstyle.figure_bytes)."""
+    from rareshock.figstyle import figure_bytes
+
+    return figure_bytes(fig, "png", **kw)
 
 
 def save_png(fig: Figure, path: Path, **kw: Any) -> None:
-    """Write ``fig`` as a PNG, atomically."""
-    atomic_write_bytes(path, png_bytes(fig, **kw))
+    """Write ``fig`` as a PNG and, beside it, an SVG of the same drawing, atomically (figstyle.save_figure)."""
+    from rareshock.figstyle import save_figure
+
+    save_figure(fig, path, **kw)
 
 
 def write_figures(df: pd.DataFrame, fig_dir: Path) -> list[str]:
@@ -482,7 +483,7 @@ _OWNED: dict[str, frozenset[str]] = {
         }
     ),
 }
-_PNG = re.compile(r"[^/]+\.png")
+_PNG = re.compile(r"[^/]+\.(png|svg)")  # each figure as PNG and SVG (rareshock.figstyle)
 _PART = re.compile(r"part-\d{6}\.parquet")
 _SUBDIRS: dict[str, dict[str, re.Pattern]] = {
     "run": {"figures": _PNG},

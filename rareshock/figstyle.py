@@ -1,0 +1,303 @@
+"""One look for every figure rareshock draws: policy events marked and keyed, a caption line naming what was
+run, money in $bn, years on decade axes, and each figure written as PNG and SVG.
+
+Every figure function in rareshock (``outputs``, ``record``, ``compare``, ``sweeps.analysis``,
+``calibration``) goes through these helpers, so a figure in a paper carries the same conventions:
+
+- :func:`event_marks` turns a scenario's ``[[events]]`` (config dicts or validated event objects) into dated,
+  short labels, including the day a suspension lapses by itself;
+- :func:`mark_events` draws them as thin vertical lines numbered along the top of an axis, and
+  :func:`event_key` lists the numbers with their dates and labels in a panel below the chart;
+- :func:`caption` writes one line at the foot of the figure: scenario, seed or posterior draws, commit;
+- :func:`usd_axis`, :func:`share_axis`, :func:`count_axis` and :func:`date_axis` format axes;
+- :func:`save_figure` writes ``name.png`` and ``name.svg`` with no timestamps inside, atomically, so
+  regenerating a figure from the same data gives the same bytes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+EVENT_COLOUR = "0.45"
+MAX_LABEL = 90  # characters of an event label in a key
+
+
+# --------------------------------------------------------------------------------------------------
+# Events
+# --------------------------------------------------------------------------------------------------
+def _get(ev: Any, key: str, default: Any = None) -> Any:
+    return ev.get(key, default) if isinstance(ev, dict) else getattr(ev, key, default)
+
+
+def _short(text: str, n: int = MAX_LABEL) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= n else text[: n - 1] + "…"
+
+
+def event_label(ev: Any) -> str:
+    """A short label: a marker's text; else the event's note with its kind; else its kind (a deal: its terms)."""
+    kind = _get(ev, "kind")
+    if kind == "marker":
+        return _short(_get(ev, "label") or "marker")
+    note = _get(ev, "note") or _get(ev, "label")
+    if note:
+        return _short(f"{note} [{kind}]")
+    if kind == "deal":
+        terms = _get(ev, "terms") or []
+        return _short(f"deal: {', '.join(str(_get(t, 'kind')) for t in terms)}")
+    return _short(str(kind))
+
+
+def event_marks(
+    events: Iterable[Any], start: dt.date | None = None, end: dt.date | None = None
+) -> list[tuple[dt.date, str]]:
+    """(date, label) for each event of a scenario (config dicts or event objects) between ``start`` and
+    ``end`` (inclusive; ``None`` is open), with the day each suspension lapses by itself, sorted by date.
+    Events on the same day with the same label are listed once."""
+    out: set[tuple[dt.date, str]] = set()
+    for ev in events:
+        day = _get(ev, "date")
+        if day is None:
+            continue
+        day = dt.date.fromisoformat(str(day)) if not isinstance(day, dt.date) else day
+        out.add((day, event_label(ev)))
+        if _get(ev, "kind") in ("cn_suspension", "us_suspension") and _get(ev, "until"):
+            until = _get(ev, "until")
+            until = dt.date.fromisoformat(str(until)) if not isinstance(until, dt.date) else until
+            out.add((until, _short(f"{_get(ev, 'name')} lapses (automatic)")))
+    marks = sorted(out)
+    return [(d, t) for d, t in marks if (start is None or d >= start) and (end is None or d <= end)]
+
+
+def mark_events(
+    ax: Any,
+    marks: Sequence[tuple[dt.date, str]],
+    first: int = 1,
+    x_of: Any = None,
+    colour: str = EVENT_COLOUR,
+) -> None:
+    """Thin vertical lines at each mark's date, numbered (``first``, ``first+1``, ...) along the top of ``ax``.
+    ``x_of`` maps a date to the axis' x value (default: the date as a pandas Timestamp; pass e.g.
+    ``lambda d: (d - start).days`` for an axis in days). Numbers of marks closer than 2% of the axis width are
+    staggered down so they stay legible."""
+    import pandas as pd
+
+    if not marks:
+        return
+    to_x = x_of or (lambda d: pd.Timestamp(d))
+    lo, hi = ax.get_xlim()
+    span = hi - lo if hi > lo else 1.0
+    last_x, row = None, 0
+    for i, (day, _) in enumerate(marks, start=first):
+        x = to_x(day)
+        xf = ax.xaxis.convert_units(x) if not isinstance(x, int | float) else x
+        try:
+            xf = float(xf)
+        except (TypeError, ValueError):
+            continue
+        if xf < lo or xf > hi:
+            continue
+        row = row + 1 if last_x is not None and (xf - last_x) < 0.02 * span else 0
+        last_x = xf
+        ax.axvline(x, color=colour, lw=0.7, ls=(0, (4, 2)), zorder=0.5)
+        ax.annotate(
+            str(i),
+            (x, 1.0),
+            xycoords=("data", "axes fraction"),
+            xytext=(2, -3 - 9 * (row % 4)),
+            textcoords="offset points",
+            ha="left",
+            va="top",
+            fontsize=7,
+            color="0.25",
+            fontweight="bold",
+        )
+    ax.set_xlim(lo, hi)
+
+
+def event_key(ax: Any, marks: Sequence[tuple[dt.date, str]], first: int = 1, columns: int = 1) -> None:
+    """Turn ``ax`` into a key listing the numbered events ("3  2025-04-04  No. 18 controls ...")."""
+    ax.axis("off")
+    if not marks:
+        return
+    lines = [f"{i:>2}  {d.isoformat()}  {t}" for i, (d, t) in enumerate(marks, start=first)]
+    per = -(-len(lines) // columns)
+    for c in range(columns):
+        chunk = lines[c * per : (c + 1) * per]
+        ax.text(c / columns, 1.0, "\n".join(chunk), va="top", ha="left", fontsize=7, family="monospace")
+    ax.set_title("Policy events (numbered dashed lines above)", fontsize=8.5, loc="left")
+
+
+def key_height(n_marks: int, columns: int = 1) -> float:
+    """Inches a key of ``n_marks`` events needs."""
+    return 0.35 + 0.13 * -(-n_marks // max(columns, 1)) if n_marks else 0.0
+
+
+# --------------------------------------------------------------------------------------------------
+# Caption
+# --------------------------------------------------------------------------------------------------
+def caption_text(
+    scenario: str | None = None,
+    seed: int | None = None,
+    draws: int | None = None,
+    commit: str | None = None,
+    extra: str | None = None,
+) -> str:
+    """ "rareshock · scenario april_2025_shock · 100 posterior draws (seed 1) · commit 3b57ac7"."""
+    parts = ["rareshock"]
+    if scenario:
+        parts.append(f"scenario {scenario}")
+    if draws and draws > 1:
+        parts.append(f"{draws} posterior draws" + (f" (seed {seed})" if seed is not None else ""))
+    elif seed is not None:
+        parts.append(f"seed {seed}")
+    if extra:
+        parts.append(extra)
+    if commit:
+        parts.append(f"commit {commit[:7]}")
+    return " · ".join(parts)
+
+
+def caption(fig: Any, text: str) -> None:
+    """Write ``text`` as one small grey line at the bottom left of ``fig``."""
+    fig.text(0.005, 0.002, text, ha="left", va="bottom", fontsize=7, color="0.35")
+
+
+def commit_of(manifest_or_config: dict | None) -> str | None:
+    """The commit recorded in a manifest (``git.commit``), with ``+dirty`` if the tree was not clean."""
+    if not manifest_or_config:
+        return None
+    git = manifest_or_config.get("git") or {}
+    commit = git.get("commit")
+    if not commit:
+        return None
+    return commit[:7] + ("+dirty" if git.get("dirty") else "")
+
+
+# --------------------------------------------------------------------------------------------------
+# Axes
+# --------------------------------------------------------------------------------------------------
+def usd_axis(ax: Any, axis: str = "y", scale: float = 1e9, unit: str = "bn") -> None:
+    """Format an axis holding US dollars as "$1.5bn" (``scale`` 1e9) or "$250m" (``scale=1e6, unit="m"``)."""
+    from matplotlib.ticker import FuncFormatter
+
+    def fmt(v: float, _pos: Any) -> str:
+        x = v / scale
+        text = f"{x:,.0f}" if abs(x) >= 10 or x == int(x) else f"{x:,.1f}"
+        return f"${text}{unit}" if v >= 0 else f"−${text.lstrip('-')}{unit}"
+
+    getattr(ax, f"{axis}axis").set_major_formatter(FuncFormatter(fmt))
+
+
+def share_axis(ax: Any, axis: str = "y") -> None:
+    """Format an axis of shares (0–1) as percentages."""
+    from matplotlib.ticker import PercentFormatter
+
+    getattr(ax, f"{axis}axis").set_major_formatter(PercentFormatter(1.0, decimals=0))
+
+
+def count_axis(ax: Any, axis: str = "y") -> None:
+    """Integer ticks with thousands separators, for counts (plants, applications, runs)."""
+    from matplotlib.ticker import FuncFormatter, MaxNLocator
+
+    a = getattr(ax, f"{axis}axis")
+    a.set_major_locator(MaxNLocator(integer=True))
+    a.set_major_formatter(FuncFormatter(lambda v, _p: f"{v:,.0f}"))
+
+
+def plain_axis(ax: Any, axis: str = "y") -> None:
+    """Plain numbers with thousands separators and no offset or scientific notation ("12,500", "0.25")."""
+    from matplotlib.ticker import FuncFormatter
+
+    def fmt(v: float, _p: Any) -> str:
+        return f"{v:,.0f}" if abs(v) >= 100 or v == int(v) else f"{v:,.2g}"
+
+    getattr(ax, f"{axis}axis").set_major_formatter(FuncFormatter(fmt))
+
+
+def year_ticks(ax: Any, axis: str = "x") -> None:
+    """Ticks of a year axis (numbers such as 2030) printed as years, not "2,030"."""
+    from matplotlib.ticker import FuncFormatter, MaxNLocator
+
+    a = getattr(ax, f"{axis}axis")
+    a.set_major_locator(MaxNLocator(integer=True))
+    a.set_major_formatter(FuncFormatter(lambda v, _p: f"{v:.0f}"))
+
+
+def date_axis(ax: Any, years: float | None = None) -> None:
+    """Concise date ticks; for runs over ~3 years and more, year ticks (``years`` is the span in years)."""
+    from matplotlib.dates import AutoDateLocator, ConciseDateFormatter, DateFormatter, YearLocator
+
+    if years is not None and years >= 3:
+        ax.xaxis.set_major_locator(YearLocator())
+        ax.xaxis.set_major_formatter(DateFormatter("%Y"))
+        return
+    locator = AutoDateLocator()
+    ax.xaxis.set_major_locator(locator)
+    ax.xaxis.set_major_formatter(ConciseDateFormatter(locator))
+
+
+def flat_note(ax: Any, values: Any, what: str, rel: float = 0.02) -> bool:
+    """If ``values`` hardly move (range below ``rel`` of their level), put the y axis from zero and say so on
+    the chart, so a 0.8% drift is not blown up to full height. Returns True if the note was written."""
+    import numpy as np
+
+    v = np.asarray(values, dtype=float)
+    v = v[np.isfinite(v)]
+    if v.size == 0:
+        return False
+    level = max(abs(v).max(), 1e-12)
+    if (v.max() - v.min()) / level >= rel:
+        return False
+    ax.set_ylim(0, level * 1.15)
+    ax.text(
+        0.99,
+        0.04,
+        f"{what} varies by less than {rel:.0%} over the run",
+        transform=ax.transAxes,
+        ha="right",
+        va="bottom",
+        fontsize=7.5,
+        color="0.3",
+    )
+    return True
+
+
+# --------------------------------------------------------------------------------------------------
+# Writing
+# --------------------------------------------------------------------------------------------------
+FIGURE_DPI = 150
+
+
+def figure_bytes(fig: Any, fmt: str, **kw: Any) -> bytes:
+    """The figure as PNG or SVG bytes with no time stamp or software string inside, and SVG element ids
+    fixed (``svg.hashsalt``), so the same drawing gives the same bytes."""
+    import matplotlib
+
+    buf = io.BytesIO()
+    if fmt == "png":
+        fig.savefig(buf, format="png", dpi=FIGURE_DPI, metadata={"Software": None}, **kw)
+    elif fmt == "svg":
+        with matplotlib.rc_context({"svg.hashsalt": "rareshock", "svg.fonttype": "none"}):
+            fig.savefig(buf, format="svg", metadata={"Date": None, "Creator": None}, **kw)
+    else:
+        raise ValueError(f"figure format {fmt!r}: use png or svg")
+    return buf.getvalue()
+
+
+def save_figure(fig: Any, path: str | Path, svg: bool = True, **kw: Any) -> list[str]:
+    """Write ``fig`` to ``path`` (``.png``) and, with ``svg``, the same drawing beside it as ``.svg``,
+    atomically; returns the file names written."""
+    from rareshock.outputs import atomic_write_bytes
+
+    path = Path(path).with_suffix(".png")
+    atomic_write_bytes(path, figure_bytes(fig, "png", **kw))
+    names = [path.name]
+    if svg:
+        atomic_write_bytes(path.with_suffix(".svg"), figure_bytes(fig, "svg", **kw))
+        names.append(path.with_suffix(".svg").name)
+    return names
