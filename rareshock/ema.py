@@ -42,11 +42,13 @@ worker (ema_workbench's multiprocessing evaluator hangs when a model raises); fi
 sweep's): common random numbers, so two policies differ by their levers and not by chance, and the same
 experiments give the same outcomes under any evaluator and in any order. With ``replications=N`` the
 model is an :class:`~ema_workbench.ReplicatorModel`: replicate r runs with seed
-``SeedSequence(seed, spawn_key=(r,))`` (as draw r of ``rareshock run --posterior``); metrics named as
-strings become :class:`~ema_workbench.ArrayOutcome` with one column per replicate (a
-:class:`~ema_workbench.ScalarOutcome` there needs a ``function`` that aggregates the replicates, e.g.
-``np.nanmedian``). A sweep over a calibration's posterior (``posterior = NAME``) gives
-replicate r posterior draw r with that seed; a swept path that is also calibrated takes the swept value.
+``SeedSequence(seed, spawn_key=(r,))`` (as draw r of ``rareshock run --posterior``); outcomes named
+by string are the median over the replicates (:func:`replicate_median`, NaN ignored; per time step for a
+time series). To keep every replicate, pass ``ArrayOutcome(name)`` or ``TimeSeriesOutcome(name)``; a
+:class:`~ema_workbench.ScalarOutcome` there needs a ``function`` that aggregates the replicates. A sweep
+over a calibration's posterior (``posterior = NAME``), or ``ema_model(..., posterior=N)``, gives replicate
+r posterior draw r with that seed; a path that is a parameter and also calibrated takes the parameter's
+value.
 
 **Levers and uncertainties** (:func:`from_sweep`): a path is a policy lever if it is, or lies under, one
 of :data:`LEVER_PATHS` (what the US government and its partners decide: whether deals take effect, the
@@ -77,7 +79,15 @@ with warnings.catch_warnings():  # ema_workbench warns on import that the option
     from ema_workbench.em_framework.parameters import ParameterMapDescriptor
     from ema_workbench.em_framework.util import NamedObjectMapDescriptor
 
-__all__ = ["DEFAULT_OUTCOMES", "LEVER_PATHS", "RunFailedWarning", "ema_model", "from_sweep", "is_lever"]
+__all__ = [
+    "DEFAULT_OUTCOMES",
+    "LEVER_PATHS",
+    "RunFailedWarning",
+    "ema_model",
+    "from_sweep",
+    "is_lever",
+    "replicate_median",
+]
 
 LEVER_PATHS = (
     "policy",  # whether deals take effect; retaliation rules
@@ -400,23 +410,28 @@ def _identifier(name: str) -> str:
     return out if out.isidentifier() else f"m_{out}"
 
 
+def replicate_median(values) -> float | np.ndarray:
+    """The median over an experiment's replicates, ignoring NaN (null metrics, failed runs); NaN if all
+    are NaN. Per time step for a time series. The aggregate of outcomes named by string in a replicated
+    model; rareshock reports runs over posterior draws by their medians too."""
+    arr = np.asarray(values, dtype=float)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns
+        out = np.nanmedian(arr, axis=0)
+    return float(out) if np.ndim(out) == 0 else out
+
+
 def _outcome(item: Any, replicated: bool) -> Any:
-    """An outcome given as a name: a metric (dots or __) becomes a ScalarOutcome (an ArrayOutcome of one
-    value per replicate in a replicated model), a column a TimeSeriesOutcome."""
+    """An outcome given as a name: a metric (dots or __) becomes a ScalarOutcome, a column a
+    TimeSeriesOutcome; in a replicated model, of the median over the replicates."""
     if not isinstance(item, str):
         return item
     name = _name(item)
+    function = replicate_median if replicated else None
     if name in _metrics():
-        cls = ema.ArrayOutcome if replicated else ema.ScalarOutcome
-        known = ema.em_framework.outcomes.register.outcomes.get(name, cls)
-        if known is not cls:  # ema_workbench keeps one outcome class per name in a Python session
-            raise ConfigError(
-                f"outcomes: {name!r} is already an ema_workbench {known.__name__} in this session and would be "
-                f"a {cls.__name__} here (one value per replicate); pass {known.__name__}({name!r}, ...) yourself"
-            )
-        return cls(name)
+        return ema.ScalarOutcome(name, function=function)
     if name in _columns():
-        return ema.TimeSeriesOutcome(name)
+        return ema.TimeSeriesOutcome(name, function=function)
     allowed = _metrics() + _columns()
     raise ConfigError(f"outcomes: {item!r} is not a summary metric or time-series column{_near(name, allowed)}")
 
