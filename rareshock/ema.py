@@ -336,6 +336,14 @@ class _Checks:
     constants = _CheckedNamed(ema.Constant)
     outcomes = _CheckedNamed(ema.em_framework.outcomes.Outcome)
 
+    def run_model(self, scenario, policy, constants) -> None:
+        # ema_workbench 3.0.0's DefaultCallback stores an experiment as ``scenario | policy``, whose shallow
+        # copy writes the policy's levers into the scenario's dict; a model without uncertainties then
+        # sees them twice in its next experiment ("Parameters exist in both"). Drop them from this copy.
+        levers = {var for par in self.levers for var in par.variable_name} | {par.name for par in self.levers}
+        scenario.data = {k: v for k, v in scenario.items() if k not in levers}
+        super().run_model(scenario, policy, constants)
+
     def _taken(self, attribute: str) -> dict[str, str]:
         """Variable names already in use by the other inputs, and where."""
         out = {}

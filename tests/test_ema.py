@@ -227,3 +227,51 @@ def test_posterior_model_medians_equal_run_posterior() -> None:
     p = rareshock.run("april_2025_shock", posterior=3, scenario__end=END, workers=1)
     assert outcomes["peak_auto_plants_idle_by_region__US"][0] == p.summary["peak_auto_plants_idle_by_region"]["US"]
     assert [rep["seed"] for rep in model.replications] == [draw_seed(20250404, r) for r in range(3)]
+
+
+def test_levers_only_model_runs_several_policies_and_optimize(tmp_path) -> None:
+    """A model without uncertainties runs several policies (ema_workbench 3.0.0 would see the levers twice),
+    and many-objective search (platypus) returns policies whose outcomes are those of direct runs."""
+    model = ema_model(
+        "april_2025_shock",
+        seed=3,
+        scenario__end=END,
+        levers=[
+            ema.RealParameter("automakers__US__buffer_days_mean", 7.0, 60.0),
+            ema.IntegerParameter("licensing__cn__reviewers", 10, 120),
+        ],
+        outcomes=[
+            ema.ScalarOutcome("peak_auto_plants_idle_by_region__US", kind=ema.ScalarOutcome.MINIMIZE),
+            ema.ScalarOutcome("lost_production_share_by_region__US", kind=ema.ScalarOutcome.MINIMIZE),
+        ],
+    )
+    policies = [
+        ema.Sample(f"p{i}", automakers__US__buffer_days_mean=b, licensing__cn__reviewers=n)
+        for i, (b, n) in enumerate([(10.0, 20), (30.0, 60), (50.0, 100)])
+    ]
+    experiments, outcomes = _run(model, 0, policies)
+    assert list(experiments["policy"]) == ["p0", "p1", "p2"] and outcomes["peak_auto_plants_idle_by_region__US"][0] > 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        front, _ = ema.optimize(
+            model,
+            nfe=20,
+            searchover="levers",
+            epsilons=[1.0, 0.001],
+            population_size=10,
+            rng=1,
+            evaluator=ema.SequentialEvaluator(model),
+            directory=str(tmp_path),
+            filename="archives.tar.gz",
+        )
+    assert len(front) >= 1
+    row = front.iloc[0]
+    assert 7.0 <= row["automakers__US__buffer_days_mean"] <= 60.0
+    direct = rareshock.run(
+        "april_2025_shock",
+        seed=3,
+        scenario__end=END,
+        automakers__US__buffer_days_mean=float(row["automakers__US__buffer_days_mean"]),
+        licensing__cn__reviewers=int(row["licensing__cn__reviewers"]),
+    )
+    assert row["lost_production_share_by_region__US"] == direct.summary["lost_production_share_by_region"]["US"]
