@@ -12,16 +12,20 @@ draws for every scenario, drawn by systematic resampling with the comparison's s
 - ``yearly.csv``: one row per scenario, replicate and calendar year with the yearly metrics below;
 - ``table.csv`` and ``table.md``: per scenario, the median and 10th-90th percentile over replicates of
   each summary metric;
-- ``figures/paths_<metric>.png``: the median by year with a 10-90% band, one line per scenario;
+- ``monthly.csv``: one row per scenario, replicate and month with the :data:`MONTHLY` metrics;
+- ``figures/paths_<metric>.png`` (and ``.svg``): the median by year with a 10-90% band, one line per scenario,
+  and ``figures/monthly_<metric>.png`` the same by month (:func:`band_figure`: every scenario's events
+  numbered and keyed, shared events once; a scenario that repeats another is named "same as" and drawn dashed
+  over it; the price guard where a band reaches it; a caption with comparison, scenarios, draws and commit).
+  A metric missing or constant in every run is not drawn; the command says so;
 - ``manifest.json``.
 
 With ``branch = DATE`` the scenarios are futures of one trunk (they must be equal up to DATE: see
 :mod:`rareshock.state`, "What must match"). Replicate r (seed ``run_seed(seed, 0, r)``, posterior draw r)
 simulates the trunk ONCE through DATE and forks the saved state into every scenario; each fork equals an
 unbroken run of its scenario with that seed (tested), so the scenarios differ only by what happens after
-DATE. It also writes ``monthly.csv`` (scenario, replicate, month, the :data:`MONTHLY` metrics) and
-``figures/outlook_<metric>.png``: the monthly median with a 10-90% band per scenario over the whole period,
-the branch date and each scenario's events after it marked.
+DATE. Its monthly figures are ``figures/outlook_<metric>.png``: the shared trunk once, in grey, then each
+future's median and 10-90% band, the branch date and each scenario's events after it marked.
 """
 
 from __future__ import annotations

@@ -478,7 +478,7 @@ def test_heatmap_ticks_are_dollars_and_years_and_never_reached_runs_are_counted(
     texts = [t.get_text() for t in ax.texts]
     assert "never\n[2031–never]\nnever in 7 of 10" in texts  # median never; counted, not dropped
     assert "2034\n[2030–2039]" in texts  # median [p10–p90] of 2030..2039
-    assert "never happened in 7 of 80 runs (1 of 8 cells)" in ax.get_title(loc="left")
+    assert "\nnever happened in 7 of 80 runs (1 of 8 cells)" in ax.get_title(loc="left")
 
 
 def test_one_outlying_cell_does_not_set_the_colour_scale():

@@ -543,7 +543,7 @@ def _cell_text(output: str, row: Any, runs: int) -> str:
     failed = int(row["n_runs"] - row["n_ok"])
     if failed:
         lines.append(f"{failed} failed")
-    return "\n".join(lines)
+    return "\n".join(lines).replace("$", r"\$")  # a literal dollar, not mathtext between two of them
 
 
 def _null_note(output: str, st: pd.DataFrame) -> str:
@@ -556,7 +556,7 @@ def _null_note(output: str, st: pd.DataFrame) -> str:
         parts.append(f"{what} in {nulls} of {ok} runs ({cells} of {len(st)} cells)")
     if failed:
         parts.append(f"{failed} runs failed")
-    return ("; " + "; ".join(parts)) if parts else ""
+    return ("\n" + "; ".join(parts)) if parts else ""
 
 
 def fig_heatmap(
@@ -584,7 +584,7 @@ def fig_heatmap(
     shown = np.where(np.isfinite(med), med, np.nan)
     width = 2.4 + 1.55 * len(levels[1]) + 1.2
     height = 1.9 + 0.62 * len(levels[0])
-    fig, ax = _new_figure(max(width, 6.0), max(height, 3.5))
+    fig, ax = _new_figure(max(width, 8.5), max(height, 3.8))
     im = ax.imshow(np.ma.masked_invalid(shown), cmap=cmap, norm=norm, origin="lower", aspect="auto")
     for i, a in enumerate(levels[0]):
         for j, b in enumerate(levels[1]):
@@ -613,6 +613,13 @@ def fig_heatmap(
     ax.tick_params(which="minor", length=0)
     ax.set_xlabel(p1)
     ax.set_ylabel(p0)
+    if not np.isfinite(med).any():  # every cell "never" (or empty): there is no scale to show
+        ax.set_title(
+            f"{output}\nmedian [10th–90th percentile] over {runs} per cell{_null_note(output, st)}",
+            fontsize=9.5,
+            loc="left",
+        )
+        return fig
     cbar = fig.colorbar(
         im,
         ax=ax,
