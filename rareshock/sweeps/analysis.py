@@ -796,7 +796,7 @@ def fig_scatter(output: str, ok: pd.DataFrame, params: list[str], title: str) ->
     for ax in axes[::cols]:
         ax.set_ylabel(output, fontsize=8.5)
     handles, labels = axes[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="outside lower right", ncols=len(labels), fontsize=8, frameon=False)
+    fig.legend(handles, labels, loc="outside right upper", fontsize=8, frameon=False)
     fig.suptitle(title, fontsize=10, x=0.01, ha="left")
     return fig
 
@@ -881,7 +881,7 @@ def exploration(
     for out in outputs:
         path = out_dir / FIG_DIR / f"scatter_{stems[out]}.png"
         title = (
-            f"{out} against each swept parameter: {len(ok)} runs ({design}, {s.samples} samples × "
+            f"{out} against each swept parameter\n{len(ok)} runs ({design}, {s.samples} samples × "
             f"{_runs_word(sweep)}); line: median in equal-count bins"
         )
         _save(fig_scatter(out, ok, params, title), path, caption)
