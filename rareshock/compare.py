@@ -12,16 +12,20 @@ draws for every scenario, drawn by systematic resampling with the comparison's s
 - ``yearly.csv``: one row per scenario, replicate and calendar year with the yearly metrics below;
 - ``table.csv`` and ``table.md``: per scenario, the median and 10th-90th percentile over replicates of
   each summary metric;
-- ``figures/paths_<metric>.png``: the median by year with a 10-90% band, one line per scenario;
+- ``monthly.csv``: one row per scenario, replicate and month with the :data:`MONTHLY` metrics;
+- ``figures/paths_<metric>.png`` (and ``.svg``): the median by year with a 10-90% band, one line per scenario,
+  and ``figures/monthly_<metric>.png`` the same by month (:func:`band_figure`: every scenario's events
+  numbered and keyed, shared events once; a scenario that repeats another is named "same as" and drawn dashed
+  over it; the price guard where a band reaches it; a caption with comparison, scenarios, draws and commit).
+  A metric missing or constant in every run is not drawn; the command says so;
 - ``manifest.json``.
 
 With ``branch = DATE`` the scenarios are futures of one trunk (they must be equal up to DATE: see
 :mod:`rareshock.state`, "What must match"). Replicate r (seed ``run_seed(seed, 0, r)``, posterior draw r)
 simulates the trunk ONCE through DATE and forks the saved state into every scenario; each fork equals an
 unbroken run of its scenario with that seed (tested), so the scenarios differ only by what happens after
-DATE. It also writes ``monthly.csv`` (scenario, replicate, month, the :data:`MONTHLY` metrics) and
-``figures/outlook_<metric>.png``: the monthly median with a 10-90% band per scenario over the whole period,
-the branch date and each scenario's events after it marked.
+DATE. Its monthly figures are ``figures/outlook_<metric>.png``: the shared trunk once, in grey, then each
+future's median and 10-90% band, the branch date and each scenario's events after it marked.
 """
 
 from __future__ import annotations
@@ -53,15 +57,15 @@ SUMMARY_METRICS = (
     "cn_chip_localisation_end",
 )
 YEARLY = {
-    "us_non_cn_share": "non-Chinese share of US magnet supply",
-    "us_idle_plant_days": "US idle plant-days",
-    "us_lost_vehicles": "US vehicles lost",
-    "us_defense_shortfall": "US defence shortfall (share of need)",
-    "price_ndfeb_ex_cn_usd_kg": "NdFeB price outside China (USD/kg)",
-    "price_dy_oxide_ex_cn_usd_kg": "Dy oxide price outside China (USD/kg)",
-    "us_chip_revenue_lost_usd": "US chip revenue lost in the year (USD)",
-    "cn_chip_localisation": "China's chip localisation (share)",
-    "investment_spent_usd_cum": "programme money spent, cumulative (USD)",
+    "us_non_cn_share": ("Non-Chinese share of US magnet supply", "share of tonnes received in the year"),
+    "us_idle_plant_days": ("US auto plants idled for lack of magnets", "idle plant-days per year"),
+    "us_lost_vehicles": ("US vehicles short of plan", "vehicles per year"),
+    "us_defense_shortfall": ("US defence shortfall", "share of need (yearly mean)"),
+    "price_ndfeb_ex_cn_usd_kg": ("NdFeB magnet price outside China", "USD/kg (yearly mean)"),
+    "price_dy_oxide_ex_cn_usd_kg": ("Dy oxide price outside China", "USD/kg (yearly mean)"),
+    "us_chip_revenue_lost_usd": ("US chip revenue lost", "US$ per year"),
+    "cn_chip_localisation": ("China's chip localisation", "share of demand (end of year)"),
+    "investment_spent_usd_cum": ("Programme money spent", "US$, cumulative"),
 }
 MONTHLY = {
     "cn_magnet_exports_to_us_t": ("China's magnet exports to the US", "tonnes per month"),
@@ -70,6 +74,10 @@ MONTHLY = {
     "price_dy_oxide_ex_cn_usd_kg": ("Dy oxide price outside China", "USD/kg (monthly mean)"),
     "cn_licences_pending": ("Chinese export licence applications pending", "applications (monthly mean)"),
     "us_non_cn_share": ("Non-Chinese share of US magnet supply", "share of tonnes received"),
+}
+PRICE_START = {  # price column -> its start price in [prices] (the model's guard is max_multiple times it)
+    "price_ndfeb_ex_cn_usd_kg": "ndfeb_usd_kg",
+    "price_dy_oxide_ex_cn_usd_kg": "dy_oxide_ex_cn_usd_kg",
 }
 
 
@@ -204,10 +212,15 @@ def _results(model, with_monthly: bool = False) -> tuple:
     return (*out, monthly(ts)) if with_monthly else out
 
 
-def _run(path: str, seed: int, values: dict | None = None) -> tuple[dict, pd.DataFrame]:
+def _run(path: str, seed: int, values: dict | None = None, with_monthly: bool = False) -> tuple:
+    """(summary, yearly) of one run, and its monthly metrics with ``with_monthly``."""
     from rareshock.simulation import run_model
 
-    return _results(run_model(_config(path, values), seed))
+    return _results(run_model(_config(path, values), seed), with_monthly)
+
+
+def _run_monthly(path: str, seed: int, values: dict | None = None) -> tuple:
+    return _run(path, seed, values, with_monthly=True)
 
 
 def _run_branched(paths: list[str], seed: int, values: dict | None, date: dt.date) -> list[tuple]:
@@ -243,7 +256,7 @@ def run_comparison(path: str | Path, out_dir: Path, workers: int | None = None) 
         if settings.branch is None:
             jobs = [(i, r, str(p), run_seed(settings.seed, i, r)) for i, p in enumerate(paths) for r in reps]
             values = [draws[1][r][1] if draws else None for _i, r, _p, _s in jobs]
-            results = list(pool.map(_run, [j[2] for j in jobs], [j[3] for j in jobs], values))
+            results = list(pool.map(_run_monthly, [j[2] for j in jobs], [j[3] for j in jobs], values))
         else:  # one trunk per replicate, forked into every scenario
             seeds = [run_seed(settings.seed, 0, r) for r in reps]
             values = [draws[1][r][1] if draws else None for r in reps]
@@ -283,25 +296,6 @@ def run_comparison(path: str | Path, out_dir: Path, workers: int | None = None) 
     atomic_write_text(out_dir / "table.csv", table.to_csv(index=False))
     over = f"{settings.replications} draws of posterior {draws[0].name} (one seed each)" if draws else None
     atomic_write_text(out_dir / "table.md", _markdown(table, settings.replications, over))
-    what = f"{settings.replications} draws of posterior {draws[0].name}" if draws else f"{settings.replications} seeds"
-    for metric, label in YEARLY.items():
-        _figure(yearly_df, metric, label, order, out_dir / "figures" / f"paths_{metric}.png", what)
-    if months:
-        monthly_df = pd.concat(months, ignore_index=True)[["scenario", "replicate", "month", *MONTHLY]]
-        atomic_write_text(out_dir / "monthly.csv", monthly_df.to_csv(index=False, float_format="%.10g"))
-        events = _future_events(paths, order, settings.branch)
-        for metric, (title, unit) in MONTHLY.items():
-            _outlook_figure(
-                monthly_df,
-                metric,
-                title,
-                unit,
-                order,
-                settings.branch,
-                events,
-                what,
-                out_dir / "figures" / f"outlook_{metric}.png",
-            )
     config = {"comparison": settings.model_dump(mode="json"), "scenarios": [str(p) for p in paths]}
     if draws:
         config["posterior"] = draws[0].provenance()
@@ -313,9 +307,12 @@ def run_comparison(path: str | Path, out_dir: Path, workers: int | None = None) 
         ["rareshock", "reproduce"],
     )
     manifest["kind"] = "comparison"
+    monthly_df = pd.concat(months, ignore_index=True)[["scenario", "replicate", "month", *MONTHLY]]
+    atomic_write_text(out_dir / "monthly.csv", monthly_df.to_csv(index=False, float_format="%.10g"))
+    notes = write_figures(settings, paths, order, yearly_df, monthly_df, out_dir / "figures", draws, manifest)
     atomic_write_text(out_dir / "manifest.json", to_json(manifest))
     how = f" ({settings.replications} trunks through {settings.branch}, forked)" if settings.branch else ""
-    return [f"{settings.name}: {len(jobs)} runs of {len(paths)} scenarios{how} -> {out_dir}"]
+    return [f"{settings.name}: {len(jobs)} runs of {len(paths)} scenarios{how} -> {out_dir}", *notes]
 
 
 def _fmt(x: float, metric: str) -> str:
@@ -366,158 +363,271 @@ def _markdown(table: pd.DataFrame, reps: int, over: str | None = None) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _figure(df: pd.DataFrame, metric: str, label: str, order: list[str], path: Path, over: str = "seeds") -> None:
-    from rareshock.outputs import save_png, use_agg
+# --------------------------------------------------------------------------------------------------
+# Figures
+# --------------------------------------------------------------------------------------------------
+ALL = "all"  # the scenarios an event belongs to, when it is every scenario's
 
-    use_agg()
-    import seaborn as sns
-    from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(9, 4.8))
-    ax = fig.subplots()
-    sns.lineplot(
-        data=df,
-        x="year",
-        y=metric,
-        hue="scenario",
-        hue_order=order,
-        estimator="median",
-        errorbar=("pi", 80),
-        ax=ax,
-        marker="o",
+def _over(settings: ComparisonSettings, draws) -> str:
+    n = settings.replications
+    return f"{n} draws of posterior {draws[0].name}" if draws else f"{n} seed{'s' if n != 1 else ''}"
+
+
+def caption_line(settings: ComparisonSettings, order: list[str], draws, manifest: dict | None) -> str:
+    """The figures' caption: comparison, scenarios, seeds or posterior draws, commit."""
+    from rareshock.figstyle import caption_text, commit_of
+
+    what = f"{_over(settings, draws)} (seed {settings.seed})"
+    if settings.branch is not None:
+        what += f", one trunk each forked on {settings.branch}"
+    return caption_text(
+        extra=f"comparison {settings.name}: {', '.join(order)} · {what}", commit=commit_of(manifest) or "unknown"
     )
-    from matplotlib.ticker import MaxNLocator
-
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_xlabel("year")
-    ax.set_ylabel(label)
-    ax.set_title(f"{label}: median and 10-90% band over {over}")
-    save_png(fig, path, bbox_inches="tight")
 
 
-def _event_label(ev) -> str:
-    """A short label: a marker's text, else the event's note and kind, else the kind and the fields it sets."""
-    if ev.kind == "marker":
-        return ev.label
-    if getattr(ev, "note", ""):
-        return f"{ev.note} ({ev.kind})"
-    if ev.kind == "deal":
-        return f"deal: {', '.join(t.kind for t in ev.terms)}"
-    shown = []
-    for k, v in ev.model_dump(exclude={"kind", "date", "source", "note"}, exclude_defaults=True).items():
-        if v in ([], {}):
-            continue
-        shown.append(f"{k} {', '.join(map(str, v)) if isinstance(v, list) else v}")
-    text = f"{ev.kind}" + (f" ({'; '.join(shown)})" if shown else "")
-    return text if len(text) <= 100 else text[:97] + "..."
-
-
-def _future_events(paths: list[Path], order: list[str], date: dt.date) -> dict[str, list[tuple[dt.date, str]]]:
-    """Each scenario's events dated after the branch date (what the outlooks add)."""
+def scenario_marks(
+    paths: list[Path], order: list[str], after: dt.date | None = None
+) -> list[tuple[dt.date, str, tuple[str, ...]]]:
+    """Every scenario's events (and the lapse of its suspensions) within its own period and after ``after``,
+    as (date, label, scenarios it belongs to): an event of every scenario once, with ``(ALL,)``."""
+    from rareshock.figstyle import event_marks
     from rareshock.model.config import load_scenario
 
-    out = {}
+    owners: dict[tuple[dt.date, str], list[str]] = {}
     for name, p in zip(order, paths):
-        out[name] = [(ev.date, _event_label(ev)) for ev in load_scenario(p).events if ev.date > date]
+        cfg = load_scenario(p)
+        start = cfg.scenario.start if after is None else max(cfg.scenario.start, after + dt.timedelta(days=1))
+        for day, label in event_marks(cfg.events, start, cfg.scenario.end, detail=True):
+            owners.setdefault((day, label), []).append(name)
+    out = []
+    for (day, label), names in sorted(owners.items()):
+        out.append((day, label, (ALL,) if len(names) == len(order) and len(order) > 1 else tuple(names)))
     return out
 
 
-def _outlook_figure(
+def price_guards(paths: list[Path], metric: str) -> dict[float, list[str]]:
+    """For a price column: the model's price guard (``prices.max_multiple`` x the start price) -> the
+    scenarios with that guard. Empty for any other column."""
+    from rareshock.model.config import load_scenario
+
+    if metric not in PRICE_START:
+        return {}
+    out: dict[float, list[str]] = {}
+    for p in paths:
+        cfg = load_scenario(p)
+        guard = cfg.prices.max_multiple * getattr(cfg.prices, PRICE_START[metric])
+        out.setdefault(float(guard), []).append(cfg.scenario.name)
+    return out
+
+
+def _bands(df: pd.DataFrame, period: str, metric: str, name: str) -> pd.DataFrame:
+    """p10 (lower), median and p90 (higher) of ``metric`` per period over one scenario's replicates."""
+    g = df[df["scenario"] == name].groupby(period)[metric]
+    return pd.DataFrame(
+        {
+            "p10": g.quantile(0.1, interpolation="lower"),
+            "median": g.median(),
+            "p90": g.quantile(0.9, interpolation="higher"),
+        }
+    )
+
+
+def _x(index: pd.Index, period: str) -> pd.DatetimeIndex:
+    if period == "year":
+        return pd.to_datetime([f"{int(y)}-07-01" for y in index])  # a year's value mid-year
+    return pd.to_datetime(index) + pd.Timedelta(days=14)  # a month's value mid-month
+
+
+def _same_as(bands: dict[str, pd.DataFrame], order: list[str], since: pd.Timestamp | None, period: str) -> dict:
+    """Scenario -> the earlier scenario whose median and band it repeats (to 1e-6), over the periods after
+    ``since``: lines drawn on top of each other would hide a scenario."""
+    out: dict[str, str] = {}
+    for k, name in enumerate(order):
+        a = bands[name]
+        if since is not None:
+            a = a[_x(a.index, period) > since]
+        for other in order[:k]:
+            if other in out:
+                continue
+            b = bands[other]
+            if since is not None:
+                b = b[_x(b.index, period) > since]
+            aligned = a.shape == b.shape and len(a) and (a.index == b.index).all()
+            if aligned and np.allclose(a.to_numpy(float), b.to_numpy(float), rtol=1e-6, atol=1e-12, equal_nan=True):
+                out[name] = other
+                break
+    return out
+
+
+def band_figure(
     df: pd.DataFrame,
+    period: str,
     metric: str,
     title: str,
     unit: str,
     order: list[str],
-    date: dt.date,
-    events: dict,
+    marks: list[tuple[dt.date, str, tuple[str, ...]]],
     over: str,
+    caption: str,
     path: Path,
-) -> None:
-    """Monthly median and 10-90% band per scenario (one trunk, then the futures), the branch date and
-    each scenario's later events marked."""
-    from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
+    branch: dt.date | None = None,
+    guards: dict[float, list[str]] | None = None,
+) -> str | None:
+    """The median and 10-90% band of ``metric`` per scenario by ``period`` ("year" or "month"), each
+    scenario's events numbered and keyed, a line that repeats another's drawn dashed over it and named in
+    the legend, the price guard where a band reaches it, and the caption; written as PNG and SVG. With
+    ``branch``, the shared trunk before it is drawn once, in grey. Returns why nothing was drawn, or None."""
     from matplotlib.figure import Figure
-    from matplotlib.ticker import EngFormatter, PercentFormatter
 
+    from rareshock import figstyle
     from rareshock.outputs import save_png, use_agg
 
+    values = df[metric].to_numpy(dtype=float)
+    finite = values[np.isfinite(values)]
+    if finite.size == 0:
+        return f"{path.name}: not drawn: no run has a value of {metric}"
+    if np.ptp(finite) == 0:
+        shown = figstyle.format_value(metric, float(finite[0]))
+        return f"{path.name}: not drawn: {metric} is {shown} in every scenario, {period} and run"
     use_agg()
-    # events after the branch: those of every scenario once (black), the others in their scenario's colour;
-    # numbered in date order on the plot, listed under it
-    common = set.intersection(*(set(events.get(n, [])) for n in order)) if order else set()
-    grouped: dict[tuple, list[str]] = {}
-    for d, lab in sorted(common):
-        grouped.setdefault((d, -1), []).append(lab)
-    for k, n in enumerate(order):
-        for d, lab in events.get(n, []):
-            if (d, lab) not in common:
-                grouped.setdefault((d, k), []).append(lab)
-    marks = sorted(((d, "; ".join(labs), k) for (d, k), labs in grouped.items()), key=lambda m: (m[0], m[2]))
-    lines = max(1, len(marks))
-    fig = Figure(figsize=(10, 5.0 + 0.16 * lines), layout="constrained")
-    ax, notes = fig.subplots(2, 1, height_ratios=[5.0, 0.16 * lines + 0.2])
-    for k, name in enumerate(order):
-        sub = df[df["scenario"] == name]
-        g = sub.groupby("month")[metric]
-        q = pd.DataFrame(
-            {
-                "p10": g.quantile(0.1, interpolation="lower"),
-                "median": g.median(),
-                "p90": g.quantile(0.9, interpolation="higher"),
-            }
-        )
-        x = pd.to_datetime(q.index) + pd.Timedelta(days=14)  # mid-month
-        cut = pd.Timestamp(date)
-        trunk, after = x <= cut, x >= cut - pd.Timedelta(days=31)  # futures start from the branch month
-        if k == 0:  # the trunk is the same in every scenario: drawn once, in grey
-            ax.fill_between(x[trunk], q["p10"][trunk], q["p90"][trunk], color="0.5", alpha=0.2, linewidth=0)
-            ax.plot(
-                x[trunk], q["median"][trunk], color="0.3", lw=1.6, label="trunk to the branch date (shared), median"
-            )
-        ax.fill_between(x[after], q["p10"][after], q["p90"][after], color=f"C{k}", alpha=0.18, linewidth=0)
-        ax.plot(x[after], q["median"][after], color=f"C{k}", lw=1.8, label=f"{name}, median")
-    ax.axvline(pd.Timestamp(date), color="k", ls="--", lw=1)
-    ax.annotate(
-        f"branch {date}",
-        (pd.Timestamp(date), 1.0),
-        xycoords=("data", "axes fraction"),
-        xytext=(4, -4),
-        textcoords="offset points",
-        ha="left",
-        va="top",
-        fontsize=8,
-    )
-    text, last = [], {}
-    for i, (day, label, k) in enumerate(marks, start=1):
-        near = k in last and (day - last[k][0]).days < 20  # a close mark in the same row: move the number on
-        last[k] = (day, last[k][1] + 1 if near else 0)
-        colour = "k" if k < 0 else f"C{k}"
-        y = 0.03 + 0.05 * (k + 1)
-        ax.plot([pd.Timestamp(day)], [y], marker="v", color=colour, ms=6, ls="none", transform=ax.get_xaxis_transform())
-        ax.annotate(
-            str(i),
-            (pd.Timestamp(day), y),
-            xycoords=("data", "axes fraction"),
-            xytext=(4 + 8 * last[k][1], -2),
-            textcoords="offset points",
-            fontsize=7,
-            color=colour,
-            fontweight="bold",
-        )
-        who = "all outlooks" if k < 0 else order[k]
-        text.append((f"{i}  {day}  {label}  [{who}]", colour))
-    notes.axis("off")
-    for j, (t, colour) in enumerate(text):
-        notes.text(0.0, 1.0 - j / lines, t, transform=notes.transAxes, fontsize=7, color=colour, va="top")
-    locator = AutoDateLocator()
-    ax.xaxis.set_major_locator(locator)
-    ax.xaxis.set_major_formatter(ConciseDateFormatter(locator))
-    if "share" in metric:
-        ax.yaxis.set_major_formatter(PercentFormatter(1.0))
+    bands = {name: _bands(df, period, metric, name) for name in order}
+    cut = pd.Timestamp(branch) if branch is not None else None
+    same = _same_as(bands, order, cut, period)
+    colour = {name: f"C{k}" for k, name in enumerate(order)}
+    mark_colour = [
+        "0.25" if names == (ALL,) else (colour[names[0]] if len(names) == 1 else "0.5") for _d, _t, names in marks
+    ]
+    key_lines = [(d, f"{t}  [{', '.join(names)}]") for d, t, names in marks]
+    key_h = figstyle.key_height(len(marks))
+    fig = Figure(figsize=(11.0, 4.8 + key_h), layout="constrained")
+    if marks:
+        ax, key = fig.subplots(2, 1, height_ratios=[4.8, key_h])
     else:
-        ax.yaxis.set_major_formatter(EngFormatter(sep=""))
-    ax.set_ylim(bottom=0)
+        ax, key = fig.subplots(1, 1), None
+    yearly = period == "year"
+    style = {"marker": "o", "ms": 4} if yearly else {}
+    dup_count: dict[str, int] = {}
+    for k, name in enumerate(order):
+        q = bands[name]
+        x = _x(q.index, period)
+        keep = np.ones(len(x), dtype=bool)
+        if cut is not None:
+            if k == 0:  # the trunk is the same in every scenario: drawn once, in grey
+                trunk = x <= cut
+                ax.fill_between(x[trunk], q["p10"][trunk], q["p90"][trunk], color="0.5", alpha=0.2, lw=0)
+                ax.plot(x[trunk], q["median"][trunk], color="0.3", lw=1.6, label="shared trunk to the branch date")
+            keep = x >= cut - pd.Timedelta(days=31)  # each future starts from the branch month
+        label = name
+        if name in same:
+            m = dup_count[same[name]] = dup_count.get(same[name], 0) + 1
+            label = f"{name} (same as {same[name]})"
+            ls = (3.5 * (m - 1), (3.5, 3.5 * (len(order) - 1)))  # dashes of each copy between the others'
+            ax.plot(x[keep], q["median"][keep], color=colour[name], lw=1.8, ls=ls, mfc="white", **style)
+            ax.plot([], [], color=colour[name], lw=1.8, ls="--", label=label, mfc="white", **style)  # legend
+            continue
+        ax.fill_between(x[keep], q["p10"][keep], q["p90"][keep], color=colour[name], alpha=0.15, lw=0)
+        ax.plot(x[keep], q["median"][keep], color=colour[name], lw=1.8, label=label, **style)
+    if cut is not None:
+        ax.axvline(cut, color="k", ls="--", lw=1)
+        ax.annotate(
+            f"branch {branch}",
+            (cut, 0.0),
+            xycoords=("data", "axes fraction"),
+            xytext=(3, 3),
+            textcoords="offset points",
+            fontsize=7.5,
+        )
+    top = max(float(np.nanmax(b["p90"].to_numpy(float))) for b in bands.values())
+    for guard, names in sorted((guards or {}).items()):
+        if top >= 0.8 * guard:  # a band reaches the model's price guard: show where it is
+            who = "" if len(names) == len(order) else f" ({', '.join(names)})"
+            ax.axhline(guard, color="#C44E52", lw=1.0, ls=":", label=f"model price guard{who}")
+            ax.annotate(
+                f"price guard: prices.max_multiple × start price = {guard:,.0f} USD/kg{who}",
+                (0.0, guard),
+                xycoords=("axes fraction", "data"),
+                xytext=(4, -3),
+                textcoords="offset points",
+                va="top",
+                fontsize=7.5,
+                color="#C44E52",
+            )
+    lo = float(np.nanmin(finite))
+    if lo >= 0:
+        ax.set_ylim(bottom=0)
+    figstyle.flat_note(ax, finite, title)
+    figstyle.value_axis(ax, metric)
+    first, last = pd.Timestamp(str(df[period].min())), pd.Timestamp(str(df[period].max()))
+    last += pd.DateOffset(years=1) if yearly else pd.DateOffset(months=1)
+    ax.set_xlim(first, last)  # whole periods, so events at their ends stay on the chart
+    figstyle.date_axis(ax, years=(last - first).days / 365.25)
+    figstyle.mark_events(ax, [(d, t) for d, t, _ in marks], colours=mark_colour)
     ax.set_ylabel(unit)
-    ax.set_title(f"{title}: median and 10-90% band over {over}")
-    ax.legend(loc="upper left", fontsize=8)
+    ax.set_xlabel("calendar year (each point: the year's value, drawn mid-year)" if yearly else "")
+    ax.set_title(f"{title}, by {period}: median and 10-90% band over {over}", loc="left")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
+    ax.grid(alpha=0.25)
+    if key is not None:
+        what = "after the branch date" if cut is not None else "of each scenario"
+        figstyle.event_key(
+            key,
+            key_lines,
+            colours=mark_colour,
+            title=f"Policy events {what} (numbered dashed lines above; [scenarios], 'all' = every scenario)",
+        )
+    figstyle.caption(fig, caption, reserve=True)
     save_png(fig, path)
+    return None
+
+
+def write_figures(
+    settings: ComparisonSettings,
+    paths: list[Path],
+    order: list[str],
+    yearly_df: pd.DataFrame,
+    monthly_df: pd.DataFrame,
+    fig_dir: Path,
+    draws=None,
+    manifest: dict | None = None,
+) -> list[str]:
+    """``paths_<metric>`` (yearly) and, by month, ``outlook_<metric>`` (a branched comparison: the futures
+    after the branch date) or ``monthly_<metric>``; returns a line for each figure not drawn and why."""
+    over, cap = _over(settings, draws), caption_line(settings, order, draws, manifest)
+    all_marks = scenario_marks(paths, order)
+    notes = []
+    for metric, (title, unit) in YEARLY.items():
+        note = band_figure(
+            yearly_df,
+            "year",
+            metric,
+            title,
+            unit,
+            order,
+            all_marks,
+            over,
+            cap,
+            fig_dir / f"paths_{metric}.png",
+            guards=price_guards(paths, metric),
+        )
+        notes += [note] if note else []
+    prefix, marks = ("monthly", all_marks) if settings.branch is None else ("outlook", None)
+    if settings.branch is not None:
+        marks = scenario_marks(paths, order, after=settings.branch)
+    for metric, (title, unit) in MONTHLY.items():
+        note = band_figure(
+            monthly_df,
+            "month",
+            metric,
+            title,
+            unit,
+            order,
+            marks,
+            over,
+            cap,
+            fig_dir / f"{prefix}_{metric}.png",
+            branch=settings.branch,
+            guards=price_guards(paths, metric),
+        )
+        notes += [note] if note else []
+    return notes

@@ -38,8 +38,27 @@ def _short(text: str, n: int = MAX_LABEL) -> str:
     return text if len(text) <= n else text[: n - 1] + "…"
 
 
-def event_label(ev: Any) -> str:
-    """A short label: a marker's text; else the event's note with its kind; else its kind (a deal: its terms)."""
+def _fields(ev: Any) -> str:
+    """The fields an event sets besides its kind, date, source and note ("firms a, b; p_approve_civil 0.5")."""
+    skip = {"kind", "date", "source", "note", "label"}
+    if isinstance(ev, dict):
+        items = {k: v for k, v in ev.items() if k not in skip}
+    elif hasattr(ev, "model_dump"):
+        items = ev.model_dump(exclude=skip, exclude_defaults=True)
+    else:
+        return ""
+    shown = []
+    for k, v in items.items():
+        if v in ([], {}, None):
+            continue
+        shown.append(f"{k} {', '.join(map(str, v)) if isinstance(v, list) else v}")
+    return "; ".join(shown)
+
+
+def event_label(ev: Any, detail: bool = False) -> str:
+    """A short label: a marker's text; else the event's note with its kind; else its kind (a deal: its terms).
+    With ``detail``, a note-less event's kind is followed by the fields it sets ("cn_licensing_stance
+    (p_approve_civil 0.5)")."""
     kind = _get(ev, "kind")
     if kind == "marker":
         return _short(_get(ev, "label") or "marker")
@@ -49,22 +68,23 @@ def event_label(ev: Any) -> str:
     if kind == "deal":
         terms = _get(ev, "terms") or []
         return _short(f"deal: {', '.join(str(_get(t, 'kind')) for t in terms)}")
-    return _short(str(kind))
+    fields = _fields(ev) if detail else ""
+    return _short(f"{kind} ({fields})" if fields else str(kind))
 
 
 def event_marks(
-    events: Iterable[Any], start: dt.date | None = None, end: dt.date | None = None
+    events: Iterable[Any], start: dt.date | None = None, end: dt.date | None = None, detail: bool = False
 ) -> list[tuple[dt.date, str]]:
     """(date, label) for each event of a scenario (config dicts or event objects) between ``start`` and
     ``end`` (inclusive; ``None`` is open), with the day each suspension lapses by itself, sorted by date.
-    Events on the same day with the same label are listed once."""
+    Events on the same day with the same label are listed once. ``detail``: see :func:`event_label`."""
     out: set[tuple[dt.date, str]] = set()
     for ev in events:
         day = _get(ev, "date")
         if day is None:
             continue
         day = dt.date.fromisoformat(str(day)) if not isinstance(day, dt.date) else day
-        out.add((day, event_label(ev)))
+        out.add((day, event_label(ev, detail)))
         if _get(ev, "kind") in ("cn_suspension", "us_suspension") and _get(ev, "until"):
             until = _get(ev, "until")
             until = dt.date.fromisoformat(str(until)) if not isinstance(until, dt.date) else until
@@ -79,11 +99,13 @@ def mark_events(
     first: int = 1,
     x_of: Any = None,
     colour: str = EVENT_COLOUR,
+    colours: Sequence[str] | None = None,
 ) -> None:
     """Thin vertical lines at each mark's date, numbered (``first``, ``first+1``, ...) along the top of ``ax``.
     ``x_of`` maps a date to the axis' x value (default: the date as a pandas Timestamp; pass e.g.
     ``lambda d: (d - start).days`` for an axis in days). Numbers of marks closer than 2% of the axis width are
-    staggered down so they stay legible."""
+    staggered down so they stay legible. ``colours`` (one per mark) overrides ``colour``, e.g. to colour
+    each mark by the scenario it belongs to."""
     import pandas as pd
 
     if not marks:
@@ -103,7 +125,8 @@ def mark_events(
             continue
         row = row + 1 if last_x is not None and (xf - last_x) < 0.02 * span else 0
         last_x = xf
-        ax.axvline(x, color=colour, lw=0.7, ls=(0, (4, 2)), zorder=0.5)
+        c = colours[i - first] if colours is not None else colour
+        ax.axvline(x, color=c, lw=0.7, ls=(0, (4, 2)), zorder=0.5)
         ax.annotate(
             str(i),
             (x, 1.0),
@@ -113,14 +136,22 @@ def mark_events(
             ha="left",
             va="top",
             fontsize=7,
-            color="0.25",
+            color="0.25" if colours is None else c,
             fontweight="bold",
         )
     ax.set_xlim(lo, hi)
 
 
-def event_key(ax: Any, marks: Sequence[tuple[dt.date, str]], first: int = 1, columns: int = 1) -> None:
-    """Turn ``ax`` into a key listing the numbered events ("3  2025-04-04  No. 18 controls ...")."""
+def event_key(
+    ax: Any,
+    marks: Sequence[tuple[dt.date, str]],
+    first: int = 1,
+    columns: int = 1,
+    colours: Sequence[str] | None = None,
+    title: str = "Policy events (numbered dashed lines above)",
+) -> None:
+    """Turn ``ax`` into a key listing the numbered events ("3  2025-04-04  No. 18 controls ..."); with
+    ``colours`` (one per mark) each line in its mark's colour."""
     ax.axis("off")
     if not marks:
         return
@@ -128,8 +159,23 @@ def event_key(ax: Any, marks: Sequence[tuple[dt.date, str]], first: int = 1, col
     per = -(-len(lines) // columns)
     for c in range(columns):
         chunk = lines[c * per : (c + 1) * per]
-        ax.text(c / columns, 1.0, "\n".join(chunk), va="top", ha="left", fontsize=7, family="monospace")
-    ax.set_title("Policy events (numbered dashed lines above)", fontsize=8.5, loc="left")
+        if colours is None:
+            ax.text(c / columns, 1.0, "\n".join(chunk), va="top", ha="left", fontsize=7, family="monospace")
+            continue
+        for j, line in enumerate(chunk):  # one line every 9 points, as the joined text above
+            ax.annotate(
+                line,
+                (c / columns, 1.0),
+                xycoords="axes fraction",
+                xytext=(0, -9.1 * j),
+                textcoords="offset points",
+                va="top",
+                ha="left",
+                fontsize=7,
+                family="monospace",
+                color=colours[c * per + j],
+            )
+    ax.set_title(title, fontsize=8.5, loc="left")
 
 
 def key_height(n_marks: int, columns: int = 1) -> float:
@@ -157,14 +203,21 @@ def caption_text(
         parts.append(f"seed {seed}")
     if extra:
         parts.append(extra)
-    if commit:
-        parts.append(f"commit {commit[:7]}")
+    if commit:  # the short hash, keeping a "+dirty" mark (commit_of)
+        head, plus, rest = commit.partition("+")
+        parts.append(f"commit {head[:7]}{plus}{rest}")
     return " · ".join(parts)
 
 
-def caption(fig: Any, text: str) -> None:
-    """Write ``text`` as one small grey line at the bottom left of ``fig``."""
+def caption(fig: Any, text: str, reserve: bool = False) -> None:
+    """Write ``text`` as one small grey line at the bottom left of ``fig``. With ``reserve`` and a figure in
+    constrained layout, the layout keeps a strip at the bottom free for it (so it cannot overprint an axis
+    label or a key)."""
     fig.text(0.005, 0.002, text, ha="left", va="bottom", fontsize=7, color="0.35")
+    engine = fig.get_layout_engine() if reserve else None
+    if engine is not None and hasattr(engine, "set") and "rect" in engine.get():
+        strip = 0.17 / fig.get_figheight()  # inches for one 7-point line
+        engine.set(rect=(0, strip, 1, 1 - strip))
 
 
 def commit_of(manifest_or_config: dict | None) -> str | None:
@@ -226,6 +279,82 @@ def year_ticks(ax: Any, axis: str = "x") -> None:
     a = getattr(ax, f"{axis}axis")
     a.set_major_locator(MaxNLocator(integer=True))
     a.set_major_formatter(FuncFormatter(lambda v, _p: f"{v:.0f}"))
+
+
+def metric_kind(name: str) -> str:
+    """What a metric's number is, from its name: "year" (``year_*``: a calendar year), "usd" (``*_usd``,
+    ``*_usd_cum``), "usd_kg" (a price), "share" (``*share*``, ``*localisation*``, ``*shortfall``), "day"
+    (``first_*_day``: a day of the run) or "number"."""
+    base = name.rsplit(".", 1)[-1]
+    if base.startswith("year_"):
+        return "year"
+    if base.endswith("_usd_kg"):
+        return "usd_kg"
+    if base.endswith("_usd") or base.endswith("_usd_cum") or base.endswith("_budget_usd"):
+        return "usd"
+    if "share" in base or "localisation" in base or base.endswith("shortfall"):
+        return "share"
+    if base.startswith("first_") and base.endswith("_day"):
+        return "day"
+    return "number"
+
+
+def format_value(name: str, v: float, never: str = "never") -> str:
+    """One value of metric ``name`` as text: "2031", "$4.7bn", "$250m", "12%", "1,250", "0.35"; NaN (or
+    +inf: a first time that never came) as ``never``."""
+    import math
+
+    if v is None or not math.isfinite(float(v)):
+        return never if (v is None or math.isnan(float(v)) or float(v) > 0) else "−inf"
+    v = float(v)
+    kind = metric_kind(name)
+    if kind == "year":
+        return f"{v:.0f}"
+    if kind == "usd":
+        a = abs(v)
+        if a == 0:
+            return "$0"
+        if a >= 1e9:
+            x = v / 1e9
+            return f"${x:,.0f}bn" if abs(x) >= 10 or x == int(x) else f"${x:,.1f}bn"
+        return f"${v / 1e6:,.0f}m" if a >= 1e6 else f"${v:,.0f}"
+    if kind == "share":
+        return f"{100 * v:.0f}%" if abs(v) >= 0.1 or v == 0 else f"{100 * v:.1f}%"
+    if abs(v) >= 100 or v == int(v):
+        return f"{v:,.0f}"
+    return f"{v:.3g}"
+
+
+def value_axis(ax: Any, name: str, axis: str = "y") -> None:
+    """Format an axis (or a colour bar's axis) holding metric ``name`` by its kind (:func:`metric_kind`):
+    years plain, dollars as $bn, shares as percent, other numbers without offset or scientific notation."""
+    kind = metric_kind(name)
+    if kind == "year":
+        year_ticks(ax, axis)
+    elif kind == "usd":
+        usd_axis(ax, axis)
+    elif kind == "share":
+        share_axis(ax, axis)
+    else:
+        plain_axis(ax, axis)
+
+
+def parameter_text(path: str, v: Any) -> str:
+    """A swept parameter's value as a tick label: "$10bn" for a dollar amount, "7" not "7.0", "taken"/"not
+    taken" for ``policy.deal``, "yes"/"no" for other true/false values."""
+    import numpy as np
+
+    if isinstance(v, bool | np.bool_):
+        if path.endswith(".deal"):
+            return "taken" if v else "not taken"
+        return "yes" if v else "no"
+    if isinstance(v, str):
+        return v
+    base = path.rsplit(".", 1)[-1]
+    if base.endswith("_usd"):
+        return format_value("x_usd", float(v))
+    v = float(v)
+    return f"{v:,.0f}" if v == int(v) and abs(v) < 1e15 else f"{v:.4g}"
 
 
 def date_axis(ax: Any, years: float | None = None) -> None:

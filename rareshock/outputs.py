@@ -461,6 +461,7 @@ _OWNED: dict[str, frozenset[str]] = {
             "discovery.json",
             "grid_means.csv",
             "sample_means.csv",
+            "feature_scores.csv",
             "figures",
         }
     ),

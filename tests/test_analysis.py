@@ -290,7 +290,21 @@ def test_grid_two_parameters_heatmap_and_cell_means(tmp_path):
     write_fake(out, sweep, f, failed=lambda s, r: s == 0 and r == 2)
     res = analyse_sweep(sweep, out)
     g = pd.read_csv(out / "grid_means.csv")
-    assert list(g.columns) == ["sample", BUFFER, REVIEWERS, "output", "mean", "std", "n", "n_ok", "n_runs"]
+    assert list(g.columns) == [
+        "sample",
+        BUFFER,
+        REVIEWERS,
+        "output",
+        "mean",
+        "std",
+        "n",
+        "n_ok",
+        "n_runs",
+        "n_null",
+        "p10",
+        "median",
+        "p90",
+    ]
     idle = g[g["output"] == IDLE]
     assert len(idle) == 6
     for row in idle.itertuples():
@@ -299,6 +313,9 @@ def test_grid_two_parameters_heatmap_and_cell_means(tmp_path):
         assert row.n == (2 if row.sample == 0 else 3)
     sd = g[(g["output"] == SHUTDOWN) & (g[BUFFER] == 42.0)]
     assert (sd["n"] == 2).all() and (sd["mean"] == 42.0).all()
+    # the null replicate is counted, and as a first day that never came it is later than any day
+    assert (sd["n_null"] == 1).all() and (sd["median"] == 42.0).all() and np.isinf(sd["p90"]).all()
+    assert any("never happened in 2 of 17 runs" in line for line in res["lines"]), res["lines"]
     for o in (IDLE, SHUTDOWN):
         assert (out / "figures" / f"heatmap_{safe_name(o)}.png").read_bytes().startswith(PNG_MAGIC)
     assert "figures/heatmap_us_auto_idle_plant_days.png" in res["files"]
@@ -314,7 +331,11 @@ def test_grid_one_parameter_line_plot(tmp_path):
     g = pd.read_csv(out / "grid_means.csv")
     assert g["mean"].tolist() == pytest.approx([21.0, 31.5, 42.0, 63.0])
     assert g["std"].tolist() == pytest.approx(list(np.array([14.0, 21.0, 28.0, 42.0]) / np.sqrt(2)))
-    assert res["files"] == ["figures/line_us_auto_idle_plant_days.png", "grid_means.csv"]
+    assert res["files"] == [
+        "figures/line_us_auto_idle_plant_days.png",
+        "figures/line_us_auto_idle_plant_days.svg",
+        "grid_means.csv",
+    ]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -378,7 +399,8 @@ def test_prim_without_cases_is_skipped(tmp_path):
     assert disc["status"] == "skipped" and disc["reason"] == "no_contrast" and disc["cases"] == 0
     assert "no run is a case" in disc["message"]
     assert not (out / "figures" / "prim_tradeoff.png").exists()
-    assert res["files"] == ["discovery.json", "sample_means.csv"]
+    assert not any(f.startswith("figures/prim_tradeoff") for f in res["files"])
+    assert {"discovery.json", "sample_means.csv", "feature_scores.csv"} <= set(res["files"])
 
 
 def test_choose_box_rule():
@@ -403,3 +425,107 @@ def test_morris_notes_integer_rounding_of_steps(tmp_path):
     info = res["sensitivity"][IDLE]
     assert info["integer_step_scaling"] == {SEA: 1.5}
     assert f"{SEA} ×1.50" in info["note"] and info["note"] in res["lines"]
+
+
+# --------------------------------------------------------------------------------------------------
+# Figures a paper can use: readable ticks, spread, never-reached cells, robust colours, LHS exploration
+# --------------------------------------------------------------------------------------------------
+BUDGET, DEAL, YEAR50 = "investment.budget_usd", "policy.deal", "year_us_auto_magnets_non_cn_50"
+
+
+def _cells(values: dict[tuple, list[float]], output: str) -> pd.DataFrame:
+    """Cell statistics as sample_stats writes them, from each cell's run values."""
+    from rareshock.sweeps.analysis import quantiles
+
+    rows = []
+    for (budget, deal), v in values.items():
+        v = np.asarray(v, dtype=float)
+        p10, med, p90 = quantiles(v, output.startswith("year_"))
+        n = int((~np.isnan(v)).sum())
+        rows.append(
+            {
+                BUDGET: budget,
+                DEAL: deal,
+                "output": output,
+                "mean": np.nanmean(v) if n else np.nan,
+                "std": np.nan,
+                "n": n,
+                "n_ok": len(v),
+                "n_runs": len(v),
+                "n_null": len(v) - n,
+                "p10": p10,
+                "median": med,
+                "p90": p90,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def test_heatmap_ticks_are_dollars_and_years_and_never_reached_runs_are_counted():
+    from rareshock.sweeps.analysis import fig_heatmap
+
+    budgets, deals = [0.0, 1.0e9, 1.0e10, 1.0e12], [True, False]
+    values = {(b, d): [2030.0 + k for k in range(10)] for b in budgets for d in deals}
+    values[(0.0, False)] = [2031.0, 2032.0, 2033.0] + [np.nan] * 7  # 7 of 10 runs never reach 50%
+    st = _cells(values, YEAR50)
+    fig = fig_heatmap(YEAR50, st, [BUDGET, DEAL], [budgets, deals], "10 draws of posterior p")
+    ax, cbar = fig.axes[0], fig.axes[1]
+    fig.canvas.draw()
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["$0", "$1bn", "$10bn", "$1,000bn"]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["taken", "not taken"]
+    years = [t.get_text() for t in cbar.get_yticklabels() if t.get_text()]
+    assert years and all(len(y) == 4 and y.isdigit() for y in years), years  # "2031", not "2,031"
+    texts = [t.get_text() for t in ax.texts]
+    assert "never\n[2031–never]\nnever in 7 of 10" in texts  # median never; counted, not dropped
+    assert "2034\n[2030–2039]" in texts  # median [p10–p90] of 2030..2039
+    assert "\nnever happened in 7 of 80 runs (1 of 8 cells)" in ax.get_title(loc="left")
+
+
+def test_one_outlying_cell_does_not_set_the_colour_scale():
+    from rareshock.sweeps.analysis import fig_heatmap, robust_limits
+
+    budgets, deals = [0.0, 1.0e9, 3.0e9, 1.0e10], [True, False]
+    values = {(b, d): [10.0 + b / 1e9 + (1 if d else 0)] * 3 for b in budgets for d in deals}
+    values[(1.0e10, False)] = [5000.0] * 3
+    st = _cells(values, IDLE)
+    vmin, vmax, extend = robust_limits(st["median"].to_numpy(float))
+    assert extend == "max" and vmax < 100 and vmin == 10.0
+    fig = fig_heatmap(IDLE, st, [BUDGET, DEAL], [budgets, deals], "3 replicates")
+    image = fig.axes[0].images[0]
+    assert image.norm.vmax == vmax
+    assert fig.axes[1].get_label() == "<colorbar>" and "cut at the arrow" in fig.axes[1].get_ylabel()
+    assert "5,000\n[5,000–5,000]" in [t.get_text() for t in fig.axes[0].texts]  # the value is still printed
+
+
+def test_lhs_sweep_writes_scatter_plots_and_feature_scores_led_by_the_driving_parameter(tmp_path):
+    """IDLE depends on p_incomplete alone (the other two are noise-free bystanders); the shutdown day
+    depends on the buffer and never comes for long buffers."""
+    sweep = make_sweep(tmp_path, "lhs", [BUFFER, P_INC, P_APP], samples=48, outputs=(IDLE, SHUTDOWN), seed=5)
+
+    def f(design: pd.DataFrame, rep: int) -> dict:
+        u1, u2 = unit(design, BUFFER), unit(design, P_INC)
+        return {IDLE: 1000 * u2**2, SHUTDOWN: np.where(u1 > 0.8, np.nan, 20 + 60 * u1)}
+
+    out = tmp_path / "out"
+    write_fake(out, sweep, f)
+    res = analyse_sweep(sweep, out)
+    for name in (f"scatter_{IDLE}", f"scatter_{SHUTDOWN}", "feature_scores"):
+        assert (out / "figures" / f"{name}.png").read_bytes().startswith(PNG_MAGIC)
+        assert f"figures/{name}.svg" in res["files"]
+        svg = (out / "figures" / f"{name}.svg").read_text()
+        assert "sweep fake_lhs (lhs, 48 samples" in svg and "commit " in svg  # the caption line
+    scores = pd.read_csv(out / "feature_scores.csv").set_index("parameter")
+    assert list(scores.index) == [BUFFER, P_INC, P_APP]
+    assert scores[IDLE].idxmax() == P_INC and scores[IDLE][P_INC] > 0.6
+    assert scores[SHUTDOWN].idxmax() == BUFFER
+    assert scores.sum().round(6).tolist() == [1.0, 1.0]
+    never = int((unit(pd.read_parquet(out / "design.parquet"), BUFFER) > 0.8).sum())
+    assert res["feature_scores"][SHUTDOWN] == {
+        "runs": 48,
+        "null_runs": never,
+        "never_counted_as_later": True,
+        "status": "ok",
+    }
+    first = (out / "feature_scores.csv").read_bytes()
+    analyse_sweep(sweep, out)
+    assert (out / "feature_scores.csv").read_bytes() == first  # seeded: the same scores again

@@ -93,6 +93,10 @@ def test_a_branched_comparison_writes_monthly_bands_and_is_deterministic(futures
     assert monthly["month"][monthly["scenario"] == "tight"].max() == "2025-09"
     figures = {p.name for p in (d / "one" / "figures").iterdir()}
     assert {f"outlook_{m}.png" for m in compare.MONTHLY} <= figures
+    assert {f"outlook_{m}.svg" for m in compare.MONTHLY} <= figures  # vector beside every PNG
+    svg = (d / "one" / "figures" / "outlook_price_ndfeb_ex_cn_usd_kg.svg").read_text()
+    assert "comparison c: tight, hire · 2 draws of posterior" in svg and "commit " in svg  # the caption line
+    assert "p_approve_civil 0.5" in svg and "[tight]" in svg  # the event after the branch, keyed to its scenario
     # the trunk is the same in both futures up to the branch month
     pre = monthly[monthly["month"] < "2025-06"].pivot_table(index=["replicate", "month"], columns="scenario")
     for m in compare.MONTHLY:

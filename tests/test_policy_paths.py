@@ -185,3 +185,46 @@ def test_licence_queues_conserve_applications_over_a_decade():
         + ts["cn_licences_returned_cum"]
     )
     assert (lhs == rhs).all()
+
+
+def test_comparison_figures_name_repeated_lines_mark_the_price_guard_and_format_money(tmp_path):
+    """Drawn from a constructed yearly table: two scenarios with the same numbers are both visible (the second
+    named "same as"), a band that reaches the model's price guard shows it, dollars are in $bn."""
+    import datetime as dt
+
+    import numpy as np
+    import pandas as pd
+
+    from rareshock import compare
+
+    rows = []
+    for name, level in (("a", 1.0), ("b", 1.0), ("c", 3.0)):
+        for r in range(5):
+            for year in range(2025, 2031):
+                v = level * (year - 2024) * (1 + 0.1 * r)
+                rows.append({"scenario": name, "replicate": r, "year": year, "spent_usd": v * 1e9, "price": v * 1000})
+    df = pd.DataFrame(rows)
+    marks = [(dt.date(2026, 3, 1), "deal", ("b",)), (dt.date(2027, 1, 1), "rule", (compare.ALL,))]
+    cap = "rareshock · comparison test: a, b, c · 5 seeds (seed 1) · commit 0123456"
+    path = tmp_path / "paths_money.png"
+    assert (
+        compare.band_figure(df, "year", "spent_usd", "Money", "US$", ["a", "b", "c"], marks, "5 seeds", cap, path)
+        is None
+    )
+    svg = path.with_suffix(".svg").read_text()
+    assert path.read_bytes().startswith(b"\x89PNG") and cap.replace("·", "&#183;") in svg or cap in svg
+    assert "b (same as a)" in svg and "$5bn" in svg and "5,000,000,000" not in svg
+    assert "2026-03-01  deal  [b]" in svg and "2027-01-01  rule  [all]" in svg
+    guard = {20000.0: ["a", "b", "c"]}
+    out = tmp_path / "paths_price.png"
+    compare.band_figure(df, "year", "price", "Price", "USD/kg", ["a", "b", "c"], [], "5 seeds", cap, out, guards=guard)
+    assert "price guard: prices.max_multiple × start price = 20,000 USD/kg" in out.with_suffix(".svg").read_text()
+    compare.band_figure(
+        df, "year", "price", "Price", "USD/kg", ["a", "b", "c"], [], "5 seeds", cap, out, guards={1e6: ["a"]}
+    )
+    assert "price guard" not in out.with_suffix(".svg").read_text()  # far above every band: not drawn
+    flat = df.assign(spent_usd=0.0)
+    note = compare.band_figure(flat, "year", "spent_usd", "Money", "US$", ["a"], [], "5 seeds", cap, tmp_path / "z.png")
+    assert note == "z.png: not drawn: spent_usd is $0 in every scenario, year and run"
+    assert not (tmp_path / "z.png").exists()
+    assert np.isfinite(df["spent_usd"]).all()

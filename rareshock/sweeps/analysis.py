@@ -164,11 +164,46 @@ def sample_stats(design: pd.DataFrame, runs: pd.DataFrame, params: list[str], ou
         part["n"] = agg["n"].fillna(0).to_numpy(dtype=np.int64)
         part["n_ok"] = n_ok.to_numpy(dtype=np.int64)
         part["n_runs"] = n_runs.to_numpy(dtype=np.int64)
+        part["n_null"] = part["n_ok"] - part["n"]
+        censored = is_first_time(out)
+        q = g.apply(lambda v, c=censored: pd.Series(quantiles(v.to_numpy(dtype=float), c), index=QUANTILES))
+        q = q.unstack() if isinstance(q.index, pd.MultiIndex) else pd.DataFrame(columns=QUANTILES)
+        q = q.reindex(samples)
+        for c in QUANTILES:
+            part[c] = q[c].to_numpy(dtype=float)
         parts.append(part)
-    cols = ["sample", *params, "output", "mean", "std", "n", "n_ok", "n_runs"]
+    cols = ["sample", *params, "output", "mean", "std", "n", "n_ok", "n_runs", "n_null", *QUANTILES]
     if not parts:
         return pd.DataFrame(columns=cols)
     return pd.concat(parts, ignore_index=True)[cols]
+
+
+QUANTILES = ("p10", "median", "p90")
+
+
+def is_first_time(output: str) -> bool:
+    """Whether ``output`` is the first year or day something happened (``year_*``, ``first_*_day``): null
+    then means it never happened in the run, which is later than any value, not a missing number."""
+    from rareshock.figstyle import metric_kind
+
+    return metric_kind(output) in ("year", "day")
+
+
+def quantiles(values: np.ndarray, censored: bool) -> tuple[float, float, float]:
+    """10th percentile (the value at or below it), median, 90th percentile (at or above it) of one cell's
+    runs. With ``censored`` a null counts as never (+inf, later than any value); otherwise nulls are left
+    out. NaN if no value is left."""
+    v = np.where(np.isnan(values), np.inf, values) if censored else values[~np.isnan(values)]
+    if v.size == 0:
+        return (np.nan, np.nan, np.nan)
+    v = np.sort(v)
+    mid = v.size // 2
+    median = v[mid] if v.size % 2 else (v[mid] if v[mid] == v[mid - 1] else (v[mid - 1] + v[mid]) / 2)
+    return (
+        float(np.quantile(v, 0.1, method="lower")),
+        float(median),
+        float(np.quantile(v, 0.9, method="higher")),
+    )
 
 
 def _usable(stats: pd.DataFrame, output: str, method: str) -> tuple[np.ndarray | None, dict]:
@@ -442,73 +477,217 @@ def fig_morris(output: str, info: dict, replications: int) -> Figure:
 # --------------------------------------------------------------------------------------------------
 # Grids
 # --------------------------------------------------------------------------------------------------
-def _cells_note(st: pd.DataFrame, replications: int) -> str:
-    short = int((st["n"] < replications).sum())
-    empty = int((st["n"] == 0).sum())
-    if not short:
-        return ""
-    return f"\n{short} of {len(st)} cells have fewer values (failed runs or null results)" + (
-        f", {empty} none" if empty else ""
+def _runs_word(sweep: Sweep) -> str:
+    """What a cell's runs are: "10 draws of posterior april_2025" or "8 replicates"."""
+    n = sweep.settings.replications
+    if sweep.settings.posterior is not None:
+        return f"{n} draw{'s' if n != 1 else ''} of posterior {sweep.settings.posterior}"
+    return f"{n} replicate{'s' if n != 1 else ''}"
+
+
+def sweep_caption(sweep: Sweep) -> str:
+    """The caption of a sweep's figures: sweep, method and size, scenario, seed, commit."""
+    from rareshock.figstyle import caption_text, commit_of
+    from rareshock.outputs import REPO_DIR, git_provenance
+
+    s = sweep.settings
+    size = f"{s.method}, {s.samples} samples" if s.method != "grid" else "grid"
+    return caption_text(
+        scenario=str(sweep.base.get("scenario", {}).get("name", "")) or None,
+        seed=s.seed,
+        extra=f"sweep {s.name} ({size} × {_runs_word(sweep)})",
+        commit=commit_of({"git": git_provenance(REPO_DIR)}) or "unknown",
     )
 
 
-def fig_heatmap(output: str, st: pd.DataFrame, params: list[str], levels: list[list], replications: int) -> Figure:
-    """Annotated heatmap of the per-cell mean; first parameter on the y axis, second on the x axis."""
-    import seaborn as sns
+def _save(fig: Figure, path: Path, caption: str | None) -> None:
+    from rareshock.figstyle import caption as put_caption
+
+    if caption:
+        put_caption(fig, caption, reserve=True)
+    save_png(fig, path)
+
+
+def robust_limits(values: np.ndarray) -> tuple[float, float, str]:
+    """Colour limits that one outlying cell cannot stretch: the data's range, cut at 3 interquartile ranges
+    beyond the quartiles (Tukey's far-out fences); returns (vmin, vmax, colour bar ``extend``)."""
+    v = values[np.isfinite(values)]
+    if v.size == 0:
+        return 0.0, 1.0, "neither"
+    lo, hi = float(v.min()), float(v.max())
+    q1, q3 = np.percentile(v, [25, 75])
+    iqr = q3 - q1
+    vmin, vmax = (max(lo, q1 - 3 * iqr), min(hi, q3 + 3 * iqr)) if iqr > 0 else (lo, hi)
+    if vmax <= vmin:
+        vmin, vmax = (vmin - 0.5, vmax + 0.5) if vmin == 0 else (vmin * 0.99, vmax * 1.01)
+        vmin, vmax = min(vmin, vmax), max(vmin, vmax)
+    extend = {(False, False): "neither", (True, False): "min", (False, True): "max", (True, True): "both"}[
+        (lo < vmin, hi > vmax)
+    ]
+    return vmin, vmax, extend
+
+
+def _cell_text(output: str, row: Any, runs: int) -> str:
+    """ "2031\n[2029–never]\nnever in 3 of 10" for one cell."""
+    from rareshock.figstyle import format_value
+
+    if row is None or row["n_runs"] == 0:
+        return "no run"
+    if row["n_ok"] == 0:
+        return f"all {int(row['n_runs'])} runs failed"
+    none = "never" if is_first_time(output) else "no value"
+    med = format_value(output, row["median"], never=none)
+    lines = [med, f"[{format_value(output, row['p10'], never=none)}–{format_value(output, row['p90'], never=none)}]"]
+    if row["n_null"]:
+        lines.append(f"{none} in {int(row['n_null'])} of {int(row['n_ok'])}")
+    failed = int(row["n_runs"] - row["n_ok"])
+    if failed:
+        lines.append(f"{failed} failed")
+    return "\n".join(lines).replace("$", r"\$")  # a literal dollar, not mathtext between two of them
+
+
+def _null_note(output: str, st: pd.DataFrame) -> str:
+    nulls, ok = int(st["n_null"].sum()), int(st["n_ok"].sum())
+    failed = int((st["n_runs"] - st["n_ok"]).sum())
+    parts = []
+    if nulls:
+        what = "never happened" if is_first_time(output) else "reported no value"
+        cells = int((st["n_null"] > 0).sum())
+        parts.append(f"{what} in {nulls} of {ok} runs ({cells} of {len(st)} cells)")
+    if failed:
+        parts.append(f"{failed} runs failed")
+    return ("\n" + "; ".join(parts)) if parts else ""
+
+
+def fig_heatmap(
+    output: str, st: pd.DataFrame, params: list[str], levels: list[list], runs: str, replications: int = 0
+) -> Figure:
+    """Heatmap of each cell's median over its runs, annotated "median [p10–p90]" and, where runs never
+    reached it, how many; first parameter on the y axis, second on the x axis. Colours are cut at robust
+    limits (:func:`robust_limits`, the colour bar's arrow marks the cut); a cell whose median is "never"
+    is grey."""
+    from matplotlib import colormaps
+    from matplotlib.colors import Normalize
+
+    from rareshock import figstyle
 
     p0, p1 = params
-    grid = st.pivot_table(index=p0, columns=p1, values="mean", aggfunc="first", dropna=False)
-    grid = grid.reindex(index=levels[0], columns=levels[1])
-    annot = np.vectorize(_fmt, otypes=[str])(grid.to_numpy(dtype=float))
-    with sns.axes_style("white"):
-        fig, ax = _new_figure(1.8 + 1.1 * len(levels[1]) + 1.5, 1.6 + 0.6 * len(levels[0]) + 0.8)
-        sns.heatmap(
-            grid,
-            annot=annot,
-            fmt="",
-            cmap="viridis",
-            ax=ax,
-            linewidths=0.5,
-            linecolor="white",
-            cbar_kws={"label": output},
-        )
-    ax.invert_yaxis()
+    by = {(a, b): r for a, b, r in zip(st[p0], st[p1], st.to_dict("records"))}
+    med = np.full((len(levels[0]), len(levels[1])), np.nan)
+    for i, a in enumerate(levels[0]):
+        for j, b in enumerate(levels[1]):
+            r = by.get((a, b))
+            med[i, j] = np.nan if r is None else r["median"]
+    vmin, vmax, extend = robust_limits(med)
+    cmap = colormaps["viridis"].with_extremes(bad="0.82")
+    norm = Normalize(vmin, vmax)
+    shown = np.where(np.isfinite(med), med, np.nan)
+    width = 2.4 + 1.55 * len(levels[1]) + 1.2
+    height = 1.9 + 0.62 * len(levels[0])
+    fig, ax = _new_figure(max(width, 8.5), max(height, 3.8))
+    im = ax.imshow(np.ma.masked_invalid(shown), cmap=cmap, norm=norm, origin="lower", aspect="auto")
+    for i, a in enumerate(levels[0]):
+        for j, b in enumerate(levels[1]):
+            r = by.get((a, b))
+            v = med[i, j]
+            if np.isfinite(v):
+                red, green, blue, _ = cmap(norm(v))
+                dark = 0.299 * red + 0.587 * green + 0.114 * blue < 0.5
+            else:
+                dark = False
+            ax.text(
+                j,
+                i,
+                _cell_text(output, r, replications),
+                ha="center",
+                va="center",
+                fontsize=7,
+                color="white" if dark else "black",
+                linespacing=1.15,
+            )
+    ax.set_xticks(range(len(levels[1])), [figstyle.parameter_text(p1, v) for v in levels[1]])
+    ax.set_yticks(range(len(levels[0])), [figstyle.parameter_text(p0, v) for v in levels[0]])
+    ax.set_xticks(np.arange(len(levels[1]) + 1) - 0.5, minor=True)
+    ax.set_yticks(np.arange(len(levels[0]) + 1) - 0.5, minor=True)
+    ax.grid(which="minor", color="white", lw=1.5)
+    ax.tick_params(which="minor", length=0)
     ax.set_xlabel(p1)
     ax.set_ylabel(p0)
+    if not np.isfinite(med).any():  # every cell "never" (or empty): there is no scale to show
+        ax.set_title(
+            f"{output}\nmedian [10th–90th percentile] over {runs} per cell{_null_note(output, st)}",
+            fontsize=9.5,
+            loc="left",
+        )
+        return fig
+    cbar = fig.colorbar(
+        im,
+        ax=ax,
+        extend=extend,
+        label=f"{output}\n(median; colour scale cut at the arrow)" if extend != "neither" else f"{output} (median)",
+    )
+    figstyle.value_axis(cbar.ax, output, "y")
     ax.set_title(
-        f"{output}\nmean of {replications} replicate{'s' if replications != 1 else ''}{_cells_note(st, replications)}"
+        f"{output}\nmedian [10th–90th percentile] over {runs} per cell{_null_note(output, st)}",
+        fontsize=9.5,
+        loc="left",
     )
     return fig
 
 
-def fig_line(output: str, st: pd.DataFrame, param: str, replications: int) -> Figure:
-    """Per-value mean of one parameter's grid with a band of ±1 standard deviation."""
-    import seaborn as sns
+def fig_line(output: str, st: pd.DataFrame, param: str, runs: str, replications: int = 0) -> Figure:
+    """Median of each value of one parameter's grid with its 10th–90th percentile band; how many runs never
+    reached the output is written above each point where some did not."""
+    from rareshock import figstyle
 
     numeric = pd.api.types.is_numeric_dtype(st[param]) and not pd.api.types.is_bool_dtype(st[param])
     if numeric:
         st = st.sort_values(param, kind="stable")
     xv = st[param]
     x = xv.to_numpy(dtype=float) if numeric else np.arange(len(xv), dtype=float)
-    mean = st["mean"].to_numpy(dtype=float)
-    std = st["std"].to_numpy(dtype=float)
-    with sns.axes_style("whitegrid"):
-        fig, ax = _new_figure(8.5, 5.0)
-        ax.plot(x, mean, marker="o", color="#4C72B0", label="mean")
-        ax.fill_between(x, mean - std, mean + std, color="#4C72B0", alpha=0.2, label="±1 std")
-    if not numeric:
-        ax.set_xticks(x, [str(v) for v in xv])
+    med, lo, hi = (st[c].to_numpy(dtype=float) for c in QUANTILES[1:2] + QUANTILES[:1] + QUANTILES[2:])
+    top = np.nanmax(np.r_[hi[np.isfinite(hi)], med[np.isfinite(med)], 0.0])
+    fig, ax = _new_figure(8.5, 5.0)
+    ax.plot(x, np.where(np.isfinite(med), med, np.nan), marker="o", color="#4C72B0", label="median")
+    ax.fill_between(
+        x,
+        lo,
+        np.where(np.isfinite(hi), hi, top),
+        color="#4C72B0",
+        alpha=0.2,
+        lw=0,
+        label="10th–90th percentile" + (" (open-ended where never)" if np.isinf(hi).any() else ""),
+    )
+    none = "never" if is_first_time(output) else "no value"
+    for xi, row in zip(x, st.to_dict("records")):
+        if row["n_null"]:
+            ax.annotate(
+                f"{none}\n{int(row['n_null'])}/{int(row['n_ok'])}",
+                (xi, 1.0),
+                xycoords=("data", "axes fraction"),
+                xytext=(0, -3),
+                textcoords="offset points",
+                ha="center",
+                va="top",
+                fontsize=7,
+                color="0.3",
+            )
+    ax.set_xticks(x, [figstyle.parameter_text(param, v) for v in xv])
+    figstyle.value_axis(ax, output)
     ax.set_xlabel(param)
     ax.set_ylabel(output)
+    ax.grid(alpha=0.3)
     ax.set_title(
-        f"{output}\nmean of {replications} replicate{'s' if replications != 1 else ''}{_cells_note(st, replications)}"
+        f"{output}\nmedian and 10th–90th percentile over {runs} per value{_null_note(output, st)}",
+        fontsize=9.5,
+        loc="left",
     )
-    ax.legend(loc="best")
+    ax.legend(loc="best", fontsize=8)
     return fig
 
 
 def grid_figures(
-    sweep: Sweep, stats: pd.DataFrame, out_dir: Path, stems: dict[str, str]
+    sweep: Sweep, stats: pd.DataFrame, out_dir: Path, stems: dict[str, str], caption: str | None = None
 ) -> tuple[list[str], list[str]]:
     """Heatmaps (two parameters) or line plots (one parameter); returns (files written, lines)."""
     params = sweep.param_paths
@@ -522,17 +701,215 @@ def grid_figures(
             continue
         st = stats[stats["output"] == out]
         path = out_dir / FIG_DIR / f"{kind}_{stems[out]}.png"
-        if st["n"].sum() == 0:
-            path.unlink(missing_ok=True)
-            messages.append(f"{out}: no grid figure: no run reported a value.")
+        if st["n_ok"].sum() == 0:
+            for stale in (path, path.with_suffix(".svg")):
+                stale.unlink(missing_ok=True)
+            messages.append(f"{out}: no grid figure: no run succeeded.")
             continue
         if kind == "heatmap":
-            fig = fig_heatmap(out, st, params, [p.grid_values() for p in sweep.config.parameters], reps)
+            levels = [p.grid_values() for p in sweep.config.parameters]
+            fig = fig_heatmap(out, st, params, levels, _runs_word(sweep), reps)
         else:
-            fig = fig_line(out, st, params[0], reps)
-        save_png(fig, path)
-        files.append(f"{FIG_DIR}/{path.name}")
+            fig = fig_line(out, st, params[0], _runs_word(sweep), reps)
+        _save(fig, path, caption)
+        files += [f"{FIG_DIR}/{path.name}", f"{FIG_DIR}/{path.with_suffix('.svg').name}"]
+        nulls = int(st["n_null"].sum())
+        if nulls:
+            what = "never happened" if is_first_time(out) else "reported no value"
+            messages.append(f"{out}: {what} in {nulls} of {int(st['n_ok'].sum())} runs (shown per cell in the figure)")
     return files, messages
+
+
+# --------------------------------------------------------------------------------------------------
+# Random and Latin hypercube sweeps: scatter plots and feature scores
+# --------------------------------------------------------------------------------------------------
+FEATURE_MIN_RUNS = 10  # fewer runs with a value: no feature scores for that output
+EXPLORE_METHODS = ("lhs", "random")
+
+
+def _binned(x: np.ndarray, y: np.ndarray, censored: bool, bins: int) -> tuple[np.ndarray, ...]:
+    """Bin centres (equal-count bins of ``x``) and the median, 10th and 90th percentile of ``y`` in each."""
+    edges = np.unique(np.quantile(x, np.linspace(0, 1, bins + 1)))
+    if edges.size < 2:
+        return (np.array([]),) * 4
+    idx = np.clip(np.searchsorted(edges, x, side="right") - 1, 0, edges.size - 2)
+    centre, med, lo, hi = [], [], [], []
+    for k in range(edges.size - 1):
+        sel = idx == k
+        if not sel.any():
+            continue
+        q10, q50, q90 = quantiles(y[sel], censored)
+        centre.append(float(np.median(x[sel])))
+        med.append(q50)
+        lo.append(q10)
+        hi.append(q90)
+    return tuple(np.array(a, dtype=float) for a in (centre, med, lo, hi))
+
+
+def fig_scatter(output: str, ok: pd.DataFrame, params: list[str], title: str) -> Figure:
+    """``output`` against each swept parameter, one point per run, with the median (and 10th–90th
+    percentile) in equal-count bins of the parameter; runs in which it never happened (or that reported no
+    value) are ticks along the top, counted in each panel's title."""
+    from matplotlib.figure import Figure
+
+    from rareshock import figstyle
+
+    cols = min(4, len(params))
+    rows = -(-len(params) // cols)
+    fig = Figure(figsize=(3.4 * cols + 0.6, 2.9 * rows + 1.0), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(rows, cols, sharey=True, squeeze=False)).ravel()
+    y = ok[output].to_numpy(dtype=float)
+    censored = is_first_time(output)
+    none = "never" if censored else "no value"
+    missing = np.isnan(y)
+    bins = int(np.clip(len(y) // 12, 3, 12))
+    for ax, param in zip(axes, params):
+        x = ok[param].to_numpy(dtype=float)
+        ax.scatter(x[~missing], y[~missing], s=9, alpha=0.45, color="#4C72B0", lw=0, label="one run")
+        c, med, lo, hi = _binned(x, y, censored, bins)
+        if c.size:
+            ax.fill_between(c, lo, hi, color="#DD8452", alpha=0.18, lw=0, label="10th–90th percentile (bins)")
+            ax.plot(c, np.where(np.isfinite(med), med, np.nan), color="#C44E52", lw=2, label="binned median")
+        if missing.any():
+            ax.plot(
+                x[missing],
+                np.full(int(missing.sum()), 0.985),
+                transform=ax.get_xaxis_transform(),
+                ls="none",
+                marker="|",
+                ms=7,
+                color="0.35",
+                label=f"{none} (tick at top)",
+            )
+        shown = param if len(param) <= 34 else "…" + param[-33:]
+        ax.set_title(
+            shown + (f"\n{none} in {int(missing.sum())} of {len(y)} runs" if missing.any() else ""), fontsize=8.5
+        )
+        if param.rsplit(".", 1)[-1].endswith("_usd"):
+            figstyle.usd_axis(ax, "x")
+        else:
+            figstyle.plain_axis(ax, "x")
+        ax.grid(alpha=0.25)
+    for ax in axes[len(params) :]:
+        ax.axis("off")
+    figstyle.value_axis(axes[0], output)
+    for ax in axes[::cols]:
+        ax.set_ylabel(output, fontsize=8.5)
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside right upper", fontsize=8, frameon=False)
+    fig.suptitle(title, fontsize=10, x=0.01, ha="left")
+    return fig
+
+
+def feature_scores(sweep: Sweep, runs: pd.DataFrame, outputs: list[str]) -> tuple[pd.DataFrame, dict]:
+    """Extra-trees feature scores (EMA Workbench ``get_feature_scores_all``, regression) of each output
+    against the swept parameters, over the successful runs: a parameter x output table (each column sums
+    to 1) and per output how many runs were used. A first-time output's "never" runs count as later than
+    any run that had one (a value one range above the largest, which keeps the order trees split on);
+    other outputs' null runs are left out. Seeded from the sweep seed, so the scores are reproducible."""
+    params = sweep.param_paths
+    ok = runs[runs["status"] == "ok"].reset_index(drop=True)
+    x_all = _prim_inputs(ok, params)
+    table = pd.DataFrame(index=pd.Index(params, name="parameter"))
+    info: dict[str, dict] = {}
+    for out in outputs:
+        y = ok[out].to_numpy(dtype=float)
+        null = np.isnan(y)
+        keep = ~null
+        if is_first_time(out) and null.any() and (~null).any():
+            finite = y[~null]
+            y = np.where(null, finite.max() + max(np.ptp(finite), 1.0), y)
+            keep = np.ones_like(null)
+        n = int(keep.sum())
+        entry = {"runs": n, "null_runs": int(null.sum()), "never_counted_as_later": bool(is_first_time(out))}
+        if n < FEATURE_MIN_RUNS or np.ptp(y[keep]) == 0:
+            why = f"only {n} runs with a value" if n < FEATURE_MIN_RUNS else "it is the same in every run"
+            info[out] = {**entry, "status": "skipped", "message": f"{out}: no feature scores: {why}."}
+            table[out] = np.nan
+            continue
+        with _quiet_ema():
+            from ema_workbench.analysis.feature_scoring import get_feature_scores_all
+
+            scores = get_feature_scores_all(
+                x_all[keep].reset_index(drop=True),
+                {out: y[keep]},
+                alg="extra trees",
+                random_state=analysis_seed(sweep) % (2**32 - 1),
+                max_features=max(1, round(len(params) / 3)),
+            )
+        table[out] = scores[out].reindex(params).to_numpy(dtype=float)
+        info[out] = {**entry, "status": "ok"}
+    return table.reset_index(), info
+
+
+def fig_feature_scores(table: pd.DataFrame, title: str) -> Figure:
+    """Feature scores as an annotated heatmap: parameters (most influential first) x outputs."""
+    from matplotlib import colormaps
+
+    t = table.set_index("parameter")
+    t = t.loc[t.max(axis=1).fillna(-1).sort_values(ascending=False, kind="stable").index]
+    vals = t.to_numpy(dtype=float)
+    fig, ax = _new_figure(2.6 + 1.7 * t.shape[1] + 2.4, 1.6 + 0.42 * t.shape[0])
+    cmap = colormaps["viridis"].with_extremes(bad="0.85")
+    top = float(np.nanmax(vals)) if np.isfinite(vals).any() else 1.0
+    im = ax.imshow(np.ma.masked_invalid(vals), cmap=cmap, vmin=0, vmax=max(top, 1e-9), aspect="auto")
+    for i in range(vals.shape[0]):
+        for j in range(vals.shape[1]):
+            v = vals[i, j]
+            text = f"{v:.2f}" if np.isfinite(v) else "n/a"
+            dark = np.isfinite(v) and v < 0.55 * top
+            ax.text(j, i, text, ha="center", va="center", fontsize=8, color="white" if dark else "black")
+    ax.set_xticks(range(t.shape[1]), list(t.columns), rotation=20, ha="right", fontsize=8)
+    ax.set_yticks(range(t.shape[0]), list(t.index), fontsize=8)
+    fig.colorbar(im, ax=ax, label="feature score (share of the output's explained variation)")
+    ax.set_title(title, fontsize=9.5, loc="left")
+    return fig
+
+
+def exploration(
+    sweep: Sweep, runs: pd.DataFrame, out_dir: Path, stems: dict[str, str], outputs: list[str], caption: str | None
+) -> tuple[list[str], list[str], dict]:
+    """Scatter plots and feature scores of a random or Latin hypercube sweep; returns (files, lines,
+    feature-score info per output)."""
+    s = sweep.settings
+    params = sweep.param_paths
+    ok = runs[runs["status"] == "ok"].reset_index(drop=True)
+    files, lines = [], []
+    if ok.empty:
+        return files, ["no successful run: no scatter plots or feature scores."], {}
+    design = f"{s.method.upper() if s.method == 'lhs' else 'random'} design"
+    for out in outputs:
+        path = out_dir / FIG_DIR / f"scatter_{stems[out]}.png"
+        title = (
+            f"{out} against each swept parameter\n{len(ok)} runs ({design}, {s.samples} samples × "
+            f"{_runs_word(sweep)}); line: median in equal-count bins"
+        )
+        _save(fig_scatter(out, ok, params, title), path, caption)
+        files += [f"{FIG_DIR}/{path.name}", f"{FIG_DIR}/{path.with_suffix('.svg').name}"]
+    table, info = feature_scores(sweep, runs, outputs)
+    table_out = table.copy()
+    for c in table_out.columns[1:]:
+        table_out[c] = [round_sig(float(v)) for v in table_out[c]]
+    atomic_write_text(out_dir / "feature_scores.csv", _csv(table_out))
+    files.append("feature_scores.csv")
+    lines += [i["message"] for i in info.values() if i["status"] != "ok"]
+    scored = [o for o, i in info.items() if i["status"] == "ok"]
+    path = out_dir / FIG_DIR / "feature_scores.png"
+    if scored:
+        title = (
+            f"Feature scores (extra trees, EMA Workbench) of each output against the swept parameters\n"
+            f"{len(ok)} successful runs of a {design}; a 'never' counts as later than any value"
+        )
+        _save(fig_feature_scores(table, title), path, caption)
+        files += [f"{FIG_DIR}/feature_scores.png", f"{FIG_DIR}/feature_scores.svg"]
+        for o in scored:
+            col = table.set_index("parameter")[o]
+            top = col.sort_values(ascending=False, kind="stable").head(3)
+            lines.append(f"{o}: feature scores: " + ", ".join(f"{k} {v:.2f}" for k, v in top.items()))
+    else:
+        for stale in (path, path.with_suffix(".svg")):
+            stale.unlink(missing_ok=True)
+    return files, lines, info
 
 
 # --------------------------------------------------------------------------------------------------
@@ -755,6 +1132,7 @@ def analyse_sweep(sweep: Sweep, out_dir: Path) -> dict:
     stats = sample_stats(design, runs, params, known)
     (out_dir / FIG_DIR).mkdir(exist_ok=True)
     use_agg()
+    caption = sweep_caption(sweep)
 
     name = "grid_means.csv" if s.method == "grid" else "sample_means.csv"
     atomic_write_text(out_dir / name, _csv(stats))
@@ -807,28 +1185,36 @@ def analyse_sweep(sweep: Sweep, out_dir: Path) -> dict:
             if info["status"] == "ok":
                 with sns.axes_style("whitegrid"):
                     fig = draw(o, info, s.replications)
-                save_png(fig, path)
-                files.append(f"{FIG_DIR}/{path.name}")
+                _save(fig, path, caption)
+                files += [f"{FIG_DIR}/{path.name}", f"{FIG_DIR}/{path.with_suffix('.svg').name}"]
                 lines.append(_top_line(s.method, o, info))
                 if info.get("note"):
                     lines.append(info["note"])
             else:
-                path.unlink(missing_ok=True)  # no stale figure from an earlier analysis
+                for stale in (path, path.with_suffix(".svg")):  # no stale figure from an earlier analysis
+                    stale.unlink(missing_ok=True)
                 lines.append(info["message"])
         summary["sensitivity"] = sens["outputs"]
     elif s.method == "grid":
-        got, msgs = grid_figures(sweep, stats, out_dir, stems)
+        got, msgs = grid_figures(sweep, stats, out_dir, stems, caption)
         files += got
         lines += msgs
+        n_fig = sum(f.endswith(".png") for f in got)
         if got:
             lines.append(
-                f"grid: {len(got)} figure{'s' if len(got) != 1 else ''} in {FIG_DIR}/, cell means in grid_means.csv"
+                f"grid: {n_fig} figure{'s' if n_fig != 1 else ''} (PNG and SVG) in {FIG_DIR}/, cell medians, "
+                f"percentiles and means in grid_means.csv"
             )
         else:
             lines.append(
                 "grid: cell means in grid_means.csv"
                 + (f" (figures only for one or two parameters, not {len(params)})" if len(params) > 2 else "")
             )
+    elif s.method in EXPLORE_METHODS:
+        got, msgs, scores = exploration(sweep, runs, out_dir, stems, known, caption)
+        files += got
+        lines += msgs
+        summary["feature_scores"] = scores
 
     if sweep.config.discovery is not None:
         disc, traj = scenario_discovery(sweep, runs)
@@ -837,10 +1223,11 @@ def analyse_sweep(sweep: Sweep, out_dir: Path) -> dict:
         files.append("discovery.json")
         fig_path = out_dir / FIG_DIR / "prim_tradeoff.png"
         if traj is not None:
-            save_png(fig_prim_tradeoff(disc, traj), fig_path)
-            files.append(f"{FIG_DIR}/prim_tradeoff.png")
+            _save(fig_prim_tradeoff(disc, traj), fig_path, caption)
+            files += [f"{FIG_DIR}/prim_tradeoff.png", f"{FIG_DIR}/prim_tradeoff.svg"]
         else:
-            fig_path.unlink(missing_ok=True)
+            for stale in (fig_path, fig_path.with_suffix(".svg")):
+                stale.unlink(missing_ok=True)
         lines.append(disc["message"])
         summary["discovery"] = disc
 
