@@ -163,8 +163,13 @@ def caption_text(
 
 
 def caption(fig: Any, text: str) -> None:
-    """Write ``text`` as one small grey line at the bottom left of ``fig``."""
+    """Write ``text`` as one small grey line at the bottom left of ``fig``. A figure laid out by matplotlib's
+    constrained layout keeps a strip at its foot for the line, so axis labels never run into it."""
     fig.text(0.005, 0.002, text, ha="left", va="bottom", fontsize=7, color="0.35")
+    engine = fig.get_layout_engine()
+    if engine is not None and "rect" in engine.get():
+        strip = 0.16 / fig.get_figheight()  # inches of the caption line, as a fraction of the height
+        engine.set(rect=(0, strip, 1, 1 - strip))
 
 
 def commit_of(manifest_or_config: dict | None) -> str | None:
