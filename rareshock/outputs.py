@@ -372,7 +372,7 @@ class TimeFigure:
         for ax in self.axes[:-1]:
             ax.tick_params(labelbottom=False)
         if self.key is not None:
-            width = 150 if self.key_columns == 1 else 62
+            width = 150 if self.key_columns == 1 else 46
             event_key(self.key, [(d, _short(t, width)) for d, t in self.marks], columns=self.key_columns)
         note = "monthly values" if self.monthly else None
         caption(self.fig, self.ctx.caption(", ".join(x for x in (extra, note) if x) or None))
@@ -448,7 +448,7 @@ def fig_licences(df: pd.DataFrame, ctx: FigureContext | None = None) -> Figure |
 def fig_idle_plants(df: pd.DataFrame, ctx: FigureContext | None = None) -> Figure | None:
     """Auto assembly plants idled for lack of magnets, by region (only regions where a plant idled).
     None if no plant idled in the run: an empty chart would say nothing."""
-    from rareshock.figstyle import count_axis
+    from rareshock.figstyle import count_axis, plain_axis
 
     ctx = _ctx(ctx)
     cols = {label: f"auto_plants_idle_{code}" for label, code in IDLE_REGIONS.items()}
@@ -464,7 +464,7 @@ def fig_idle_plants(df: pd.DataFrame, ctx: FigureContext | None = None) -> Figur
     tf = TimeFigure(ctx, df, "Auto assembly plants idled for lack of magnets")
     tf.lines(tf.axes[0], data, "Idle plants" + (" (monthly mean)" if tf.monthly else ""))
     tf.axes[0].set_ylim(bottom=0)
-    count_axis(tf.axes[0])
+    (plain_axis if tf.monthly else count_axis)(tf.axes[0])  # a monthly mean is not a whole number
     return tf.finish()
 
 

@@ -479,7 +479,7 @@ def write_band_figures(
                 usd_axis(ax, scale=1.0, unit="")
             else:
                 ax.set_ylim(bottom=0)
-                (count_axis if kind == "count" else plain_axis)(ax)
+                (count_axis if kind == "count" and not tf.monthly else plain_axis)(ax)
         tf.axes[0].legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8, frameon=False)
         fig = tf.finish("fan: median, 25-75% and 10-90% of draws")
         save_png(fig, fig_dir / name)
