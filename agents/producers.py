@@ -28,7 +28,9 @@ Interface (what the model uses)
 ``COLUMNS``
     China's magnet exports by destination and its Dy/Tb oxide exports (t/day), written by ``ship`` into
     the record row (``row`` at ``at``, set by the registry). Production by material
-    (``made``) and input use (``used_in``) are recorded in the material balance.
+    (``made``) and input use (``used_in``) are recorded in the material balance; each (producer, material)
+    pair's output today (``made_by_pair``) feeds the record of flows by stage and region
+    (:class:`rareshock.model.records.MaterialFlows`).
 
 Decisions and maths
 -------------------
@@ -108,6 +110,7 @@ def _produce(
     in_mat,
     made_by_mat,
     used_by_mat,
+    made_by_pair,
     backlog,
     controlled,
     licence_left,
@@ -143,6 +146,7 @@ def _produce(
         stock[f] += made
         prod[f] += (made - prod[f]) * (1.0 / 30.0)
         made_by_mat[mat[p]] += made
+        made_by_pair[p] = made
         for k in range(2):
             if has_in[p, k]:
                 need[in_flat[p, k]] = prod[f] * coef[p, k]
@@ -417,6 +421,7 @@ class Producers:
         self.demand = np.zeros(self.flat.size)
         self.ship_today = np.zeros(net.e)
         self.made = np.zeros(M)
+        self.made_by_pair = np.zeros(self.flat.size)  # today's output of each (producer, material) pair
         self.used_in = np.zeros(M)
         self._sent = np.zeros(self.flat.size)
         # China's exports, for the record
@@ -472,6 +477,7 @@ class Producers:
             self.in_mat,
             self.made,
             self.used_in,
+            self.made_by_pair,
             net.backlog,
             net.controlled,
             net.licence_left,

@@ -35,7 +35,7 @@ from rareshock.agents.stockpiles import Stockpiles
 from rareshock.model.builder import Builder
 from rareshock.model.calendar import Calendar
 from rareshock.model.config import ScenarioConfig
-from rareshock.model.records import MaterialBalance, Records
+from rareshock.model.records import MaterialBalance, MaterialFlows, Records
 
 
 class RareShockModel(mesa.Model):
@@ -75,6 +75,7 @@ class RareShockModel(mesa.Model):
         self.governments = Governments(self, config)
         self.investment = Investment(self, config)
         self.balance = MaterialBalance(self.net, self.producers, self.defense.stockpile, self.stockpiles.reserve)
+        self.flows = MaterialFlows(self.net, self.producers, self.plants, self.defense, self.industry)
         self.records = Records(
             self.n_days,
             [
@@ -89,7 +90,8 @@ class RareShockModel(mesa.Model):
                 self.chips,
                 self.balance,
             ]
-            + ([self.exports] if self.exports.active else []),  # columns only in scenarios with limits
+            + ([self.exports] if self.exports.active else [])  # columns only in scenarios with limits
+            + [self.flows],  # last, so that the columns before it keep their places
         )
         self.running = True
 

@@ -22,7 +22,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-FIGURES = ("exports", "licences", "idle_plants", "prices", "export_limits")
+FIGURES = ("exports", "licences", "idle_plants", "prices", "export_limits", "flows")
 
 
 @dataclass
@@ -39,15 +39,21 @@ class Result:
     def plot(self, which: str = "exports"):
         """A matplotlib Figure of the run, drawn by the figure code of ``rareshock run`` (rareshock.outputs):
         ``exports`` (the main timeline: China's magnet exports by destination, the default), ``licences``,
-        ``idle_plants``, ``prices`` or ``export_limits``. Raises ValueError if the run has nothing to show."""
+        ``idle_plants``, ``prices``, ``export_limits`` or ``flows`` (material flows by stage and region). The
+        figure marks the scenario's events and its caption names the scenario, seed (or posterior draws) and
+        the commit of this checkout. Raises ValueError if the run has nothing to show (e.g. ``idle_plants``
+        when no plant idled)."""
         from rareshock import outputs
 
         if which not in FIGURES:
             raise ValueError(f"plot: unknown figure {which!r}; choose one of {', '.join(FIGURES)}")
         outputs.use_agg()
-        fig = getattr(outputs, f"fig_{which}")(self.timeseries)
+        draws = len(self.draws) if self.draws is not None else None
+        manifest = {"git": outputs.git_provenance(), "seed": self.seed}
+        ctx = outputs.FigureContext.of(self.config, manifest, draws=draws)
+        fig = getattr(outputs, f"fig_{which}")(self.timeseries, ctx)
         if fig is None:
-            raise ValueError(f"plot: {self.name} has no data for the {which} figure")
+            raise ValueError(f"plot: {self.name} has nothing to show in the {which} figure")
         return fig
 
 

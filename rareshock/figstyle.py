@@ -209,14 +209,14 @@ def caption_text(
     return " · ".join(parts)
 
 
-def caption(fig: Any, text: str, reserve: bool = False) -> None:
-    """Write ``text`` as one small grey line at the bottom left of ``fig``. With ``reserve`` and a figure in
-    constrained layout, the layout keeps a strip at the bottom free for it (so it cannot overprint an axis
-    label or a key)."""
+def caption(fig: Any, text: str, reserve: bool = True) -> None:
+    """Write ``text`` as one small grey line at the bottom left of ``fig``. With ``reserve`` (the default) and
+    a figure in constrained layout, the layout keeps a strip at the foot free for the line, so axis labels
+    and keys never run into it."""
     fig.text(0.005, 0.002, text, ha="left", va="bottom", fontsize=7, color="0.35")
     engine = fig.get_layout_engine() if reserve else None
     if engine is not None and hasattr(engine, "set") and "rect" in engine.get():
-        strip = 0.17 / fig.get_figheight()  # inches for one 7-point line
+        strip = 0.17 / fig.get_figheight()  # inches of one 7-point line, as a fraction of the height
         engine.set(rect=(0, strip, 1, 1 - strip))
 
 

@@ -28,6 +28,7 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -38,9 +39,6 @@ if TYPE_CHECKING:
 PACKAGES = ("rareshock", "mesa", "numpy", "scipy", "pandas", "pyarrow", "seaborn", "matplotlib", "pydantic")
 REPO_DIR = Path(__file__).resolve().parents[1]
 PARQUET_COMPRESSION = "zstd"
-# Destinations of China's magnet exports shown separately; the rest of the total is "other".
-EXPORT_DESTINATIONS = {"US": "us", "EU": "eu", "JP": "jp", "IN": "in"}
-IDLE_REGIONS = {"US": "us", "EU": "eu", "JP": "jp", "IN": "in"}
 
 
 class RunResultLike(Protocol):
@@ -225,6 +223,14 @@ def parquet_bytes(df: pd.DataFrame) -> bytes:
 # --------------------------------------------------------------------------------------------------
 # Figures
 # --------------------------------------------------------------------------------------------------
+LONG_RUN_DAYS = 731
+"""A run longer than this (about two years) is drawn as monthly values with year ticks, not daily noise."""
+IDLE_REGIONS = {"US": "us", "EU": "eu", "JP": "jp", "IN": "in", "CN": "cn", "Rest of world": "row"}
+EXPORT_DESTINATIONS = {"US": "us", "EU": "eu", "JP": "jp", "IN": "in", "Rest of world": "row"}
+PANEL_HEIGHT = 2.9  # inches per chart panel
+FIG_WIDTH = 9.0
+
+
 def use_agg() -> None:
     """Select the non-interactive Agg backend unless pyplot is already in use (e.g. in a notebook)."""
     import matplotlib
@@ -233,173 +239,318 @@ def use_agg() -> None:
         matplotlib.use("Agg")
 
 
-def _time(df: pd.DataFrame) -> tuple[pd.Series, str]:
-    """The x axis: the ``date`` column, or the day number if there is none."""
+@dataclass(frozen=True)
+class FigureContext:
+    """What every figure of a run names and marks: the scenario, its seed (or number of posterior draws),
+    the commit that ran it, and the scenario's events (config dicts)."""
+
+    scenario: str | None = None
+    seed: int | None = None
+    draws: int | None = None
+    commit: str | None = None
+    events: tuple = ()
+    config: dict = field(default_factory=dict, compare=False, repr=False)
+
+    @classmethod
+    def of(
+        cls,
+        config: dict | None = None,
+        manifest: dict | None = None,
+        seed: int | None = None,
+        draws: int | None = None,
+        commit: str | None = None,
+    ) -> FigureContext:
+        """The context of a run from its resolved config and manifest (either may be missing); ``commit``
+        defaults to the manifest's git commit (``+dirty`` if the tree was not clean)."""
+        from rareshock.figstyle import commit_of
+
+        config = config or (manifest or {}).get("config") or {}
+        scenario = config.get("scenario") or {}
+        if seed is None:
+            seed = (manifest or {}).get("seed", scenario.get("seed"))
+        if commit is None:
+            commit = commit_of(manifest)
+        return cls(scenario.get("name"), seed, draws, commit, tuple(config.get("events") or ()), config)
+
+    def caption(self, extra: str | None = None) -> str:
+        from rareshock.figstyle import caption_text
+
+        return caption_text(self.scenario, self.seed, self.draws, self.commit, extra)
+
+    def marks(self, start: Any, end: Any) -> list[tuple[dt.date, str]]:
+        from rareshock.figstyle import event_marks
+
+        return event_marks(self.events, pd_date(start), pd_date(end))
+
+
+def pd_date(x: Any) -> dt.date:
+    """A date from a pandas Timestamp, a datetime64 or a date."""
     import pandas as pd
 
-    if "date" in df.columns:
-        return pd.to_datetime(df["date"]), "Date"
-    return pd.Series(range(len(df)), index=df.index, name="day"), "Day of run"
+    return pd.Timestamp(x).date()
 
 
-def _long(x: pd.Series, series: dict[str, str], df: pd.DataFrame, var: str) -> pd.DataFrame:
-    """Long-format frame (x, value, ``var``) of the columns in ``series`` (label -> column) that exist."""
+def monthly_view(df: pd.DataFrame) -> bool:
+    """Whether a run is drawn monthly (longer than :data:`LONG_RUN_DAYS`)."""
+    return len(df) > LONG_RUN_DAYS
+
+
+def resample(df: pd.DataFrame, cols: dict[str, str], how: str = "mean", monthly: bool | None = None) -> pd.DataFrame:
+    """The columns ``cols`` (label -> column; absent ones left out) by day or, for a long run (or with
+    ``monthly``), by calendar month, indexed by the day each value is drawn at (a month's middle).
+
+    ``how``: ``mean`` (levels: prices, counts), ``last`` (cumulative counts) or ``month`` (flows: the
+    month's total, t per month; a partial month at either end of the run is its daily mean times the
+    month's days, so it does not show as a fall)."""
     import pandas as pd
 
-    parts = [
-        pd.DataFrame({"x": x.to_numpy(), "value": df[col].to_numpy(dtype=float), var: label})
-        for label, col in series.items()
-        if col in df.columns
-    ]
-    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+    present = {label: c for label, c in cols.items() if c in df.columns}
+    dates = pd.to_datetime(df["date"])
+    data = pd.DataFrame({label: df[c].to_numpy(dtype=float) for label, c in present.items()}, index=dates)
+    if monthly is None:
+        monthly = monthly_view(df) or how == "month"
+    if not monthly:
+        return data
+    grouped = data.groupby(dates.dt.to_period("M").to_numpy())
+    out = {"mean": grouped.mean, "last": grouped.last, "month": grouped.mean}[how]()
+    periods = pd.PeriodIndex(out.index, freq="M")
+    if how == "month":
+        out = out.mul(periods.days_in_month.to_numpy(), axis=0)
+    out.index = periods.to_timestamp() + pd.Timedelta(days=14)
+    return out
 
 
-def _new_figure(nrows: int = 1, height: float = 4.5) -> tuple[Figure, list]:
-    from matplotlib.figure import Figure
+class TimeFigure:
+    """A figure of time charts stacked over a shared date axis, the scenario's events marked on each and
+    listed in a key below, and a caption line (see :mod:`rareshock.figstyle`)."""
 
-    fig = Figure(figsize=(9, height * nrows), layout="constrained")
-    return fig, [fig.add_subplot(nrows, 1, i + 1) for i in range(nrows)]
+    def __init__(self, ctx: FigureContext, df: pd.DataFrame, title: str, panels: int = 1, height: float = PANEL_HEIGHT):
+        import pandas as pd
+        from matplotlib.figure import Figure
+
+        from rareshock.figstyle import key_height
+
+        dates = pd.to_datetime(df["date"])
+        self.ctx, self.start, self.end = ctx, dates.iloc[0], dates.iloc[-1]
+        self.monthly = monthly_view(df)
+        self.marks = ctx.marks(self.start, self.end)
+        self.key_columns = 1 if len(self.marks) <= 8 else 2
+        key_h = key_height(len(self.marks), self.key_columns)
+        heights = [height] * panels + ([key_h] if self.marks else [])
+        self.fig = Figure(figsize=(FIG_WIDTH, sum(heights) + 0.8), layout="constrained")
+        grid = self.fig.add_gridspec(len(heights), 1, height_ratios=heights)
+        self.axes = [self.fig.add_subplot(grid[i]) for i in range(panels)]
+        for ax in self.axes[1:]:
+            ax.sharex(self.axes[0])
+        self.key = self.fig.add_subplot(grid[panels]) if self.marks else None
+        self.fig.suptitle(title, fontsize=12, x=0.01, ha="left")
+
+    def lines(self, ax: Any, data: pd.DataFrame, ylabel: str, markers: bool = False, **kw: Any) -> None:
+        """One line per column of ``data`` (indexed by date), with a legend if there is more than one."""
+        style = {"marker": "o", "ms": 3} if markers and len(data) <= 30 else {}
+        for i, (label, s) in enumerate(data.items()):
+            ax.plot(data.index, s.to_numpy(), color=f"C{i}", lw=1.6, label=label, **style, **kw)
+        ax.set_ylabel(ylabel)
+        if data.shape[1] > 1:
+            ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8, frameon=False)
+
+    def finish(self, extra: str | None = None) -> Figure:
+        """Date axis over the run, events marked and keyed, caption; returns the figure."""
+        import pandas as pd
+
+        from rareshock.figstyle import _short, caption, date_axis, event_key, mark_events
+
+        years = (self.end - self.start).days / 365.25
+        for ax in self.axes:
+            ax.set_xlim(self.start - pd.Timedelta(days=2), self.end + pd.Timedelta(days=2))
+            date_axis(ax, years)
+            ax.grid(True, color="0.9", lw=0.6)
+            ax.set_axisbelow(True)
+            for side in ("top", "right"):
+                ax.spines[side].set_visible(False)
+            mark_events(ax, self.marks)
+        for ax in self.axes[:-1]:
+            ax.tick_params(labelbottom=False)
+        if self.key is not None:
+            width = 150 if self.key_columns == 1 else 46
+            event_key(self.key, [(d, _short(t, width)) for d, t in self.marks], columns=self.key_columns)
+        note = "monthly values" if self.monthly else None
+        caption(self.fig, self.ctx.caption(", ".join(x for x in (extra, note) if x) or None))
+        return self.fig
 
 
-def _lines(ax: Any, data: pd.DataFrame, var: str, dates: bool, **kw: Any) -> None:
-    import seaborn as sns
-    from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
-
-    sns.lineplot(data=data, x="x", y="value", hue=var, ax=ax, errorbar=None, **kw)
-    if dates:
-        locator = AutoDateLocator()
-        ax.xaxis.set_major_locator(locator)
-        ax.xaxis.set_major_formatter(ConciseDateFormatter(locator))
-    ax.legend(title=None, loc="best", frameon=True)
+def _ctx(ctx: FigureContext | None) -> FigureContext:
+    return ctx if ctx is not None else FigureContext()
 
 
-def fig_exports(df: pd.DataFrame) -> Figure | None:
-    """Monthly magnet exports from China by destination (US, EU, JP, IN, other), tonnes per month."""
-    import pandas as pd
+def _nonzero(data: pd.DataFrame) -> pd.DataFrame:
+    """The columns of ``data`` that are not zero throughout."""
+    return data.loc[:, (data.abs() > 0).any()]
 
-    x, xlabel = _time(df)
+
+def fig_exports(df: pd.DataFrame, ctx: FigureContext | None = None) -> Figure | None:
+    """China's magnet exports by destination (US, EU, JP, IN, rest of world), tonnes per month."""
+    from rareshock.figstyle import plain_axis
+
     cols = {label: f"cn_magnet_exports_to_{code}_t" for label, code in EXPORT_DESTINATIONS.items()}
-    monthly = pd.DataFrame({label: df[c].to_numpy(dtype=float) for label, c in cols.items() if c in df.columns})
+    if "date" not in df.columns or not any(c in df.columns for c in [*cols.values(), "cn_magnet_exports_t"]):
+        return None
+    ctx = _ctx(ctx)
+    monthly = resample(df, cols, "month")
     if "cn_magnet_exports_t" in df.columns:
-        total = df["cn_magnet_exports_t"].to_numpy(dtype=float)
-        monthly["Other"] = (total - monthly.sum(axis=1).to_numpy()).clip(min=0.0) if len(monthly.columns) else total
-    if monthly.empty:
-        return None
-    dates = "date" in df.columns
-    if dates:
-        monthly["x"] = x.dt.to_period("M").dt.to_timestamp().to_numpy()
+        total = resample(df, {"Total": "cn_magnet_exports_t"}, "month")["Total"]
     else:
-        monthly["x"] = (x.to_numpy() // 30) + 1
-        xlabel = "Month of run (30-day blocks)"
-    monthly = monthly.groupby("x", sort=True).sum().reset_index()
-    data = monthly.melt(id_vars="x", var_name="Destination", value_name="value")
-    fig, (ax,) = _new_figure()
-    _lines(ax, data, "Destination", dates, marker="o")
-    ax.set(title="China's rare-earth magnet exports by destination", xlabel=xlabel, ylabel="Tonnes per month")
-    ax.set_ylim(bottom=0)
-    return fig
+        total = monthly.sum(axis=1)
+    other = (total - monthly.sum(axis=1)).clip(lower=0.0)
+    if other.max() > 1e-6 * max(total.max(), 1e-12):
+        monthly["Other"] = other
+    tf = TimeFigure(ctx, df, "China's rare-earth magnet exports by destination", panels=2)
+    tf.lines(tf.axes[0], total.to_frame("All destinations"), "Tonnes per month", markers=True)
+    tf.axes[0].set_title("All destinations", fontsize=9, loc="left")
+    tf.lines(tf.axes[1], _nonzero(monthly), "Tonnes per month", markers=True)
+    tf.axes[1].set_title("By destination", fontsize=9, loc="left")
+    for ax in tf.axes:
+        ax.set_ylim(bottom=0)
+        plain_axis(ax)
+    return tf.finish()
 
 
-def fig_licences(df: pd.DataFrame) -> Figure | None:
-    """Chinese export licences over time: cumulative submitted/approved/denied and pending."""
-    x, xlabel = _time(df)
-    data = _long(
-        x,
-        {
-            "Submitted (cumulative)": "cn_licences_submitted_cum",
-            "Approved (cumulative)": "cn_licences_approved_cum",
-            "Denied (cumulative)": "cn_licences_denied_cum",
-            "Pending": "cn_licences_pending",
-        },
+def fig_licences(df: pd.DataFrame, ctx: FigureContext | None = None) -> Figure | None:
+    """Chinese export licence applications: cumulative submitted, approved, denied and returned (top);
+    pending and reviewers (bottom). None if no application was ever filed."""
+    if "cn_licences_submitted_cum" not in df.columns or not df["cn_licences_submitted_cum"].any():
+        return None
+    from rareshock.figstyle import count_axis
+
+    ctx = _ctx(ctx)
+    cum = resample(
         df,
-        "Series",
+        {
+            "Submitted": "cn_licences_submitted_cum",
+            "Approved": "cn_licences_approved_cum",
+            "Denied": "cn_licences_denied_cum",
+            "Returned": "cn_licences_returned_cum",
+        },
+        "last",
     )
-    if data.empty:
+    now = resample(df, {"Pending review": "cn_licences_pending", "Reviewers": "cn_reviewers"}, "mean")
+    tf = TimeFigure(ctx, df, "Chinese export licence applications", panels=2)
+    tf.lines(tf.axes[0], cum, "Applications (cumulative)")
+    tf.axes[0].set_title("Decided since the start of the run", fontsize=9, loc="left")
+    tf.lines(tf.axes[1], now, "Count")
+    tf.axes[1].set_title("Waiting for a decision, and MOFCOM's reviewers", fontsize=9, loc="left")
+    for ax in tf.axes:
+        ax.set_ylim(bottom=0)
+        count_axis(ax)
+    return tf.finish()
+
+
+def fig_idle_plants(df: pd.DataFrame, ctx: FigureContext | None = None) -> Figure | None:
+    """Auto assembly plants idled for lack of magnets, by region (only regions where a plant idled).
+    None if no plant idled in the run: an empty chart would say nothing."""
+    from rareshock.figstyle import count_axis, plain_axis
+
+    ctx = _ctx(ctx)
+    cols = {label: f"auto_plants_idle_{code}" for label, code in IDLE_REGIONS.items()}
+    cols = {label: c for label, c in cols.items() if c in df.columns and df[c].any()}
+    if not cols:
         return None
-    fig, (ax,) = _new_figure()
-    _lines(ax, data, "Series", "date" in df.columns)
-    ax.set(title="Chinese export licence applications", xlabel=xlabel, ylabel="Applications (count)")
-    ax.set_ylim(bottom=0)
-    return fig
-
-
-def fig_idle_plants(df: pd.DataFrame) -> Figure | None:
-    """Idle automotive assembly plants by region over time."""
-    x, xlabel = _time(df)
-    data = _long(x, {label: f"auto_plants_idle_{code}" for label, code in IDLE_REGIONS.items()}, df, "Region")
-    if data.empty:
-        return None
-    fig, (ax,) = _new_figure()
-    _lines(ax, data, "Region", "date" in df.columns)
-    ax.set(title="Auto assembly plants idled for lack of magnets", xlabel=xlabel, ylabel="Idle plants (count)")
-    ax.set_ylim(bottom=0)
-    return fig
-
-
-def fig_prices(df: pd.DataFrame) -> Figure | None:
-    """Prices in China vs ex-China: Dy oxide (top) and NdFeB magnets (bottom), USD/kg."""
-    x, xlabel = _time(df)
-    panels = {
-        "Dysprosium oxide": {"China domestic": "price_dy_oxide_cn_usd_kg", "Ex-China": "price_dy_oxide_ex_cn_usd_kg"},
-        "NdFeB magnets": {"China domestic": "price_ndfeb_cn_usd_kg", "Ex-China": "price_ndfeb_ex_cn_usd_kg"},
+    plants = {
+        label: ((ctx.config.get("automakers") or {}).get(code.upper()) or {}).get("plants")
+        for label, code in IDLE_REGIONS.items()
     }
-    data = {title: _long(x, cols, df, "Market") for title, cols in panels.items()}
-    if all(d.empty for d in data.values()):
+    data = resample(df, cols, "mean")
+    data.columns = [f"{label} (of {plants[label]})" if plants.get(label) else label for label in data.columns]
+    tf = TimeFigure(ctx, df, "Auto assembly plants idled for lack of magnets")
+    tf.lines(tf.axes[0], data, "Idle plants" + (" (monthly mean)" if tf.monthly else ""))
+    tf.axes[0].set_ylim(bottom=0)
+    (plain_axis if tf.monthly else count_axis)(tf.axes[0])  # a monthly mean is not a whole number
+    return tf.finish()
+
+
+def _price_panel(tf: TimeFigure, ax: Any, df: pd.DataFrame, cols: dict[str, str], title: str) -> None:
+    from rareshock.figstyle import flat_note, usd_axis
+
+    data = resample(df, cols, "mean")
+    tf.lines(ax, data, "USD per kg")
+    ax.set_title(title, fontsize=9, loc="left")
+    if not flat_note(ax, data.to_numpy().ravel(), "The price"):
+        lo, hi = float(data.min().min()), float(data.max().max())
+        ax.set_ylim(0 if lo < 0.5 * hi else lo * 0.9, hi * 1.08)
+    usd_axis(ax, scale=1.0, unit="")
+
+
+def fig_prices(df: pd.DataFrame, ctx: FigureContext | None = None) -> Figure | None:
+    """Prices in China and outside it, USD/kg: NdPr oxide, Dy oxide, NdFeB magnets (those present). A price
+    that hardly moves is drawn from zero and said to be flat, not blown up to full height."""
+    panels = {
+        "NdPr oxide": ("price_ndpr_oxide_cn_usd_kg", "price_ndpr_oxide_ex_cn_usd_kg"),
+        "Dysprosium oxide": ("price_dy_oxide_cn_usd_kg", "price_dy_oxide_ex_cn_usd_kg"),
+        "NdFeB magnets": ("price_ndfeb_cn_usd_kg", "price_ndfeb_ex_cn_usd_kg"),
+    }
+    panels = {t: c for t, c in panels.items() if any(x in df.columns for x in c)}
+    if not panels or "date" not in df.columns:
         return None
-    fig, axes = _new_figure(nrows=2, height=3.5)
-    for ax, (title, d) in zip(axes, data.items(), strict=True):
-        if d.empty:
-            ax.text(0.5, 0.5, "no data", ha="center", va="center", transform=ax.transAxes)
-        else:
-            _lines(ax, d, "Market", "date" in df.columns)
-        ax.set(title=f"{title} price", xlabel=xlabel, ylabel="USD/kg")
-    fig.suptitle("Rare-earth prices: China domestic vs ex-China")
-    return fig
+    tf = TimeFigure(
+        _ctx(ctx), df, "Rare-earth prices: China domestic and outside China", panels=len(panels), height=2.4
+    )
+    for ax, (title, (cn, ex)) in zip(tf.axes, panels.items(), strict=True):
+        _price_panel(tf, ax, df, {"China domestic": cn, "Outside China": ex}, title)
+    return tf.finish()
 
 
-def fig_export_limits(df: pd.DataFrame) -> Figure | None:
+def fig_export_limits(df: pd.DataFrame, ctx: FigureContext | None = None) -> Figure | None:
     """Scenarios with an export quota or a customs hold (columns of ``agents/exports.py``): China's oxide
     exports by destination and non-Chinese makers' NdFeB shipments by region (t per month), and the NdPr
     oxide price in and outside China (USD/kg)."""
-    import pandas as pd
+    from rareshock.figstyle import plain_axis
 
     if "cn_oxide_exports_to_jp_t" not in df.columns or "date" not in df.columns:
         return None
-    x, xlabel = _time(df)
-    month = x.dt.to_period("M").dt.to_timestamp().to_numpy()
-
-    def monthly(cols: dict[str, str], var: str) -> pd.DataFrame:
-        m = pd.DataFrame({label: df[c].to_numpy(dtype=float) for label, c in cols.items() if c in df.columns})
-        m["x"] = month
-        return m.groupby("x", sort=True).sum().reset_index().melt(id_vars="x", var_name=var, value_name="value")
-
-    oxide = monthly({r: f"cn_oxide_exports_to_{r.lower()}_t" for r in ("JP", "EU", "US", "IN", "ROW")}, "Destination")
-    makers = monthly({r: f"{r.lower()}_makers_ndfeb_shipped_t" for r in ("JP", "EU", "US")}, "Makers in")
-    ndpr = _long(
-        x, {"China domestic": "price_ndpr_oxide_cn_usd_kg", "Ex-China": "price_ndpr_oxide_ex_cn_usd_kg"}, df, "Market"
+    tf = TimeFigure(
+        _ctx(ctx),
+        df,
+        "Export quota and customs holds: oxide flows, makers outside China, NdPr price",
+        panels=3,
+        height=2.5,
     )
-    fig, axes = _new_figure(nrows=3, height=3.2)
-    _lines(axes[0], oxide, "Destination", True, marker="o")
-    axes[0].set(
-        title="China's oxide exports (NdPr, Dy/Tb, Sm) by destination", xlabel=xlabel, ylabel="Tonnes per month"
-    )
-    _lines(axes[1], makers, "Makers in", True, marker="o")
-    axes[1].set(title="NdFeB shipped by non-Chinese magnet makers", xlabel=xlabel, ylabel="Tonnes per month")
-    for ax in axes[:2]:
+    regions = {"JP": "jp", "EU": "eu", "US": "us", "IN": "in", "Rest of world": "row"}
+    oxide = resample(df, {r: f"cn_oxide_exports_to_{c}_t" for r, c in regions.items()}, "month")
+    tf.lines(tf.axes[0], _nonzero(oxide), "Tonnes per month", markers=True)
+    tf.axes[0].set_title("China's oxide exports (NdPr, Dy/Tb, Sm) by destination", fontsize=9, loc="left")
+    makers = resample(df, {r: f"{r.lower()}_makers_ndfeb_shipped_t" for r in ("JP", "EU", "US")}, "month")
+    tf.lines(tf.axes[1], _nonzero(makers), "Tonnes per month", markers=True)
+    tf.axes[1].set_title("NdFeB shipped by magnet makers outside China", fontsize=9, loc="left")
+    for ax in tf.axes[:2]:
         ax.set_ylim(bottom=0)
-    _lines(axes[2], ndpr, "Market", True)
-    axes[2].set(title="NdPr oxide price", xlabel=xlabel, ylabel="USD/kg")
-    fig.suptitle("Export quota and customs holds: oxide flows, makers outside China, NdPr price")
-    return fig
+        plain_axis(ax)
+    _price_panel(
+        tf,
+        tf.axes[2],
+        df,
+        {"China domestic": "price_ndpr_oxide_cn_usd_kg", "Outside China": "price_ndpr_oxide_ex_cn_usd_kg"},
+        "NdPr oxide price",
+    )
+    return tf.finish()
 
 
-FIGURES: dict[str, Callable[[pd.DataFrame], Figure | None]] = {
+def fig_flows(df: pd.DataFrame, ctx: FigureContext | None = None) -> Figure | None:
+    """Material flows through the chain by region, an alluvial chart (see :mod:`rareshock.flows`)."""
+    from rareshock.flows import fig_flows as draw
+
+    return draw(df, _ctx(ctx))
+
+
+FIGURES: dict[str, Callable[..., Figure | None]] = {
     "cn_magnet_exports.png": fig_exports,
     "licences.png": fig_licences,
     "idle_plants.png": fig_idle_plants,
     "prices.png": fig_prices,
     "export_limits.png": fig_export_limits,
+    "flows.png": fig_flows,
 }
+"""The figures of a run (PNG, with an SVG of the same drawing beside each). A figure with nothing to show
+(no licence filed, no plant idled, no export limit) is not written."""
 
 
 def png_bytes(fig: Figure, **kw: Any) -> bytes:
@@ -417,22 +568,32 @@ def save_png(fig: Figure, path: Path, **kw: Any) -> None:
     save_figure(fig, path, **kw)
 
 
-def write_figures(df: pd.DataFrame, fig_dir: Path) -> list[str]:
-    """Draw every figure whose data is present into ``fig_dir``; return the file names written."""
+def write_figures(
+    df: pd.DataFrame,
+    fig_dir: Path,
+    config: dict | None = None,
+    manifest: dict | None = None,
+    figures: dict[str, Callable[..., Figure | None]] | None = None,
+    draws: int | None = None,
+) -> list[str]:
+    """Draw every figure of ``figures`` (default :data:`FIGURES`) whose data is present into ``fig_dir`` as
+    PNG and SVG, each captioned with the run's scenario, seed (or ``draws`` posterior draws) and commit (from
+    ``config`` and ``manifest``) and marking the scenario's events; return the file names written."""
     if df.empty:
         return []
     use_agg()
-    import seaborn as sns
+    from rareshock.figstyle import figure_bytes
 
+    ctx = FigureContext.of(config, manifest, draws=draws)
     written = []
-    for name, draw in FIGURES.items():
-        with sns.axes_style("whitegrid"), sns.plotting_context("notebook"):
-            fig = draw(df)
-            if fig is None:
-                continue
-            data = png_bytes(fig)
-        _write_synced(fig_dir / name, data)
-        written.append(name)
+    for name, draw in (FIGURES if figures is None else figures).items():
+        fig = draw(df, ctx)
+        if fig is None:
+            continue
+        for fmt in ("png", "svg"):
+            path = (fig_dir / name).with_suffix(f".{fmt}")
+            _write_synced(path, figure_bytes(fig, fmt))
+            written.append(path.name)
     return written
 
 
@@ -967,11 +1128,13 @@ def write_run_files(result: RunResultLike, target: OutputDir, manifest: dict) ->
         (stage / "figures").mkdir()
         _write_synced(stage / "summary.json", to_json(result.summary).encode("utf-8"))
         _write_synced(stage / "timeseries.parquet", parquet_bytes(result.timeseries))
-        write_figures(result.timeseries, stage / "figures")
+        write_figures(result.timeseries, stage / "figures", result.config, manifest)
         if (result.config.get("scenario") or {}).get("record_file"):  # compared with the record
             from rareshock.record import monthly_quantiles, write_record_figure
 
-            write_record_figure(monthly_quantiles([result.timeseries]), result.config, stage / "figures", 1)
+            write_record_figure(
+                monthly_quantiles([result.timeseries]), result.config, stage / "figures", 1, manifest=manifest
+            )
         _fsync_dir(stage / "figures")
         _write_synced(stage / "manifest.json", to_json(manifest).encode("utf-8"))
         target.commit()

@@ -11,7 +11,7 @@ never fitted to.
     For each whole calendar month of the run, the median and 10th/90th percentiles over posterior draws
     of the monthly sums of the compared model columns (quantiles of monthly sums, not sums of daily
     quantiles).
-``fig_exports_vs_record(monthly, record, events, n)``
+``fig_exports_vs_record(monthly, record, events, n, caption)``
     The figure: magnet exports (t/month) and the model's Dy/Tb oxide exports against the customs
     rare-earth series, every policy event marked and numbered, with a key.
 """
@@ -63,32 +63,32 @@ def monthly_quantiles(frames: list[pd.DataFrame]) -> pd.DataFrame:
 
 
 def event_labels(events: list[dict]) -> list[tuple[dt.date, str]]:
-    """(date, short label) for every dated event, and the day each suspension lapses by itself."""
-    out = []
-    for e in events:
-        day = dt.date.fromisoformat(str(e["date"]))
-        text = e.get("label") or e.get("note") or e["kind"]
-        if e["kind"] not in ("marker",):
-            text = f"{text} [{e['kind']}]" if e.get("note") else e["kind"]
-        out.append((day, text))
-        if e["kind"] in ("cn_suspension", "us_suspension"):
-            out.append((dt.date.fromisoformat(str(e["until"])), f"{e['name']} lapses (automatic)"))
-    return sorted(out, key=lambda x: x[0])
+    """(date, short label) for every dated event, and the day each suspension lapses by itself
+    (:func:`rareshock.figstyle.event_marks`)."""
+    from rareshock.figstyle import event_marks
+
+    return event_marks(events)
 
 
-def fig_exports_vs_record(monthly: pd.DataFrame, record: pd.DataFrame, events: list[dict], n: int):
-    """Two panels and an event key (see the module docstring); ``n`` posterior draws (1: a single run)."""
-    from matplotlib.dates import DateFormatter, MonthLocator
+def fig_exports_vs_record(
+    monthly: pd.DataFrame, record: pd.DataFrame, events: list[dict], n: int, caption: str | None = None
+):
+    """Two panels and an event key (see the module docstring); ``n`` posterior draws (1: a single run);
+    ``caption``: the figure's caption line (scenario, seed or draws, commit)."""
     from matplotlib.figure import Figure
+
+    from rareshock import figstyle
 
     x = pd.PeriodIndex(monthly["month"], freq="M").to_timestamp() + pd.Timedelta(days=14)
     labels = event_labels(events)
     lo = x.min() - pd.Timedelta(days=20)
     hi = max(x.max(), max((pd.Timestamp(d) for d, _ in labels), default=x.max())) + pd.Timedelta(days=20)
-    fig = Figure(figsize=(12, 13), layout="constrained")
-    grid = fig.add_gridspec(3, 1, height_ratios=[4, 3, 3.6])
-    ax1, ax2 = fig.add_subplot(grid[0]), fig.add_subplot(grid[1])
-    key = fig.add_subplot(grid[2])
+    labels = [(d, t) for d, t in labels if lo <= pd.Timestamp(d) <= hi]
+    columns = 1 if len(labels) <= 8 else 2
+    key_h = figstyle.key_height(len(labels), columns)
+    fig = Figure(figsize=(12, 8.6 + key_h), layout="constrained")
+    grid = fig.add_gridspec(3 if labels else 2, 1, height_ratios=[4.6, 3.6] + ([key_h] if labels else []))
+    ax1, ax2 = fig.add_subplot(grid[0]), fig.add_subplot(grid[1], sharex=None)
     band = f"model: median and 10-90% band over {n} posterior draws" if n > 1 else "model: one run"
 
     def _series(ax, col, color, label):
@@ -116,7 +116,8 @@ def fig_exports_vs_record(monthly: pd.DataFrame, record: pd.DataFrame, events: l
 
     _series(ax1, "cn_magnet_exports_t", "C0", f"{band}")
     _points(ax1, "magnets", "k", "record: customs, stated")
-    ax1.set(title="China's rare-earth magnet exports: model and record", ylabel="Tonnes per month")
+    ax1.set_title("China's rare-earth magnet exports: model and record", loc="left")
+    ax1.set(ylabel="Tonnes per month")
     _series(ax2, "cn_dytb_oxide_exports_t", "C1", f"Dy/Tb oxide exports, {band}")
     ax2.set(ylabel="Model Dy/Tb oxide, t/month")
     ax2b = ax2.twinx()
@@ -126,41 +127,42 @@ def fig_exports_vs_record(monthly: pd.DataFrame, record: pd.DataFrame, events: l
         "Rare earths: not like for like. The model carries Dy/Tb, Sm and NdPr oxides only; the customs series is "
         "mostly La/Ce",
         fontsize=10,
+        loc="left",
     )
+    ax2b.set_ylim(bottom=0)
     for ax in (ax1, ax2):
         ax.set_ylim(bottom=0)
         ax.set_xlim(lo, hi)
-        ax.xaxis.set_major_locator(MonthLocator(bymonth=(1, 4, 7, 10)))
-        ax.xaxis.set_major_formatter(DateFormatter("%b %Y"))
-        top = ax.get_ylim()[1]
-        for i, (day, _) in enumerate(labels, start=1):
-            when = pd.Timestamp(day)
-            if lo <= when <= hi:
-                ax.axvline(when, color="0.6", lw=0.6, zorder=0)
-                if ax is ax1:
-                    ax.text(when, top * (0.99 - 0.03 * (i % 4)), str(i), fontsize=6.5, ha="center", va="top")
-    ax2b.set_ylim(bottom=0)
+        figstyle.date_axis(ax)
+        figstyle.plain_axis(ax)
+        ax.grid(True, color="0.9", lw=0.6)
+        figstyle.mark_events(ax, labels)
+    figstyle.plain_axis(ax2b)
     h1, l1 = ax2.get_legend_handles_labels()
     h2, l2 = ax2b.get_legend_handles_labels()
     ax2.legend(h1 + h2, l1 + l2, loc="lower left", fontsize=8)
     ax1.legend(loc="lower right", fontsize=8)
-    key.axis("off")
-    lines = [f"{i:2d}  {d.isoformat()}  {t}" for i, (d, t) in enumerate(labels, start=1)]
-    half = (len(lines) + 1) // 2
-    for col, chunk in enumerate((lines[:half], lines[half:])):
-        key.text(0.0 + 0.5 * col, 1.0, "\n".join(chunk), va="top", ha="left", family="monospace", fontsize=7)
-    key.set_title("Policy events (vertical lines above, numbered)", fontsize=10, loc="left")
+    if labels:
+        key = fig.add_subplot(grid[2])
+        width = 150 if columns == 1 else 80
+        figstyle.event_key(key, [(d, figstyle._short(t, width)) for d, t in labels], columns=columns)
+    if caption:
+        figstyle.caption(fig, caption)
     return fig
 
 
-def write_record_figure(monthly: pd.DataFrame, config: dict, fig_dir: Path, n: int) -> str | None:
-    """Draw ``exports_vs_record.png`` if the scenario names a record file; returns the name written."""
-    from rareshock.outputs import save_png, use_agg
+def write_record_figure(
+    monthly: pd.DataFrame, config: dict, fig_dir: Path, n: int, manifest: dict | None = None
+) -> str | None:
+    """Draw ``exports_vs_record.png`` (and its SVG) if the scenario names a record file; returns the PNG's
+    name. The caption names the scenario, the seed or number of draws and the commit of ``manifest``."""
+    from rareshock.outputs import FigureContext, save_png, use_agg
 
     path = (config.get("scenario") or {}).get("record_file")
     if not path:
         return None
     use_agg()
-    fig = fig_exports_vs_record(monthly, load_record(path), config.get("events", []), n)
+    ctx = FigureContext.of(config, manifest, seed=(manifest or {}).get("seed"), draws=n)
+    fig = fig_exports_vs_record(monthly, load_record(path), config.get("events", []), n, ctx.caption())
     save_png(fig, fig_dir / "exports_vs_record.png")
     return "exports_vs_record.png"

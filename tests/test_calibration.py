@@ -172,11 +172,10 @@ def test_calibration_folder_files_and_manifest(recovery):
     }
     assert {p.name for p in out.iterdir()} == expected
     assert {p.name for p in (out / "figures").iterdir()} == {
-        "marginals.png",
-        "pairs.png",
-        "predictive.png",
-        "history.png",
+        f"{name}.{fmt}" for name in ("marginals", "pairs", "predictive", "history") for fmt in ("png", "svg")
     }
+    svg = (out / "figures" / "marginals.svg").read_text(encoding="utf-8")
+    assert "calibration " in svg and "posterior particles" in svg  # the caption line
     hist = pd.read_csv(out / "history.csv")
     assert hist["generation"].tolist() == [0, 1, 2, 3, 4]
     assert np.isinf(hist["epsilon"].iloc[0]) and hist["acceptance_rate"].iloc[0] == 1.0

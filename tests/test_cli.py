@@ -19,6 +19,15 @@ SHOCK = ROOT / "experiments" / "scenarios" / "april_2025_shock.toml"
 BASELINE = ROOT / "experiments" / "scenarios" / "baseline_2024.toml"
 SHORT = ["--set", "scenario.end=2025-06-30"]
 FIGURES = {"cn_magnet_exports.png", "licences.png", "idle_plants.png", "prices.png"}
+
+
+def pngs(folder: Path) -> set[str]:
+    """The PNG figures in ``folder``; each has an SVG of the same drawing beside it."""
+    names = {p.name for p in folder.iterdir()}
+    assert names == {n for n in names if n.endswith(".png")} | {n[:-4] + ".svg" for n in names if n.endswith(".png")}
+    return {n for n in names if n.endswith(".png")}
+
+
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
@@ -60,8 +69,8 @@ def test_run_writes_result_files(shock_runs: tuple[Path, Path]) -> None:
     assert (dates.diff().dropna() == pd.Timedelta(days=1)).all()
     assert not isinstance(ts.index, pd.MultiIndex) and ts.index.equals(pd.RangeIndex(len(ts)))
 
-    figs = {p.name for p in (out / "figures").iterdir()}
-    assert figs == FIGURES
+    figs = pngs(out / "figures")
+    assert figs == FIGURES | {"flows.png"}
     for name in figs:
         assert (out / "figures" / name).read_bytes().startswith(PNG_MAGIC)
 
@@ -260,7 +269,7 @@ def test_figures_skip_missing_columns(tmp_path: Path) -> None:
         )
     )
     outputs.write_run(r, tmp_path / "run", _manifest(r))
-    assert {p.name for p in (tmp_path / "run" / "figures").iterdir()} == FIGURES - {"idle_plants.png"}
+    assert pngs(tmp_path / "run" / "figures") == FIGURES - {"idle_plants.png"}
 
 
 def test_config_hash_is_canonical() -> None:

@@ -263,7 +263,7 @@ def test_run_exits_0_or_2_in_one_line_and_writes_nothing_when_refusing(made, inp
     box = sandbox(made)
     try:
         with pytest.MonkeyPatch.context() as mp:  # figures are not the point here (test_cli.py draws them)
-            mp.setattr(outputs, "write_figures", lambda df, fig_dir: [])
+            mp.setattr(outputs, "write_figures", lambda *a, **k: [])
             run_one_example(box, inputs)
     finally:
         shutil.rmtree(box, ignore_errors=True)

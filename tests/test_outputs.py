@@ -28,7 +28,7 @@ TINY = ["--set", "scenario.end=2025-01-10"]
 @pytest.fixture(autouse=True)
 def no_figures(monkeypatch):
     """These tests are about folders, not drawings: skip the figures (test_cli.py draws them)."""
-    monkeypatch.setattr(outputs, "write_figures", lambda df, fig_dir: [])
+    monkeypatch.setattr(outputs, "write_figures", lambda *a, **k: [])
 
 
 def snapshot(root: Path) -> dict[str, str]:

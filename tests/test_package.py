@@ -193,7 +193,8 @@ def test_api_plot(api_run: rareshock.Result) -> None:
     from matplotlib.figure import Figure
 
     fig = api_run.plot()
-    assert isinstance(fig, Figure) and "exports" in fig.axes[0].get_title()
+    assert isinstance(fig, Figure) and "exports" in fig.get_suptitle()
+    assert "scenario april_2025_shock" in " ".join(t.get_text() for t in fig.texts)  # the caption line
     assert isinstance(api_run.plot("licences"), Figure)
     with pytest.raises(ValueError, match="unknown figure"):
         api_run.plot("nope")

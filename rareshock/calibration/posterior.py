@@ -264,6 +264,11 @@ def run_posterior(cfg, post: Posterior, n: int, seed: int, workers: int | None) 
         from rareshock.record import monthly_quantiles
 
         out["monthly"] = monthly_quantiles([r[1] for r in results])
+    out["fans"] = fan_quantiles([r[1] for r in results])  # for the fan charts
+    flow_cols = [c for c in results[0][1].columns if c.startswith("flow_")]
+    if flow_cols:
+        mean = sum(r[1][flow_cols].to_numpy(dtype=float) for r in results) / n
+        out["flows"] = pd.DataFrame({"date": results[0][1]["date"].to_numpy(), **dict(zip(flow_cols, mean.T))})
     return out
 
 
@@ -347,63 +352,138 @@ def aggregate_timeseries(frames: list[pd.DataFrame]) -> pd.DataFrame:
 
 
 # --------------------------------------------------------------------------------------------------
-# Figures with bands
+# Fan charts
 # --------------------------------------------------------------------------------------------------
+FAN_QUANTILES = (0.1, 0.25, 0.5, 0.75, 0.9)
+# name -> (title, y label, how (``mean`` levels, ``month`` flows in t/month), {label: column}, y axis kind)
 BAND_FIGURES = {
     "bands_idle_plants.png": (
         "Auto assembly plants idled for lack of magnets",
-        "Idle plants (count)",
-        {"US": "auto_plants_idle_us", "EU": "auto_plants_idle_eu", "JP": "auto_plants_idle_jp"},
+        "Idle plants",
+        "mean",
+        {
+            "US": "auto_plants_idle_us",
+            "EU": "auto_plants_idle_eu",
+            "JP": "auto_plants_idle_jp",
+            "IN": "auto_plants_idle_in",
+            "Rest of world": "auto_plants_idle_row",
+        },
+        "count",
     ),
     "bands_cn_magnet_exports.png": (
         "China's rare-earth magnet exports",
-        "Tonnes per day",
-        {"Total": "cn_magnet_exports_t", "To the US": "cn_magnet_exports_to_us_t"},
+        "Tonnes per month",
+        "month",
+        {"All destinations": "cn_magnet_exports_t", "To the US": "cn_magnet_exports_to_us_t"},
+        "plain",
     ),
     "bands_licences.png": (
         "Chinese export licence applications",
-        "Applications (count)",
-        {"Approved (cumulative)": "cn_licences_approved_cum", "Pending": "cn_licences_pending"},
+        "Applications",
+        "mean",
+        {
+            "Approved (cumulative)": "cn_licences_approved_cum",
+            "Returned (cumulative)": "cn_licences_returned_cum",
+            "Pending review": "cn_licences_pending",
+        },
+        "count",
     ),
     "bands_prices.png": (
         "Prices outside China",
-        "USD/kg",
+        "USD per kg",
+        "mean",
         {"NdFeB magnets": "price_ndfeb_ex_cn_usd_kg", "Dy oxide": "price_dy_oxide_ex_cn_usd_kg"},
+        "usd",
     ),
     "bands_plant_cover.png": (
         "Plants' cover of their scarcest Dy/Tb-bearing part (median plant)",
-        "Days of that part's need in stock",
+        "Days of need in stock",
+        "mean",
         {"US": "auto_cover_days_us", "EU": "auto_cover_days_eu", "IN": "auto_cover_days_in"},
+        "plain",
     ),
 }
 
 
-def write_band_figures(ts: pd.DataFrame, fig_dir: Path, n: int) -> list[str]:
-    from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
-    from matplotlib.figure import Figure
+def fan_columns() -> list[str]:
+    return sorted({c for spec in BAND_FIGURES.values() for c in spec[3].values()})
 
-    from rareshock.outputs import save_png, use_agg
+
+def fan_quantiles(frames: list[pd.DataFrame], columns: list[str] | None = None) -> dict[str, pd.DataFrame]:
+    """For each figure column (:func:`fan_columns`) and each way it is drawn (``mean``: by day, or by month
+    in a run longer than two years; ``month``: t per month), the 10th, 25th, 50th, 75th and 90th percentiles
+    over draws, of each draw's series (empirical, inverted CDF), indexed by date. Keys ``"<column>|<how>"``."""
+    from rareshock.outputs import resample
+
+    columns = fan_columns() if columns is None else columns
+    out: dict[str, pd.DataFrame] = {}
+    for spec in BAND_FIGURES.values():
+        how = spec[2]
+        for c in spec[3].values():
+            key = f"{c}|{how}"
+            if c not in columns or key in out or c not in frames[0].columns:
+                continue
+            series = [resample(f, {c: c}, how)[c] for f in frames]
+            arr = np.stack([s.to_numpy(dtype=float) for s in series])
+            q = np.quantile(arr, FAN_QUANTILES, axis=0, method="inverted_cdf")
+            out[key] = pd.DataFrame(q.T, index=series[0].index, columns=[f"q{round(x * 100)}" for x in FAN_QUANTILES])
+    return out
+
+
+def fan(ax, data: pd.DataFrame, colour: str, label: str) -> None:
+    """A fan: the 10-90% band, the 25-75% band darker, the median as a line."""
+    ax.fill_between(data.index, data["q10"], data["q90"], color=colour, alpha=0.18, lw=0, label="10-90% of draws")
+    ax.fill_between(data.index, data["q25"], data["q75"], color=colour, alpha=0.35, lw=0, label="25-75%")
+    ax.plot(data.index, data["q50"], color=colour, lw=1.6, label="median")
+
+
+def write_band_figures(
+    ts: pd.DataFrame, fig_dir: Path, n: int, fans: dict | None = None, config: dict | None = None, manifest=None
+) -> list[str]:
+    """One fan chart per figure of :data:`BAND_FIGURES` (a panel per series with data), events marked and
+    keyed, caption naming the scenario, the number of draws and the commit. ``fans`` are
+    :func:`fan_quantiles`; without them the panels show the median and the 10-90% band of ``ts``. A figure
+    whose series are all zero in every draw (no plant idled) is not drawn. Returns the file names written
+    (PNG and SVG)."""
+    from rareshock.figstyle import count_axis, flat_note, plain_axis, usd_axis
+    from rareshock.outputs import FigureContext, TimeFigure, resample, save_png, use_agg
 
     use_agg()
+    seed = (manifest or {}).get("seed")
+    ctx = FigureContext.of(config, manifest, seed=seed, draws=n)
     written = []
-    x = pd.to_datetime(ts["date"])
-    for name, (title, ylabel, series) in BAND_FIGURES.items():
-        present = {k: c for k, c in series.items() if c in ts.columns}
-        if not present:
+    for name, (title, ylabel, how, series, kind) in BAND_FIGURES.items():
+        panels = {}
+        for label, c in series.items():
+            if c not in ts.columns:
+                continue
+            if fans is not None and f"{c}|{how}" in fans:
+                data = fans[f"{c}|{how}"]
+            else:
+                cols = {"q50": c, "q10": c + "_p10", "q90": c + "_p90"}
+                data = resample(ts, cols, how)
+                data["q25"], data["q75"] = data["q50"], data["q50"]
+            if not data.to_numpy().any() and kind == "count":
+                continue  # nothing to show: a count that is zero in every draw
+            panels[label] = data
+        if not panels:
             continue
-        fig = Figure(figsize=(9, 4.5), layout="constrained")
-        ax = fig.subplots()
-        for i, (label, c) in enumerate(present.items()):
-            ax.fill_between(x, ts[c + "_p10"], ts[c + "_p90"], color=f"C{i}", alpha=0.2, linewidth=0)
-            ax.plot(x, ts[c], color=f"C{i}", label=f"{label} (median)")
-        locator = AutoDateLocator()
-        ax.xaxis.set_major_locator(locator)
-        ax.xaxis.set_major_formatter(ConciseDateFormatter(locator))
-        ax.set(title=f"{title}: median and 10-90% band over {n} posterior draws", ylabel=ylabel)
-        ax.set_ylim(bottom=0)
-        ax.legend(loc="best")
+        tf = TimeFigure(ctx, ts, f"{title}: fan over {n} posterior draws", panels=len(panels), height=2.2)
+        for i, (ax, (label, data)) in enumerate(zip(tf.axes, panels.items())):
+            fan(ax, data, f"C{i}", label)
+            ax.set_title(label, fontsize=9, loc="left")
+            ax.set_ylabel(ylabel + (" (monthly)" if tf.monthly and how == "mean" else ""), fontsize=8)
+            if kind == "usd":
+                if not flat_note(ax, data.to_numpy().ravel(), "The price"):
+                    ax.set_ylim(bottom=0)
+                usd_axis(ax, scale=1.0, unit="")
+            else:
+                ax.set_ylim(bottom=0)
+                (count_axis if kind == "count" and not tf.monthly else plain_axis)(ax)
+        tf.axes[0].legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8, frameon=False)
+        fig = tf.finish("fan: median, 25-75% and 10-90% of draws")
         save_png(fig, fig_dir / name)
-        written.append(name)
+        written += [name, name.replace(".png", ".svg")]
     return written
 
 
@@ -417,12 +497,17 @@ def write_posterior_run(out: dict, target, manifest: dict) -> None:
         _write_synced(stage / "summary.json", to_json(out["summary"]).encode("utf-8"))
         _write_synced(stage / "timeseries.parquet", parquet_bytes(out["timeseries"]))
         _write_synced(stage / "draws.parquet", parquet_bytes(out["draws"]))
-        write_band_figures(out["timeseries"], stage / "figures", len(out["seeds"]))
+        n = len(out["seeds"])
+        write_band_figures(out["timeseries"], stage / "figures", n, out.get("fans"), out["base"], manifest)
+        if "flows" in out:  # the draws' mean flows (means add up, so the stages balance as in each draw)
+            from rareshock.outputs import fig_flows, write_figures
+
+            write_figures(out["flows"], stage / "figures", out["base"], manifest, {"flows.png": fig_flows}, n)
         if "monthly" in out:
             from rareshock.record import write_record_figure
 
             _write_synced(stage / "monthly.parquet", parquet_bytes(out["monthly"]))
-            write_record_figure(out["monthly"], out["base"], stage / "figures", len(out["seeds"]))
+            write_record_figure(out["monthly"], out["base"], stage / "figures", n, manifest=manifest)
         _fsync_dir(stage / "figures")
         _write_synced(stage / "manifest.json", to_json(manifest).encode("utf-8"))
         target.commit()

@@ -377,7 +377,30 @@ def fig_history(hist: pd.DataFrame):
     return fig
 
 
-def write_figures(cal: Calibration, post: pd.DataFrame, hist: pd.DataFrame, draws: pd.DataFrame | None, fig_dir: Path):
+def figure_caption(cal: Calibration, post: pd.DataFrame, commit: str | None = None) -> str:
+    """The caption line of a calibration's figures: calibration and scenario, particles and seed, commit
+    (default: this checkout's, as its manifest records it)."""
+    from rareshock.figstyle import caption_text, commit_of
+    from rareshock.outputs import git_provenance
+
+    if commit is None:
+        commit = commit_of({"git": git_provenance()})
+    scenario = (cal.base.get("scenario") or {}).get("name")
+    extra = f"calibration {cal.settings.name} · {len(post):,} posterior particles"
+    return caption_text(scenario, cal.settings.seed, None, commit, extra)
+
+
+def write_figures(
+    cal: Calibration,
+    post: pd.DataFrame,
+    hist: pd.DataFrame,
+    draws: pd.DataFrame | None,
+    fig_dir: Path,
+    commit: str | None = None,
+):
+    """Marginals, pairs, history and (with ``draws``) the predictive check, as PNG and SVG, each with a
+    caption line naming the calibration, its scenario and seed, and the commit."""
+    from rareshock.figstyle import caption
     from rareshock.outputs import save_png, use_agg
 
     use_agg()
@@ -389,7 +412,9 @@ def write_figures(cal: Calibration, post: pd.DataFrame, hist: pd.DataFrame, draw
     }
     if draws is not None and len(draws):
         figures["predictive.png"] = fig_predictive(cal, draws)
+    text = figure_caption(cal, post, commit)
     for name, fig in figures.items():
+        caption(fig, text)
         save_png(fig, fig_dir / name)
     return list(figures)
 
