@@ -721,31 +721,28 @@ def plot_images(page) -> list[bytes]:
 
 
 def _main(argv: list[str] | None = None) -> int:
+    """Screenshots for the README: the page as it opens, and optionally a decade path with an ensemble."""
     import argparse
 
     ap = argparse.ArgumentParser(prog="python -m rareshock.explore", description="Screenshots of the explorer.")
-    ap.add_argument("--screenshot", required=True, metavar="PNG", help="the default page (april_2025_shock)")
-    ap.add_argument("--ensemble", metavar="PNG", help="also: 10 seeds and 10 reviewers")
+    ap.add_argument("--screenshot", required=True, metavar="PNG", help="the page as it opens (april_2025_shock)")
+    ap.add_argument("--ensemble", metavar="PNG", help="also: managed_derisking with 10 seeds and a $100bn budget")
     a = ap.parse_args(argv)
     from playwright.sync_api import sync_playwright
 
     with serve() as url, sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1600, "height": 1250})
+        page = browser.new_page(viewport={"width": 1600, "height": 1420})
         page.goto(url)
         wait_for_run(page)
         page.screenshot(path=a.screenshot, full_page=True)
         if a.ensemble:
-            set_slider(page, "Reviewers", "Home", 1)
+            choose(page, "Scenario", "managed_derisking")
             choose(page, "Ensemble (seeds)", "10")
-            before = summary_value(page, "US idle plant-days")
+            choose(page, "Programme budget", "$100bn")
             page.get_by_role("button", name="Reset").click()
-            page.wait_for_function(
-                "document.body.innerText.includes('over 10 seeds')",
-                timeout=120_000,
-            )
+            page.wait_for_function("document.body.innerText.includes('over 10 seeds')", timeout=180_000)
             wait_for_run(page)
-            print(f"US idle plant-days: {before} -> {summary_value(page, 'US idle plant-days')}")
             page.screenshot(path=a.ensemble, full_page=True)
         browser.close()
     return 0
@@ -762,7 +759,7 @@ def set_slider(page, label: str, key: str, presses: int = 1) -> None:
 def choose(page, label: str, option: str) -> None:
     """Pick ``option`` in the select labelled ``label``."""
     page.locator(".v-select", has=page.get_by_text(label, exact=True)).click()
-    page.locator(".v-menu__content .v-list-item", has_text=option).first.click()
+    page.get_by_role("option", name=option, exact=True).click()
 
 
 if __name__ == "__main__":
