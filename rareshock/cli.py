@@ -809,9 +809,10 @@ def explore_command(host: str, port: int) -> list[str]:
 
 
 def explore_env() -> dict[str, str]:
-    """The server's environment: solara's usage telemetry off unless the user set it."""
-    key = "SOLARA_TELEMETRY_MIXPANEL_ENABLE"
-    return {**os.environ, key: os.environ.get(key, "False")}
+    """The server's environment: solara's usage telemetry off unless the user set it, and a fixed server id
+    (otherwise solara writes a random one to ~/.solara/server_user_id.txt)."""
+    defaults = {"SOLARA_TELEMETRY_MIXPANEL_ENABLE": "False", "SOLARA_TELEMETRY_SERVER_USER_ID": "rareshock-explore"}
+    return {**defaults, **os.environ}
 
 
 # --------------------------------------------------------------------------------------------------

@@ -11,6 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+# solara, imported with the explorer, otherwise writes a random server id to ~/.solara (telemetry is off anyway)
+os.environ.setdefault("SOLARA_TELEMETRY_SERVER_USER_ID", "rareshock-tests")
+os.environ.setdefault("SOLARA_TELEMETRY_MIXPANEL_ENABLE", "False")
+
 import rareshock
 from rareshock import explore
 from rareshock.calibration.posterior import draw_seed
