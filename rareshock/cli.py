@@ -11,6 +11,8 @@ writes ``summary.json``, ``timeseries.parquet``, ``figures/`` and ``manifest.jso
 ``rareshock calibrate CALIBRATION [--workers N | --scheduler ADDRESS] [--out DIR] [--resume | --overwrite]
 [--publish]`` calibrates by ABC-SMC (docs/calibration.md).
 ``rareshock reproduce [--check] [--only NAME ...]`` regenerates (or checks) the reference results.
+``rareshock explore [--port N] [--host H]`` serves the browser explorer (Mesa's SolaraViz; the ``explore``
+extra) for one scenario at a time.
 ``rareshock list`` prints the shipped scenarios, sweeps, comparisons and calibrations (with their descriptions)
 and the event kinds; ``rareshock --version`` prints the version.
 
@@ -772,6 +774,48 @@ def _cmd_list(args: argparse.Namespace, argv: list[str]) -> int:
 
 
 # --------------------------------------------------------------------------------------------------
+# explore
+# --------------------------------------------------------------------------------------------------
+def _add_explore(sub: Any) -> None:
+    p = sub.add_parser(
+        "explore",
+        help="open the browser explorer (Mesa SolaraViz) for one scenario",
+        description="Serve the explorer (rareshock/explore.py) with solara: pick a scenario, change buffers, "
+        "reviewers, approval odds, the deal and the programme budget, press Reset, and watch the timeline beside "
+        "the scenario as shipped. Needs the explore extra: pip install 'rareshock[explore]'. Stop with Ctrl-C.",
+    )
+    p.add_argument("--port", type=_int_in(1, 65535, "a port number"), default=8765, help="port (default: 8765)")
+    p.add_argument("--host", default="localhost", help="host to listen on (default: localhost)")
+    p.set_defaults(handler=_cmd_explore)
+
+
+def _cmd_explore(args: argparse.Namespace, argv: list[str]) -> int:
+    import importlib.util
+    import subprocess
+
+    if any(importlib.util.find_spec(m) is None for m in ("solara", "altair")):
+        return _fail("explore needs the explore extra (solara, mesa[viz]): pip install 'rareshock[explore]'", 2)
+    print(f"{PROG} explore: serving on http://{args.host}:{args.port}/ (Ctrl-C to stop)", flush=True)
+    return subprocess.call(explore_command(args.host, args.port), env=explore_env())
+
+
+def explore_command(host: str, port: int) -> list[str]:
+    """``solara run`` on rareshock.explore, offline: production mode, no browser, no version check."""
+    return [sys.executable, "-m", "solara", "run", "rareshock.explore", "--host", host, "--port", str(port)] + [
+        "--production",
+        "--no-open",
+        "--no-check-version",
+    ]
+
+
+def explore_env() -> dict[str, str]:
+    """The server's environment: solara's usage telemetry off unless the user set it, and a fixed server id
+    (otherwise solara writes a random one to ~/.solara/server_user_id.txt)."""
+    defaults = {"SOLARA_TELEMETRY_MIXPANEL_ENABLE": "False", "SOLARA_TELEMETRY_SERVER_USER_ID": "rareshock-explore"}
+    return {**defaults, **os.environ}
+
+
+# --------------------------------------------------------------------------------------------------
 # Entry point
 # --------------------------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
@@ -789,6 +833,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_calibrate(sub)
     _add_reproduce(sub)
     _add_list(sub)
+    _add_explore(sub)
     return parser
 
 
