@@ -70,7 +70,7 @@ class Progress:
 
 @functools.lru_cache(maxsize=1)
 def metric_columns() -> tuple[str, ...]:
-    """The flattened summary metrics every row carries (NaN where a run failed or a metric is null)."""
+    """The flattened summary metrics every row carries (missing where a run failed or a metric is null)."""
     import datetime as dt
 
     from rareshock.model.config import Scenario, ScenarioConfig
