@@ -174,28 +174,44 @@ class Comparison:
             )
 
     def frame(self, name: str, ref: pd.DataFrame, new: pd.DataFrame) -> None:
-        if set(ref.columns) != set(new.columns):  # columns are compared by name, in any order
-            self.diffs.append(f"{name}: columns differ: {sorted(set(ref.columns) ^ set(new.columns))[:5]}")
-            return
+        """Compare two tables column by column (by name, in any order). Columns in only one are reported and
+        the others still compared; a column that changed between float and a whole-number or boolean type
+        (runs.parquet before and after typed metrics) is reported and its values compared exactly."""
+        only = sorted(set(ref.columns) ^ set(new.columns))
+        if only:
+            self.diffs.append(
+                f"{name}: columns only in the {'regenerated' if only[0] in new.columns else 'reference'} "
+                f"results: {', '.join(map(repr, only[:5]))}{' ...' if len(only) > 5 else ''}"
+            )
         if len(ref) != len(new):
             self.diffs.append(f"{name}: {len(new)} rows, reference has {len(ref)}")
             return
-        for col in ref.columns:
+        retyped = []
+        for col in [c for c in ref.columns if c in new.columns]:
             a, b = ref[col], new[col]
+            where = f"{name}: column {col!r}"
             if pd.api.types.is_float_dtype(a) and pd.api.types.is_float_dtype(b):
-                finite = np.abs(a.to_numpy(dtype=float))
-                finite = finite[np.isfinite(finite)]
-                self.floats(
-                    f"{name}: column {col!r}", a.to_numpy(), b.to_numpy(), float(finite.max()) if finite.size else 0.0
-                )
+                x, y = a.to_numpy(dtype=float, na_value=np.nan), b.to_numpy(dtype=float, na_value=np.nan)
+                finite = np.abs(x[np.isfinite(x)])
+                self.floats(where, x, y, float(finite.max()) if finite.size else 0.0)
                 continue
-            if a.dtype != b.dtype:
-                self.diffs.append(f"{name}: column {col!r}: reference type {a.dtype}, regenerated {b.dtype}")
-                continue
-            same = (a == b) | (a.isna() & b.isna())
+            retype = a.dtype != b.dtype
+            if retype:
+                if not (_whole_or_float(a) and _whole_or_float(b)):
+                    self.diffs.append(f"{where}: reference type {a.dtype}, regenerated {b.dtype}")
+                    continue
+                retyped.append(f"{col!r} ({a.dtype} -> {b.dtype})")
+            x, y = (a.astype(float), b.astype(float)) if retype else (a, b)  # whole numbers < 2**53 are exact
+            both = (x.notna() & y.notna()).to_numpy(dtype=bool)
+            same = (x.isna() & y.isna()).to_numpy(dtype=bool) | (both & (x == y).to_numpy(dtype=bool, na_value=False))
             if not same.all():
-                i = int((~same).to_numpy().argmax())
-                self.diffs.append(f"{name}: column {col!r} row {i}: reference {a.iloc[i]!r}, regenerated {b.iloc[i]!r}")
+                i = int((~same).argmax())
+                self.diffs.append(f"{where} row {i}: reference {_py(a.iloc[i])!r}, regenerated {_py(b.iloc[i])!r}")
+        if retyped:
+            self.diffs.append(
+                f"{name}: {len(retyped)} columns changed type (values compared exactly): {', '.join(retyped[:3])}"
+                f"{' ...' if len(retyped) > 3 else ''}"
+            )
 
     def json(self, name: str, ref: object, new: object, path: str = "") -> None:
         where = f"{name}: {path.rstrip('.')}"
@@ -222,6 +238,16 @@ class Comparison:
         if self.worst == 0.0:
             return "identical"
         return f"equal within tolerance (largest relative difference {self.worst:.1e}, {self.worst_at})"
+
+
+def _py(v: object) -> object:
+    """A NumPy scalar as the Python value (for messages)."""
+    return v.item() if isinstance(v, np.generic) else v
+
+
+def _whole_or_float(s: pd.Series) -> bool:
+    """Float, integer (nullable too) or boolean: a column whose values compare as numbers."""
+    return pd.api.types.is_numeric_dtype(s) or pd.api.types.is_bool_dtype(s)
 
 
 def compare(exp: Experiment, ref: Path, new: Path, exact: bool = False) -> Comparison:

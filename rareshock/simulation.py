@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import fnmatch
 import functools
 from dataclasses import dataclass
 
@@ -86,6 +87,53 @@ def _chip_metrics(model: RareShockModel) -> dict:
         "bis_mean_wait_working_days",
     )
     return {k: m[k] for k in keep if k in m}
+
+
+# What each metric of the summary is, for the tables that hold one row per run (a sweep's runs.parquet, the
+# draws.parquet of a posterior run): whole numbers (counts, days, years; missing where the event did not
+# happen) are nullable Int64, booleans nullable boolean, dates datetime64; every other metric is a float.
+# Dotted names as in runs.parquet; * matches the regions of a by-region metric. summary.json keeps its JSON
+# numbers. tests/test_sweep.py checks these against a run's summary.
+WHOLE_METRICS = (
+    "first_us_auto_shutdown_day",
+    "first_auto_shutdown_day_by_region.*",
+    "us_auto_idle_plant_days",
+    "auto_idle_plant_days_by_region.*",
+    "peak_auto_plants_idle_by_region.*",
+    "auto_plants_ever_idle_by_region.*",
+    "auto_plants_by_region.*",
+    "cn_licences.submitted",
+    "cn_licences.approved",
+    "cn_licences.denied",
+    "cn_licences.returned",
+    "cn_licences.pending_end",
+    "cn_licences.approved_military",
+    "cn_licences.decided_after_statutory_limit",
+    "cn_licences.first_approval_day",
+    "first_us_auto_licence_day",
+    "first_auto_licence_day_by_region.*",
+    "first_cn_licence_approval_day",
+    "us_auto_half_recovery_days",
+    "cn_reviewers_end",
+    "price_guard_days",
+    "dy_price_at_makers_bid_days",
+    "bis_applications.*",
+    "year_us_defense_magnets_non_cn",
+    "year_us_auto_magnets_non_cn_50",
+    "year_us_auto_magnets_non_cn_80",
+    "shutdown_episodes_us",
+)
+BOOLEAN_METRICS = ("deal_active_end",)
+DATE_METRICS = ("first_control_date",)
+
+
+def metric_kind(name: str) -> str:
+    """``"int"``, ``"bool"``, ``"date"`` or ``"float"``: the type of the dotted summary metric ``name`` in
+    per-run tables (see ``WHOLE_METRICS``)."""
+    for kind, patterns in (("int", WHOLE_METRICS), ("bool", BOOLEAN_METRICS), ("date", DATE_METRICS)):
+        if any(fnmatch.fnmatchcase(name, p) for p in patterns):
+            return kind
+    return "float"
 
 
 def summarise(model: RareShockModel) -> dict:

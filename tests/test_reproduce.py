@@ -224,3 +224,29 @@ def test_committed_numbers_do_not_depend_on_where_the_checkout_is():
     for summary in (ROOT / "results").glob("*/summary.json"):
         absolute = [s for s in strings(json.loads(summary.read_text())) if s.startswith(("/", "\\")) or ":\\" in s]
         assert not absolute, (summary.parent.name, absolute)
+
+
+def test_runs_tables_compare_whole_numbers_exactly_across_a_float_to_int_change():
+    """A missing value against a number is a difference in whole-number columns too; a reference written
+    with float counts (before typed runs.parquet) still compares value by value, exactly, and the type change
+    and new columns are reported rather than hiding every number."""
+    ints = lambda *v: pd.array(list(v), dtype="Int64")
+    cmp = Comparison()
+    cmp.frame("t", pd.DataFrame({"n": ints(1, None)}), pd.DataFrame({"n": ints(1, 2)}))
+    assert cmp.diffs == ["t: column 'n' row 1: reference <NA>, regenerated 2"]
+    cmp = Comparison()
+    cmp.frame("t", pd.DataFrame({"n": ints(1, None)}), pd.DataFrame({"n": ints(1, None)}))
+    assert cmp.diffs == []
+    old = pd.DataFrame({"n": [3.0, np.nan], "flag": [0.0, 1.0], "x": [0.5, 0.25]})
+    new = pd.DataFrame(
+        {"n": ints(3, None), "flag": pd.array([False, True], dtype="boolean"), "x": [0.5, 0.25], "sweep": ["s", "s"]}
+    )
+    cmp = Comparison()
+    cmp.frame("runs", old, new)
+    assert len(cmp.diffs) == 2, cmp.diffs
+    assert "only in the regenerated results: 'sweep'" in cmp.diffs[0]
+    assert "2 columns changed type (values compared exactly)" in cmp.diffs[1] and "float64 -> Int64" in cmp.diffs[1]
+    new.loc[0, "n"] = 4
+    cmp = Comparison()
+    cmp.frame("runs", old, new)
+    assert "column 'n' row 0: reference 3.0, regenerated 4" in cmp.diffs[1]

@@ -159,3 +159,120 @@ def test_malformed_sweeps_give_one_line_and_exit_2(tmp_path, capsys, patch, expe
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "Traceback" not in err and expected in err, err
     assert not out.exists()
+
+
+# --------------------------------------------------------------------------------------------------
+# runs.parquet as a researcher queries it: typed columns, names, SQL
+# --------------------------------------------------------------------------------------------------
+TYPED = (
+    SWEEP.format(samples=1, batch=10).split("[[parameters]]")[0].replace('method = "lhs"', 'method = "grid"')
+    + '[[parameters]]\npath = "magnet_makers.cn_ndfeb_capacity_t_per_year"\nvalues = [1000.0, 300000.0]\n'
+).replace("[sweep]", "[sweep]\nmax_failed_share = 0.5")  # the 1000 t sample fails: error rows
+
+
+@pytest.fixture(scope="module")
+def typed_sweep(tmp_path_factory) -> Path:
+    tmp = tmp_path_factory.mktemp("typed")
+    (tmp / "typed.toml").write_text(TYPED)
+    assert main(["sweep", str(tmp / "typed.toml"), "--workers", "1", "--out", str(tmp / "s"), "--no-progress"]) == 0
+    return tmp / "s"
+
+
+def test_runs_parquet_has_typed_metrics_names_and_the_first_control_date(typed_sweep):
+    """Counts and days are whole numbers (missing, not NaN, where a run failed or the event did not happen),
+    booleans are booleans, the first control is a date; every row names its sweep and scenario."""
+    from rareshock.model.config import load_scenario
+
+    df = _runs(typed_sweep)
+    types = df.dtypes.astype(str)
+    for col in (
+        "us_auto_idle_plant_days",
+        "cn_licences.approved",
+        "first_us_auto_shutdown_day",
+        "bis_applications.denied",
+    ):
+        assert types[col] == "Int64", col
+    assert types["deal_active_end"] == "boolean" and types["first_control_date"] == "datetime64[ms]"
+    assert types["lost_vehicles_us"] == "float64" and types["cn_licences.mean_wait_working_days"] == "float64"
+    assert list(df.columns[:6]) == ["run_id", "sweep", "scenario", "sample", "replicate", "seed"]
+    assert set(df["sweep"]) == {"tiny"} and set(df["scenario"]) == {"april_2025_shock"}
+    ok, bad = df[df["status"] == "ok"], df[df["status"] == "error"]
+    assert len(ok) == 2 and len(bad) == 2
+    controls = [e.date for e in load_scenario(SHOCK).events if e.kind == "cn_export_controls"]
+    assert (ok["first_control_date"] == pd.Timestamp(min(controls))).all()  # 2025-04-04, in every ok row
+    assert bad["first_control_date"].isna().all() and bad["us_auto_idle_plant_days"].isna().all()
+    assert (ok["us_auto_idle_plant_days"] > 0).all() and ok["deal_active_end"].eq(False).all()
+
+
+def test_first_control_date_is_missing_only_without_controls(baseline_run):
+    from rareshock.sweeps.spec import flatten, metric_frame
+
+    summary = baseline_run.summary  # baseline_2024: no export controls
+    assert summary["first_control_date"] is None
+    frame = metric_frame([flatten(summary)], ["first_control_date", "us_auto_idle_plant_days"])
+    assert frame["first_control_date"].isna().all() and frame["us_auto_idle_plant_days"].tolist() == [0]
+
+
+def test_metric_types_match_what_a_run_reports(shock_run):
+    """Every whole-number metric of a run's summary is declared whole (WHOLE_METRICS), every float one is a
+    float, and every declared pattern names a metric of runs.parquet (none is stale)."""
+    import fnmatch
+
+    from rareshock.simulation import BOOLEAN_METRICS, DATE_METRICS, WHOLE_METRICS, metric_kind
+    from rareshock.sweeps.executor import metric_columns
+    from rareshock.sweeps.spec import flatten
+
+    flat = flatten({k: v for k, v in shock_run.summary.items() if k != "scenario"})
+    kind = {bool: "bool", int: "int", float: "float", str: "date"}
+    for name, value in flat.items():
+        if value == value:  # not NaN (a metric whose event did not happen)
+            want = "float" if isinstance(value, float) else kind[type(value)]
+            assert metric_kind(name) == want, name
+    for pattern in (*WHOLE_METRICS, *BOOLEAN_METRICS, *DATE_METRICS):
+        assert any(fnmatch.fnmatchcase(m, pattern) for m in metric_columns()), pattern
+
+
+def test_sql_views_have_underscore_names_and_the_same_numbers(typed_sweep, tmp_path):
+    import duckdb
+
+    import rareshock.sql
+
+    con = rareshock.sql.connect(typed_sweep)
+    got = con.sql(
+        "SELECT magnet_makers__cn_ndfeb_capacity_t_per_year AS cap, count(*) AS n, "
+        "avg(us_auto_idle_plant_days) AS idle, max(first_control_date) AS first FROM runs GROUP BY cap ORDER BY cap"
+    ).df()
+    df = _runs(typed_sweep)
+    want = df.groupby("magnet_makers.cn_ndfeb_capacity_t_per_year")["us_auto_idle_plant_days"].mean()
+    assert got["cap"].tolist() == [1000.0, 300000.0] and got["n"].tolist() == [2, 2]
+    assert got["idle"].isna().tolist() == [True, False] and got["idle"].iloc[1] == want.loc[300000.0]
+    assert str(got["first"].iloc[1])[:10] == "2025-04-04"
+    columns = dict(con.sql("SELECT column_name, column_type FROM (DESCRIBE runs)").fetchall())
+    assert columns["cn_licences__approved"] == "BIGINT" and columns["deal_active_end"] == "BOOLEAN"
+    assert "cn_licences.approved" not in columns
+    assert con.sql("SELECT count(*) FROM design").fetchall() == [(2,)]
+    # the files themselves keep dotted names, double-quoted in SQL
+    raw = duckdb.sql(
+        f"""SELECT sum("cn_licences.approved") FROM read_parquet('{typed_sweep}/runs.parquet/*.parquet')"""
+    )
+    assert raw.fetchall()[0][0] == df["cn_licences.approved"].sum()
+    with pytest.raises(FileNotFoundError, match="no rareshock results"):
+        rareshock.sql.connect(tmp_path)
+
+
+def test_a_sweep_started_before_typed_columns_resumes_in_its_own_layout(tmp_path):
+    """A batch of a sweep whose state has no "sweep" (started by an older rareshock) is written as that
+    sweep's other parts were: float metrics, no sweep/scenario columns; so its parts read as one table."""
+    from rareshock.sweeps.executor import metric_columns, run_batch
+
+    sw = load_sweep(_write(tmp_path))
+    specs = run_specs(sw, build_design(sw))[:1]
+    (tmp_path / "runs.parquet").mkdir()
+    args = (str(tmp_path), sw.record_paths, list(metric_columns()), "none", ())
+    run_batch(sw.base, specs, 0, *args, None)
+    run_batch(sw.base, specs, 1, *args, "tiny")
+    old = pd.read_parquet(tmp_path / "runs.parquet" / "part-000000.parquet")
+    new = pd.read_parquet(tmp_path / "runs.parquet" / "part-000001.parquet")
+    assert "sweep" not in old and "scenario" not in old and new["sweep"].tolist() == ["tiny"]
+    assert (old[list(metric_columns())].dtypes == "float64").all()
+    assert old["us_auto_idle_plant_days"].iloc[0] == new["us_auto_idle_plant_days"].iloc[0]

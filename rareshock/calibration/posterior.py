@@ -224,7 +224,7 @@ def run_posterior(cfg, post: Posterior, n: int, seed: int, workers: int | None) 
     """Run ``n`` posterior draws of scenario ``cfg``; returns the aggregated summary, time series and the
     per-draw table (see :func:`aggregate_summary`, :func:`aggregate_timeseries`)."""
     from rareshock.sweeps.executor import new_pool, stop_pool
-    from rareshock.sweeps.spec import flatten
+    from rareshock.sweeps.spec import flatten, metric_frame
 
     base = cfg.model_dump(mode="json")
     draws = post.draws(n, seed)
@@ -238,10 +238,12 @@ def run_posterior(cfg, post: Posterior, n: int, seed: int, workers: int | None) 
     finally:
         stop_pool(pool, kill=not finished)
     summaries = [r[0] for r in results]
-    rows = []
+    rows, flat = [], []
     for d, ((k, values), s, summary) in enumerate(zip(draws, seeds, summaries)):
-        metrics = flatten({a: b for a, b in summary.items() if a != "scenario"})
-        rows.append({"draw": d, "particle": k, "seed": s, **values, **metrics})
+        rows.append({"draw": d, "particle": k, "seed": s, **values})
+        flat.append(flatten({a: b for a, b in summary.items() if a != "scenario"}))
+    metrics = list(dict.fromkeys(m for f in flat for m in f))
+    draws_table = pd.concat([pd.DataFrame(rows), metric_frame(flat, metrics)], axis=1)  # typed as runs.parquet
     summary = aggregate_summary(summaries)
     summary["posterior"].update(
         {
@@ -256,7 +258,7 @@ def run_posterior(cfg, post: Posterior, n: int, seed: int, workers: int | None) 
     out = {
         "summary": summary,
         "timeseries": aggregate_timeseries([r[1] for r in results]),
-        "draws": pd.DataFrame(rows),
+        "draws": draws_table,
         "seeds": seeds,
         "base": base,
     }

@@ -44,7 +44,7 @@ import pandas as pd
 
 from rareshock.model.config import ConfigError
 from rareshock.outputs import atomic_write_bytes, atomic_write_text, parquet_bytes, pid_alive, show_path
-from rareshock.sweeps.spec import RunSpec, Sweep, flatten, run_one
+from rareshock.sweeps.spec import RunSpec, Sweep, flatten, metric_frame, run_one
 
 STATE = "sweep_state.json"
 RUNS = "runs.parquet"
@@ -70,7 +70,7 @@ class Progress:
 
 @functools.lru_cache(maxsize=1)
 def metric_columns() -> tuple[str, ...]:
-    """The flattened summary metrics every row carries (NaN where a run failed or a metric is null)."""
+    """The flattened summary metrics every row carries (missing where a run failed or a metric is null)."""
     import datetime as dt
 
     from rareshock.model.config import Scenario, ScenarioConfig
@@ -101,8 +101,14 @@ def run_batch(
     metrics: list[str],
     timeseries: str,
     ts_columns: tuple,
+    sweep_name: str | None = None,
 ) -> tuple[int, int, int, float]:
-    """Run one batch in a worker and write its part files. Returns (k, runs, failures, seconds)."""
+    """Run one batch in a worker and write its part files. Returns (k, runs, failures, seconds).
+
+    A row is ``run_id``, ``sweep``, ``scenario``, ``sample``, ``replicate``, ``seed``, the parameters, the
+    metrics (typed: :func:`~rareshock.sweeps.spec.metric_frame`), ``status``, ``error``, ``batch``.
+    Without ``sweep_name`` (a sweep started before typed columns, being resumed) the row keeps that
+    sweep's layout: no ``sweep`` and ``scenario`` columns, every metric a float."""
     t0 = time.perf_counter()
     rows, series = [], []
     for spec in specs:
@@ -110,13 +116,14 @@ def run_batch(
         rows.append(row)
         if ts is not None:
             series.append(ts)
-    df = pd.DataFrame(rows)
-    cols = ["run_id", "sample", "replicate", "seed", *param_paths, *metrics, "status", "error"]
-    for c in metrics:
-        if c not in df:
-            df[c] = np.nan
-    df = df.reindex(columns=cols)
-    df[metrics] = df[metrics].astype(float)
+    legacy = sweep_name is None
+    head = ["run_id", "sample", "replicate", "seed", *param_paths]
+    if not legacy:
+        head[1:1] = ["sweep", "scenario"]
+        for row in rows:
+            row["sweep"] = sweep_name
+    df = pd.DataFrame(rows).reindex(columns=[*head, "status", "error"])
+    df = pd.concat([df[head], metric_frame(rows, metrics, legacy), df[["status", "error"]]], axis=1)
     df["batch"] = np.int64(k)
     out = Path(out_dir)
     if series:
@@ -148,6 +155,7 @@ def start_folder(sweep: Sweep, folder: Path, runs: list[RunSpec], design: pd.Dat
         "runs": len(runs),
         "metrics": list(metric_columns()),
         "params": sweep.record_paths,
+        "sweep": sweep.settings.name,  # also marks runs.parquet with typed metrics and sweep/scenario columns
     }
     atomic_write_bytes(folder / "design.parquet", parquet_bytes(design))
     atomic_write_text(folder / STATE, json.dumps(state, indent=2, sort_keys=True) + "\n")
@@ -215,7 +223,9 @@ def execute(
     todo = [k for k in range(len(todo_all)) if k not in done]
     prog = Progress(total=len(runs), done=sum(len(todo_all[k]) for k in done if k < len(todo_all)))
     s = sweep.settings
-    args = (str(out_dir), state["params"], state["metrics"], s.timeseries, tuple(s.timeseries_columns))
+    # a sweep started before typed columns has no "sweep" in its state: its new parts keep its layout
+    layout = (s.timeseries, tuple(s.timeseries_columns), state.get("sweep"))
+    args = (str(out_dir), state["params"], state["metrics"], *layout)
     bar = _bar(prog, progress)
     say = notify if bar is None else (lambda m: bar.write(f"rareshock: note: {m}", file=sys.stderr))
     t0 = time.perf_counter()

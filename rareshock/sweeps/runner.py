@@ -15,7 +15,6 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from rareshock.model.config import ConfigError
@@ -29,7 +28,7 @@ from rareshock.outputs import (
     write_marker,
 )
 from rareshock.sweeps.executor import RUNS, STATE, _note, check_complete, execute, resume_state, start_folder
-from rareshock.sweeps.spec import Sweep, _plain, build_design, flatten, run_specs, scenario_for
+from rareshock.sweeps.spec import Sweep, _plain, build_design, flatten, metric_frame, run_specs, scenario_for
 
 
 def run_sweep(
@@ -177,15 +176,22 @@ def rerun_row(sweep_dir: Path, run_id: int) -> tuple[dict, dict, object, list[st
     except (KeyError, TypeError) as err:
         raise ConfigError(f"--from {show_path(sweep_dir)}: manifest.json has no usable config ({err})") from None
     result = run_scenario(cfg, int(stored["seed"]))
-    fresh = flatten({k: v for k, v in result.summary.items() if k != "scenario"})
-    return stored, fresh, result, list(state["metrics"])
+    metrics = list(state["metrics"])
+    flat = flatten({k: v for k, v in result.summary.items() if k != "scenario"})
+    # typed as the sweep wrote its rows (a sweep started before typed columns has no "sweep" in its state)
+    fresh = metric_frame([flat], metrics, legacy="sweep" not in state).iloc[0].to_dict()
+    return stored, fresh, result, metrics
 
 
 def differences(stored: dict, fresh: dict, metrics: list[str]) -> list[str]:
     out = []
     for m in metrics:
-        a, b = stored.get(m), fresh.get(m, float("nan"))
-        same = (a == b) or (isinstance(a, float) and isinstance(b, float) and np.isnan(a) and np.isnan(b))
-        if not same:
-            out.append(f"{m}: sweep {a!r} vs rerun {b!r}")
+        a, b = stored.get(m), fresh.get(m)
+        missing_a, missing_b = a is None or bool(pd.isna(a)), b is None or bool(pd.isna(b))
+        if missing_a != missing_b or (not missing_a and a != b):
+            out.append(f"{m}: sweep {_shown(a)} vs rerun {_shown(b)}")
     return out
+
+
+def _shown(v) -> str:
+    return "missing" if v is None or pd.isna(v) else repr(_plain(v))

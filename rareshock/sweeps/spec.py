@@ -275,10 +275,10 @@ def _near(name: str, allowed) -> str:
 def _check_names(cfg: SweepConfig) -> None:
     """Outputs and the discovery outcome must be metrics of runs.parquet, time-series columns columns of
     timeseries.parquet."""
-    from rareshock.simulation import timeseries_columns
+    from rareshock.simulation import metric_kind, timeseries_columns
     from rareshock.sweeps.executor import metric_columns
 
-    metrics = metric_columns()
+    metrics = [m for m in metric_columns() if metric_kind(m) != "date"]  # outcomes are numbers
     for j, name in enumerate(cfg.sweep.outputs):
         if name not in metrics:
             raise ConfigError(
@@ -468,7 +468,9 @@ def scenario_for(base: dict, params: dict) -> ScenarioConfig:
 
 
 def flatten(summary: dict, prefix: str = "") -> dict:
-    """Nested summary dicts become dotted columns; None becomes NaN; strings are dropped."""
+    """Nested summary dicts become dotted columns; None becomes NaN; numbers, booleans and strings (the
+    dates) are kept as they are; lists (the policy log) are dropped. :func:`metric_frame` gives the columns
+    their types."""
     out = {}
     for k, v in summary.items():
         key = f"{prefix}{k}"
@@ -476,9 +478,35 @@ def flatten(summary: dict, prefix: str = "") -> dict:
             out.update(flatten(v, key + "."))
         elif v is None:
             out[key] = float("nan")
-        elif isinstance(v, bool | int | float):
-            out[key] = float(v)
+        elif isinstance(v, bool | int | float | str):
+            out[key] = v
     return out
+
+
+PANDAS_DTYPES = {"int": "Int64", "bool": "boolean", "date": "datetime64[ms]", "float": "float64"}
+"""The pandas dtype of each kind of metric (:func:`rareshock.simulation.metric_kind`): whole numbers and
+booleans are nullable (missing where a run failed or the event did not happen), dates are NaT there."""
+
+
+def metric_frame(rows: list[dict], metrics: list[str], legacy: bool = False) -> pd.DataFrame:
+    """The ``metrics`` columns of ``rows`` (flattened summaries; a metric a row lacks is missing), each with
+    its type (:data:`PANDAS_DTYPES`). A fractional value of a whole-number metric raises TypeError.
+    ``legacy``: every metric a float and dates missing, as sweeps started before typed columns wrote them
+    (so that resuming one keeps a single schema across its part files)."""
+    from rareshock.simulation import metric_kind
+
+    out = {}
+    for m in metrics:
+        values = pd.Series([r.get(m, np.nan) for r in rows], dtype=object)
+        kind = "float" if legacy else metric_kind(m)
+        if kind == "date":
+            col = pd.to_datetime(values.where(values.map(lambda v: isinstance(v, str)), None), format="ISO8601")
+            out[m] = col.astype(PANDAS_DTYPES[kind])
+        elif kind == "float":
+            out[m] = pd.to_numeric(values.where(values.map(lambda v: not isinstance(v, str)), np.nan)).astype(float)
+        else:
+            out[m] = pd.Series(pd.array(values.map(lambda v: None if pd.isna(v) else v).tolist(), PANDAS_DTYPES[kind]))
+    return pd.DataFrame(out, index=pd.RangeIndex(len(rows)))
 
 
 def run_one(
@@ -488,7 +516,9 @@ def run_one(
     A run that raises becomes an error row (message kept), so the sweep goes on."""
     from rareshock.simulation import run_scenario
 
-    row = {"run_id": spec.run_id, "sample": spec.sample, "replicate": spec.replicate, "seed": spec.seed, **spec.params}
+    scenario = spec.params.get("scenario.name", base["scenario"]["name"])
+    row = {"run_id": spec.run_id, "scenario": scenario, "sample": spec.sample, "replicate": spec.replicate}
+    row.update(seed=spec.seed, **spec.params)
     try:
         result = run_scenario(scenario_for(base, spec.params), spec.seed)
     except Exception as err:
