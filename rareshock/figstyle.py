@@ -155,7 +155,12 @@ def event_key(
     ax.axis("off")
     if not marks:
         return
+    # a column holds as many 7-point monospace characters (0.6 em wide) as its share of the key (about 74%
+    # of the figure, beside the legends) allows, so a long label is cut with an ellipsis rather than running
+    # into the next column
+    width = int(ax.figure.get_figwidth() * 72 * 0.74 / columns / (0.6 * 7)) - 3
     lines = [f"{i:>2}  {d.isoformat()}  {t}" for i, (d, t) in enumerate(marks, start=first)]
+    lines = [line if len(line) <= width else line[: width - 1] + "…" for line in lines]
     per = -(-len(lines) // columns)
     for c in range(columns):
         chunk = lines[c * per : (c + 1) * per]

@@ -280,7 +280,7 @@ class FigureContext:
     def marks(self, start: Any, end: Any) -> list[tuple[dt.date, str]]:
         from rareshock.figstyle import event_marks
 
-        return event_marks(self.events, pd_date(start), pd_date(end))
+        return event_marks(self.events, pd_date(start), pd_date(end), detail=True)
 
 
 def pd_date(x: Any) -> dt.date:
@@ -299,7 +299,8 @@ def resample(df: pd.DataFrame, cols: dict[str, str], how: str = "mean", monthly:
     """The columns ``cols`` (label -> column; absent ones left out) by day or, for a long run (or with
     ``monthly``), by calendar month, indexed by the day each value is drawn at (a month's middle).
 
-    ``how``: ``mean`` (levels: prices, counts), ``last`` (cumulative counts) or ``month`` (flows: the
+    ``how``: ``mean`` (levels: prices, counts), ``week`` (weekly means of a level, for daily counts that
+    flicker; monthly means in a long run), ``last`` (cumulative counts) or ``month`` (flows: the
     month's total, t per month; a partial month at either end of the run is its daily mean times the
     month's days, so it does not show as a fall)."""
     import pandas as pd
@@ -307,6 +308,12 @@ def resample(df: pd.DataFrame, cols: dict[str, str], how: str = "mean", monthly:
     present = {label: c for label, c in cols.items() if c in df.columns}
     dates = pd.to_datetime(df["date"])
     data = pd.DataFrame({label: df[c].to_numpy(dtype=float) for label, c in present.items()}, index=dates)
+    if how == "week" and not monthly_view(df):  # daily counts that flicker: weekly means (Monday-Sunday)
+        weeks = dates.dt.to_period("W-SUN")
+        out = data.groupby(weeks.to_numpy()).mean()
+        out.index = pd.PeriodIndex(out.index, freq="W-SUN").start_time + pd.Timedelta(days=3)  # mid-week
+        return out
+    how = "mean" if how == "week" else how
     if monthly is None:
         monthly = monthly_view(df) or how == "month"
     if not monthly:

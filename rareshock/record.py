@@ -67,7 +67,7 @@ def event_labels(events: list[dict]) -> list[tuple[dt.date, str]]:
     (:func:`rareshock.figstyle.event_marks`)."""
     from rareshock.figstyle import event_marks
 
-    return event_marks(events)
+    return event_marks(events, detail=True)
 
 
 def fig_exports_vs_record(

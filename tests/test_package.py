@@ -70,7 +70,9 @@ def test_paths_are_used_as_given() -> None:
 def test_unknown_name_lists_close_matches() -> None:
     with pytest.raises(ConfigError, match=r"no scenario named 'april_2025_shok' \(did you mean april_2025_shock"):
         locate("april_2025_shok", "scenario")
-    with pytest.raises(ConfigError, match=r"sweeps: budget_x_deal, buffer_x_reviewers, sobol_april_2025"):
+    with pytest.raises(
+        ConfigError, match=r"sweeps: budget_x_deal, buffer_x_reviewers, lhs_april_2025, sobol_april_2025"
+    ):
         locate("zzz", "sweep")
 
 

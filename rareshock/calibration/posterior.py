@@ -357,12 +357,13 @@ def aggregate_timeseries(frames: list[pd.DataFrame]) -> pd.DataFrame:
 # Fan charts
 # --------------------------------------------------------------------------------------------------
 FAN_QUANTILES = (0.1, 0.25, 0.5, 0.75, 0.9)
-# name -> (title, y label, how (``mean`` levels, ``month`` flows in t/month), {label: column}, y axis kind)
+# name -> (title, y label, how (``mean`` levels, ``week`` weekly means of levels, ``month`` flows in t/month),
+# {label: column}, y axis kind)
 BAND_FIGURES = {
     "bands_idle_plants.png": (
         "Auto assembly plants idled for lack of magnets",
-        "Idle plants",
-        "mean",
+        "Idle plants (weekly mean)",
+        "week",
         {
             "US": "auto_plants_idle_us",
             "EU": "auto_plants_idle_eu",
@@ -481,7 +482,7 @@ def write_band_figures(
                 usd_axis(ax, scale=1.0, unit="")
             else:
                 ax.set_ylim(bottom=0)
-                (count_axis if kind == "count" and not tf.monthly else plain_axis)(ax)
+                (count_axis if kind == "count" and not tf.monthly and how != "week" else plain_axis)(ax)
         tf.axes[0].legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8, frameon=False)
         fig = tf.finish("fan: median, 25-75% and 10-90% of draws")
         save_png(fig, fig_dir / name)
