@@ -508,6 +508,10 @@ def band_figure(
     yearly = period == "year"
     style = {"marker": "o", "ms": 4} if yearly else {}
     dup_count: dict[str, int] = {}
+    # lines that coincide over part of the run (a deal path equal to the status quo until it differs) stay
+    # visible: each scenario's median is drawn wider than the ones drawn after it, so it edges them
+    distinct = [n for n in order if n not in same]
+    width = {n: 1.3 + 0.6 * (len(distinct) - 1 - j) for j, n in enumerate(distinct)}
     for k, name in enumerate(order):
         q = bands[name]
         x = _x(q.index, period)
@@ -527,7 +531,7 @@ def band_figure(
             ax.plot([], [], color=colour[name], lw=1.8, ls="--", label=label, mfc="white", **style)  # legend
             continue
         ax.fill_between(x[keep], q["p10"][keep], q["p90"][keep], color=colour[name], alpha=0.15, lw=0)
-        ax.plot(x[keep], q["median"][keep], color=colour[name], lw=1.8, label=label, **style)
+        ax.plot(x[keep], q["median"][keep], color=colour[name], lw=width[name], label=label, **style)
     if cut is not None:
         ax.axvline(cut, color="k", ls="--", lw=1)
         ax.annotate(

@@ -346,14 +346,16 @@ def fig_predictive(cal: Calibration, draws: pd.DataFrame):
             ax.axvline(ok[0], color="C0", lw=4, alpha=0.8, label=f"posterior draws (all {ok[0]:g})")
         elif ok.size:
             ax.hist(ok, bins=min(30, max(5, ok.size // 3)), color="C0", alpha=0.7, label="posterior draws")
-        x0, x1 = ax.get_xlim()
-        span_lo = lo if np.isfinite(lo) else min(x0, np.nanmin(ok) if ok.size else x0)
-        span_hi = hi if np.isfinite(hi) else max(x1, np.nanmax(ok) if ok.size else x1)
-        ax.axvspan(span_lo, span_hi if span_hi > span_lo else span_lo + 1e-9, color="C2", alpha=0.25, label="target")
         if ok.size and np.ptp(ok) == 0 and not (np.isfinite(lo) and np.isfinite(hi)):  # one-sided target, one value
             edge = hi if np.isfinite(hi) else lo
             pad = max(1.0, abs(edge - ok[0]))
             ax.set_xlim(min(ok[0], edge) - pad, max(ok[0], edge) + pad)
+        # the target drawn over the final x range: an open side runs to the edge of the axis
+        x0, x1 = ax.get_xlim()
+        span_lo = lo if np.isfinite(lo) else min(x0, np.nanmin(ok) if ok.size else x0)
+        span_hi = hi if np.isfinite(hi) else max(x1, np.nanmax(ok) if ok.size else x1)
+        ax.axvspan(span_lo, span_hi if span_hi > span_lo else span_lo + 1e-9, color="C2", alpha=0.25, label="target")
+        ax.set_xlim(min(x0, span_lo), max(x1, span_hi))  # the whole target stays in view
         inside = float(np.mean(draws[DIST + t.label].to_numpy() == 0.0)) if len(draws) else math.nan
         nulls = int(np.isnan(x).sum())
         note = f"inside: {inside:.0%}" + (f"; null: {nulls}" if nulls else "")
