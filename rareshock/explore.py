@@ -457,18 +457,27 @@ def panel_exports(model: ExplorerModel) -> Figure:
     return fig
 
 
+def _daily_lines(ax, model: ExplorerModel, specs: tuple[tuple[str, str, str], ...]) -> list:
+    """This run's and the reference's daily series of each (column, colour, label); the legend handles."""
+    x = model.dates[: model.day]
+    return [
+        _series(ax, x, model.column(col), model.dates, model.reference_column(col), color, label)
+        for col, color, label in specs
+    ]
+
+
 def panel_licences(model: ExplorerModel) -> Figure:
     fig, ax = _axes("MOFCOM export licences", "applications")
-    x = model.dates[: model.day]
-    handles = [
-        _series(ax, x, model.column(col), model.dates, model.reference_column(col), color, label)
-        for col, color, label in (
+    handles = _daily_lines(
+        ax,
+        model,
+        (
             ("cn_licences_pending", "C4", "pending"),
             ("cn_licences_approved_cum", "C2", "approved (cum.)"),
             ("cn_licences_denied_cum", "C3", "denied (cum.)"),
             ("cn_licences_returned_cum", "C1", "returned (cum.)"),
-        )
-    ]
+        ),
+    )
     _finish(ax, model, handles)
     return fig
 
@@ -487,16 +496,16 @@ def panel_idle(model: ExplorerModel) -> Figure:
 
 def panel_prices(model: ExplorerModel) -> Figure:
     fig, ax = _axes("Prices in and outside China", "USD/kg (log scale)")
-    x = model.dates[: model.day]
-    handles = [
-        _series(ax, x, model.column(col), model.dates, model.reference_column(col), color, label)
-        for col, color, label in (
+    handles = _daily_lines(
+        ax,
+        model,
+        (
             ("price_ndfeb_cn_usd_kg", "C3", "NdFeB magnet, China"),
             ("price_ndfeb_ex_cn_usd_kg", "C0", "NdFeB magnet, outside"),
             ("price_dy_oxide_cn_usd_kg", "C1", "Dy oxide, China"),
             ("price_dy_oxide_ex_cn_usd_kg", "C9", "Dy oxide, outside"),
-        )
-    ]
+        ),
+    )
     ax.set_yscale("log")
     ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
     ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
