@@ -38,7 +38,7 @@ from typing import Annotated
 
 import numpy as np
 import pandas as pd
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from rareshock.model.config import ConfigError, format_error, read_toml
 from rareshock.model.schema import Date, Strict
@@ -91,6 +91,18 @@ class ComparisonSettings(Strict):
     posterior: Annotated[str, Field(min_length=1)] | None = None
     posterior_draws: Annotated[int, Field(ge=1, le=10_000)] | None = None
     branch: Date | None = None  # the scenarios are futures of one trunk simulated through this date
+    # figures not drawn: metrics of YEARLY or MONTHLY that mean nothing in these scenarios (the 2024 chip
+    # sector in a 2010 world)
+    leave_out: list[str] = []
+
+    @field_validator("leave_out")
+    @classmethod
+    def _known_figures(cls, names: list[str]) -> list[str]:
+        known = sorted(set(YEARLY) | set(MONTHLY))
+        for n in names:
+            if n not in known:
+                raise ValueError(f"unknown figure metric {n!r}; allowed: {', '.join(known)}")
+        return names
 
     @model_validator(mode="before")
     @classmethod
@@ -421,6 +433,21 @@ def price_guards(paths: list[Path], metric: str) -> dict[float, list[str]]:
     return out
 
 
+def price_floors(paths: list[Path], metric: str) -> dict[float, list[str]]:
+    """For a price column: the model's lower price guard (the start price / ``prices.max_multiple``) -> the
+    scenarios with that guard. Empty for any other column."""
+    from rareshock.model.config import load_scenario
+
+    if metric not in PRICE_START:
+        return {}
+    out: dict[float, list[str]] = {}
+    for p in paths:
+        cfg = load_scenario(p)
+        floor = getattr(cfg.prices, PRICE_START[metric]) / cfg.prices.max_multiple
+        out.setdefault(float(floor), []).append(cfg.scenario.name)
+    return out
+
+
 def _bands(df: pd.DataFrame, period: str, metric: str, name: str) -> pd.DataFrame:
     """p10 (lower), median and p90 (higher) of ``metric`` per period over one scenario's replicates."""
     g = df[df["scenario"] == name].groupby(period)[metric]
@@ -473,11 +500,14 @@ def band_figure(
     path: Path,
     branch: dt.date | None = None,
     guards: dict[float, list[str]] | None = None,
+    floors: dict[float, list[str]] | None = None,
 ) -> str | None:
     """The median and 10-90% band of ``metric`` per scenario by ``period`` ("year" or "month"), each
     scenario's events numbered and keyed, a line that repeats another's drawn dashed over it and named in
-    the legend, the price guard where a band reaches it, and the caption; written as PNG and SVG. With
-    ``branch``, the shared trunk before it is drawn once, in grey. Returns why nothing was drawn, or None."""
+    the legend, the price guard where a band reaches it (``guards`` above, ``floors`` below), and the caption;
+    written as PNG and SVG. With ``branch``, the shared trunk before it is drawn once, in grey. Yearly values of
+    a run of three years or fewer are drawn as points with 10-90% bars, side by side, not as lines between
+    two or three points. Returns why nothing was drawn, or None."""
     from matplotlib.figure import Figure
 
     from rareshock import figstyle
@@ -508,6 +538,7 @@ def band_figure(
     yearly = period == "year"
     style = {"marker": "o", "ms": 4} if yearly else {}
     dup_count: dict[str, int] = {}
+    few = yearly and cut is None and max(len(b) for b in bands.values()) <= 3
     # lines that coincide over part of the run (a deal path equal to the status quo until it differs) stay
     # visible: each scenario's median is drawn wider than the ones drawn after it, so it edges them
     distinct = [n for n in order if n not in same]
@@ -526,9 +557,19 @@ def band_figure(
         if name in same:
             m = dup_count[same[name]] = dup_count.get(same[name], 0) + 1
             label = f"{name} (same as {same[name]})"
+            if few:  # hollow points beside the scenario it repeats
+                shift = pd.Timedelta(days=round(40 * (k - (len(order) - 1) / 2)))
+                ax.plot(x[keep] + shift, q["median"][keep], "o", ms=5, color=colour[name], mfc="white", label=label)
+                continue
             ls = (3.5 * (m - 1), (3.5, 3.5 * (len(order) - 1)))  # dashes of each copy between the others'
             ax.plot(x[keep], q["median"][keep], color=colour[name], lw=1.8, ls=ls, mfc="white", **style)
             ax.plot([], [], color=colour[name], lw=1.8, ls="--", label=label, mfc="white", **style)  # legend
+            continue
+        if few:  # two or three yearly values: points with 10-90% bars, scenarios side by side
+            shift = pd.Timedelta(days=round(40 * (k - (len(order) - 1) / 2)))
+            med = q["median"][keep].to_numpy(float)
+            err = [med - q["p10"][keep].to_numpy(float), q["p90"][keep].to_numpy(float) - med]
+            ax.errorbar(x[keep] + shift, med, yerr=err, fmt="o", ms=5, capsize=3, color=colour[name], label=label)
             continue
         ax.fill_between(x[keep], q["p10"][keep], q["p90"][keep], color=colour[name], alpha=0.15, lw=0)
         ax.plot(x[keep], q["median"][keep], color=colour[name], lw=width[name], label=label, **style)
@@ -554,6 +595,22 @@ def band_figure(
                 xytext=(4, -3),
                 textcoords="offset points",
                 va="top",
+                fontsize=7.5,
+                color="#C44E52",
+            )
+    bottom = min(float(np.nanmin(b["p10"].to_numpy(float))) for b in bands.values())
+    for floor, names in sorted((floors or {}).items()):
+        if bottom <= 1.5 * floor:  # a band reaches the lower guard: a price there is a model artefact
+            who = "" if len(names) == len(order) else f" ({', '.join(names)})"
+            ax.axhline(floor, color="#C44E52", lw=1.0, ls=":", label=f"model price guard, lower{who}")
+            ax.annotate(
+                f"lower price guard: start price / prices.max_multiple = {floor:,.1f} USD/kg{who}; "
+                "a price here is a model artefact (README, Policy paths)",
+                (0.0, floor),
+                xycoords=("axes fraction", "data"),
+                xytext=(4, 3),
+                textcoords="offset points",
+                va="bottom",
                 fontsize=7.5,
                 color="#C44E52",
             )
@@ -600,7 +657,11 @@ def write_figures(
     over, cap = _over(settings, draws), caption_line(settings, order, draws, manifest)
     all_marks = scenario_marks(paths, order)
     notes = []
+    left_out = set(settings.leave_out)
+    notes += [f"{metric}: not drawn: left out by the comparison (leave_out)" for metric in sorted(left_out)]
     for metric, (title, unit) in YEARLY.items():
+        if metric in left_out:
+            continue
         note = band_figure(
             yearly_df,
             "year",
@@ -613,12 +674,15 @@ def write_figures(
             cap,
             fig_dir / f"paths_{metric}.png",
             guards=price_guards(paths, metric),
+            floors=price_floors(paths, metric),
         )
         notes += [note] if note else []
     prefix, marks = ("monthly", all_marks) if settings.branch is None else ("outlook", None)
     if settings.branch is not None:
         marks = scenario_marks(paths, order, after=settings.branch)
     for metric, (title, unit) in MONTHLY.items():
+        if metric in left_out:
+            continue
         note = band_figure(
             monthly_df,
             "month",
@@ -632,6 +696,7 @@ def write_figures(
             fig_dir / f"{prefix}_{metric}.png",
             branch=settings.branch,
             guards=price_guards(paths, metric),
+            floors=price_floors(paths, metric),
         )
         notes += [note] if note else []
     return notes

@@ -228,3 +228,45 @@ def test_comparison_figures_name_repeated_lines_mark_the_price_guard_and_format_
     assert note == "z.png: not drawn: spent_usd is $0 in every scenario, year and run"
     assert not (tmp_path / "z.png").exists()
     assert np.isfinite(df["spent_usd"]).all()
+
+
+def test_short_comparisons_draw_points_the_lower_guard_and_leave_out_figures(tmp_path):
+    """Two yearly values are points with 10-90% bars, not a line between two points; a band that reaches the
+    lower price guard shows it as an artefact; `leave_out` names only known figure metrics."""
+    import pandas as pd
+    from matplotlib.figure import Figure
+
+    from rareshock import compare
+
+    rows = [
+        {"scenario": name, "replicate": r, "year": year, "price": level * (1 + 0.1 * r) / (year - 2008)}
+        for name, level in (("a", 10.0), ("b", 20.0))
+        for r in range(5)
+        for year in (2010, 2011)
+    ]
+    df = pd.DataFrame(rows)
+    drawn: list = []
+    real_savefig = Figure.savefig
+
+    def spy(fig, *args, **kwargs):
+        drawn.append(fig)
+        return real_savefig(fig, *args, **kwargs)
+
+    Figure.savefig = spy
+    try:
+        out = tmp_path / "paths_price.png"
+        floors = {5.0: ["a", "b"]}
+        assert (
+            compare.band_figure(df, "year", "price", "P", "USD/kg", ["a", "b"], [], "5", "c", out, floors=floors)
+            is None
+        )
+    finally:
+        Figure.savefig = real_savefig
+    ax = drawn[0].axes[0]
+    assert len(ax.containers) == 2  # one errorbar container per scenario
+    assert not [line for line in ax.get_lines() if len(line.get_xdata()) == 2 and line.get_linestyle() == "-"]
+    assert "lower price guard: start price / prices.max_multiple = 5.0 USD/kg" in out.with_suffix(".svg").read_text()
+    base = {"name": "x", "scenarios": ["a.toml"]}
+    assert compare.ComparisonSettings(**base, leave_out=["cn_chip_localisation"]).leave_out == ["cn_chip_localisation"]
+    with pytest.raises(ValueError, match="unknown figure metric 'chips'; allowed: cn_chip_localisation"):
+        compare.ComparisonSettings(**base, leave_out=["chips"])
