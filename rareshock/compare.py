@@ -606,13 +606,15 @@ def band_figure(
             ax.annotate(
                 f"lower price guard: start price / prices.max_multiple = {floor:,.1f} USD/kg{who}; "
                 "a price here is a model artefact (README, Policy paths)",
-                (0.0, floor),
+                (1.0, floor),
                 xycoords=("axes fraction", "data"),
-                xytext=(4, 3),
+                xytext=(-4, 3),
                 textcoords="offset points",
+                ha="right",
                 va="bottom",
                 fontsize=7.5,
                 color="#C44E52",
+                bbox={"facecolor": "white", "alpha": 0.85, "linewidth": 0, "pad": 1.5},
             )
     lo = float(np.nanmin(finite))
     if lo >= 0:
