@@ -399,16 +399,15 @@ def caption_line(settings: ComparisonSettings, order: list[str], draws, manifest
 
 
 def scenario_marks(
-    paths: list[Path], order: list[str], after: dt.date | None = None
+    configs: list, order: list[str], after: dt.date | None = None
 ) -> list[tuple[dt.date, str, tuple[str, ...]]]:
     """Every scenario's events (and the lapse of its suspensions) within its own period and after ``after``,
-    as (date, label, scenarios it belongs to): an event of every scenario once, with ``(ALL,)``."""
+    as (date, label, scenarios it belongs to): an event of every scenario once, with ``(ALL,)``.
+    ``configs`` are the scenarios' validated configs, in the order of ``order``."""
     from rareshock.figstyle import event_marks
-    from rareshock.model.config import load_scenario
 
     owners: dict[tuple[dt.date, str], list[str]] = {}
-    for name, p in zip(order, paths):
-        cfg = load_scenario(p)
+    for name, cfg in zip(order, configs):
         start = cfg.scenario.start if after is None else max(cfg.scenario.start, after + dt.timedelta(days=1))
         for day, label in event_marks(cfg.events, start, cfg.scenario.end, detail=True):
             owners.setdefault((day, label), []).append(name)
@@ -418,34 +417,19 @@ def scenario_marks(
     return out
 
 
-def price_guards(paths: list[Path], metric: str) -> dict[float, list[str]]:
-    """For a price column: the model's price guard (``prices.max_multiple`` x the start price) -> the
-    scenarios with that guard. Empty for any other column."""
-    from rareshock.model.config import load_scenario
-
+def price_limits(configs: list, metric: str) -> tuple[dict[float, list[str]], dict[float, list[str]]]:
+    """For a price column, the model's numerical price guards, each -> the scenarios that have it: upper
+    (``prices.max_multiple`` x the start price) and lower (the start price / ``prices.max_multiple``).
+    ``configs`` are the scenarios' validated configs. Both empty for any other column."""
+    upper: dict[float, list[str]] = {}
+    lower: dict[float, list[str]] = {}
     if metric not in PRICE_START:
-        return {}
-    out: dict[float, list[str]] = {}
-    for p in paths:
-        cfg = load_scenario(p)
-        guard = cfg.prices.max_multiple * getattr(cfg.prices, PRICE_START[metric])
-        out.setdefault(float(guard), []).append(cfg.scenario.name)
-    return out
-
-
-def price_floors(paths: list[Path], metric: str) -> dict[float, list[str]]:
-    """For a price column: the model's lower price guard (the start price / ``prices.max_multiple``) -> the
-    scenarios with that guard. Empty for any other column."""
-    from rareshock.model.config import load_scenario
-
-    if metric not in PRICE_START:
-        return {}
-    out: dict[float, list[str]] = {}
-    for p in paths:
-        cfg = load_scenario(p)
-        floor = getattr(cfg.prices, PRICE_START[metric]) / cfg.prices.max_multiple
-        out.setdefault(float(floor), []).append(cfg.scenario.name)
-    return out
+        return upper, lower
+    for cfg in configs:
+        start = getattr(cfg.prices, PRICE_START[metric])
+        upper.setdefault(float(cfg.prices.max_multiple * start), []).append(cfg.scenario.name)
+        lower.setdefault(float(start / cfg.prices.max_multiple), []).append(cfg.scenario.name)
+    return upper, lower
 
 
 def _bands(df: pd.DataFrame, period: str, metric: str, name: str) -> pd.DataFrame:
@@ -554,19 +538,18 @@ def band_figure(
                 ax.plot(x[trunk], q["median"][trunk], color="0.3", lw=1.6, label="shared trunk to the branch date")
             keep = x >= cut - pd.Timedelta(days=31)  # each future starts from the branch month
         label = name
+        shift = pd.Timedelta(days=round(40 * (k - (len(order) - 1) / 2)))  # few points: scenarios side by side
         if name in same:
             m = dup_count[same[name]] = dup_count.get(same[name], 0) + 1
             label = f"{name} (same as {same[name]})"
             if few:  # hollow points beside the scenario it repeats
-                shift = pd.Timedelta(days=round(40 * (k - (len(order) - 1) / 2)))
                 ax.plot(x[keep] + shift, q["median"][keep], "o", ms=5, color=colour[name], mfc="white", label=label)
                 continue
             ls = (3.5 * (m - 1), (3.5, 3.5 * (len(order) - 1)))  # dashes of each copy between the others'
             ax.plot(x[keep], q["median"][keep], color=colour[name], lw=1.8, ls=ls, mfc="white", **style)
             ax.plot([], [], color=colour[name], lw=1.8, ls="--", label=label, mfc="white", **style)  # legend
             continue
-        if few:  # two or three yearly values: points with 10-90% bars, scenarios side by side
-            shift = pd.Timedelta(days=round(40 * (k - (len(order) - 1) / 2)))
+        if few:  # two or three yearly values: points with 10-90% bars
             med = q["median"][keep].to_numpy(float)
             err = [med - q["p10"][keep].to_numpy(float), q["p90"][keep].to_numpy(float) - med]
             ax.errorbar(x[keep] + shift, med, yerr=err, fmt="o", ms=5, capsize=3, color=colour[name], label=label)
@@ -656,14 +639,18 @@ def write_figures(
 ) -> list[str]:
     """``paths_<metric>`` (yearly) and, by month, ``outlook_<metric>`` (a branched comparison: the futures
     after the branch date) or ``monthly_<metric>``; returns a line for each figure not drawn and why."""
+    from rareshock.model.config import load_scenario
+
     over, cap = _over(settings, draws), caption_line(settings, order, draws, manifest)
-    all_marks = scenario_marks(paths, order)
+    configs = [load_scenario(p) for p in paths]  # each scenario read once, for its events and price guards
+    all_marks = scenario_marks(configs, order)
     notes = []
     left_out = set(settings.leave_out)
     notes += [f"{metric}: not drawn: left out by the comparison (leave_out)" for metric in sorted(left_out)]
     for metric, (title, unit) in YEARLY.items():
         if metric in left_out:
             continue
+        guards, floors = price_limits(configs, metric)
         note = band_figure(
             yearly_df,
             "year",
@@ -675,16 +662,17 @@ def write_figures(
             over,
             cap,
             fig_dir / f"paths_{metric}.png",
-            guards=price_guards(paths, metric),
-            floors=price_floors(paths, metric),
+            guards=guards,
+            floors=floors,
         )
         notes += [note] if note else []
     prefix, marks = ("monthly", all_marks) if settings.branch is None else ("outlook", None)
     if settings.branch is not None:
-        marks = scenario_marks(paths, order, after=settings.branch)
+        marks = scenario_marks(configs, order, after=settings.branch)
     for metric, (title, unit) in MONTHLY.items():
         if metric in left_out:
             continue
+        guards, floors = price_limits(configs, metric)
         note = band_figure(
             monthly_df,
             "month",
@@ -697,8 +685,8 @@ def write_figures(
             cap,
             fig_dir / f"{prefix}_{metric}.png",
             branch=settings.branch,
-            guards=price_guards(paths, metric),
-            floors=price_floors(paths, metric),
+            guards=guards,
+            floors=floors,
         )
         notes += [note] if note else []
     return notes

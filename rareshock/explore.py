@@ -42,6 +42,7 @@ from mesa.visualization.utils import force_update, update_counter
 
 from rareshock.calibration.posterior import draw_seed
 from rareshock.cli import explore_command, explore_env
+from rareshock.figstyle import event_label
 from rareshock.model.codes import REGIONS
 from rareshock.model.config import ConfigError, ScenarioConfig, load_scenario
 from rareshock.model.model import RareShockModel
@@ -212,7 +213,7 @@ class ExplorerModel(mesa.Model):
 
     def events(self) -> list[tuple[dt.date, str]]:
         """The scenario's dated events (date, short label)."""
-        return [(ev.date, event_label(ev)) for ev in self.cfg.events]
+        return [(ev.date, event_label(ev, detail=True)) for ev in self.cfg.events]
 
     def model_moves(self) -> list[tuple[dt.date, str]]:
         """Policy moves the model made itself in the main run so far (deal breakdown, retaliation, lapses)."""
@@ -277,51 +278,6 @@ class ExplorerModel(mesa.Model):
             lo, hi = np.percentile(per, [10, 90])
             rows.append((f"US idle plant-days, 10-90% over {len(self.members)} seeds", f"{lo:,.0f}-{hi:,.0f}", ""))
         return rows
-
-
-EVENT_NAMES = {
-    "cn_export_controls": "China: export controls",
-    "cn_lift_controls": "China lifts controls",
-    "cn_licensing_stance": "MOFCOM: licensing stance",
-    "cn_fast_track": "MOFCOM: fast track",
-    "cn_hire_reviewers": "MOFCOM hires reviewers",
-    "cn_general_licence": "China: general licences",
-    "cn_suspension": "China suspends measures",
-    "cn_export_quota": "China: export quota",
-    "cn_customs_hold": "China: customs hold",
-    "cn_technology_controls": "China: technology controls",
-    "cn_production_quota": "China: production quota",
-    "cn_state_stockpile": "China: state stockpile",
-    "cn_chip_import_ban": "China bans US chips",
-    "us_chip_licence_requirement": "US: chip licence requirement",
-    "us_chip_licences_granted": "US grants chip licences",
-    "us_entity_list": "US: Entity List",
-    "us_entity_list_removal": "US: Entity List removal",
-    "us_is_informed": "US: is-informed letters",
-    "us_bis_stance": "BIS: licensing stance",
-    "us_chip_rollback": "US: chip-control rollback",
-    "us_suspension": "US suspends measures",
-    "us_stockpile_programme": "US: stockpile programme",
-    "us_defense_sourcing_rule": "US: defence sourcing rule",
-    "deal": "Deal",
-}
-
-
-def event_label(ev) -> str:
-    """A short label of a scenario event."""
-    if ev.kind == "marker":
-        return ev.label
-    text = EVENT_NAMES.get(ev.kind, ev.kind.replace("_", " "))
-    what = list(getattr(ev, "items", None) or []) + list(getattr(ev, "elements", None) or [])
-    if what:
-        text += f" ({', '.join(what[:4])}{', ...' if len(what) > 4 else ''})"
-    dest = getattr(ev, "destinations", None)
-    if dest and ev.kind != "cn_export_controls":
-        text += f", to {'/'.join(dest)}"
-    until = getattr(ev, "until", None)
-    if until is not None:
-        text += f" until {until}"
-    return text
 
 
 # --------------------------------------------------------------------------------------------------
@@ -669,12 +625,10 @@ def serve(host: str = "127.0.0.1", port: int | None = None, timeout: float = 90.
         while True:
             if proc.poll() is not None:
                 raise RuntimeError(f"the explorer's server exited with code {proc.returncode}")
-            try:
-                with urllib.request.urlopen(url, timeout=2) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
+            # not listening yet (connection refused) is an OSError: poll again until the deadline
+            with contextlib.suppress(OSError), urllib.request.urlopen(url, timeout=2) as r:
+                if r.status == 200:
+                    break
             if time.monotonic() > deadline:
                 raise TimeoutError(f"the explorer's server did not answer at {url} within {timeout:.0f} s")
             time.sleep(0.25)
@@ -744,7 +698,8 @@ def _main(argv: list[str] | None = None) -> int:
         page = browser.new_page(viewport={"width": 1600, "height": 1420})
         page.goto(url)
         wait_for_run(page)
-        page.screenshot(path=a.screenshot, full_page=True)
+        page.wait_for_timeout(2000)  # solara's loading backdrop fades out after the first render
+        page.screenshot(path=a.screenshot)  # the viewport: the page fits it (a full-page shot caught the backdrop)
         if a.ensemble:
             choose(page, "Scenario", "managed_derisking")
             choose(page, "Ensemble (seeds)", "10")
@@ -752,7 +707,8 @@ def _main(argv: list[str] | None = None) -> int:
             page.get_by_role("button", name="Reset").click()
             page.wait_for_function("document.body.innerText.includes('over 10 seeds')", timeout=180_000)
             wait_for_run(page)
-            page.screenshot(path=a.ensemble, full_page=True)
+            page.wait_for_timeout(2000)
+            page.screenshot(path=a.ensemble)
         browser.close()
     return 0
 

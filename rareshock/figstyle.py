@@ -55,10 +55,39 @@ def _fields(ev: Any) -> str:
     return "; ".join(shown)
 
 
+# readable names of the event kinds, for a note-less event ("China: export controls", not cn_export_controls)
+KIND_NAMES = {
+    "cn_export_controls": "China: export controls",
+    "cn_lift_controls": "China lifts controls",
+    "cn_licensing_stance": "MOFCOM: licensing stance",
+    "cn_fast_track": "MOFCOM: fast track",
+    "cn_hire_reviewers": "MOFCOM hires reviewers",
+    "cn_general_licence": "China: general licences",
+    "cn_suspension": "China suspends measures",
+    "cn_export_quota": "China: export quota",
+    "cn_customs_hold": "China: customs hold",
+    "cn_technology_controls": "China: technology controls",
+    "cn_production_quota": "China: production quota",
+    "cn_state_stockpile": "China: state stockpile",
+    "cn_chip_import_ban": "China bans US chips",
+    "us_chip_licence_requirement": "US: chip licence requirement",
+    "us_chip_licences_granted": "US grants chip licences",
+    "us_entity_list": "US: Entity List",
+    "us_entity_list_removal": "US: Entity List removal",
+    "us_is_informed": "US: is-informed letters",
+    "us_bis_stance": "BIS: licensing stance",
+    "us_chip_rollback": "US: chip-control rollback",
+    "us_suspension": "US suspends measures",
+    "us_stockpile_programme": "US: stockpile programme",
+    "us_defense_sourcing_rule": "US: defence sourcing rule",
+    "deal": "Deal",
+}
+
+
 def event_label(ev: Any, detail: bool = False) -> str:
-    """A short label: a marker's text; else the event's note with its kind; else its kind (a deal: its terms).
-    With ``detail``, a note-less event's kind is followed by the fields it sets ("cn_licensing_stance
-    (p_approve_civil 0.5)")."""
+    """A short label: a marker's text; else the event's note with its kind; else the kind's readable name
+    (:data:`KIND_NAMES`; a deal: its terms). With ``detail``, a note-less event's name is followed by the
+    fields it sets ("MOFCOM: licensing stance (p_approve_civil 0.5)")."""
     kind = _get(ev, "kind")
     if kind == "marker":
         return _short(_get(ev, "label") or "marker")
@@ -68,8 +97,9 @@ def event_label(ev: Any, detail: bool = False) -> str:
     if kind == "deal":
         terms = _get(ev, "terms") or []
         return _short(f"deal: {', '.join(str(_get(t, 'kind')) for t in terms)}")
+    name = KIND_NAMES.get(str(kind), str(kind).replace("_", " "))
     fields = _fields(ev) if detail else ""
-    return _short(f"{kind} ({fields})" if fields else str(kind))
+    return _short(f"{name} ({fields})" if fields else name)
 
 
 def event_marks(

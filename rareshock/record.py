@@ -18,11 +18,12 @@ never fitted to.
 
 from __future__ import annotations
 
-import datetime as dt
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from rareshock.figstyle import event_marks
 
 ROOT = Path(__file__).resolve().parents[1]
 MODEL_SERIES = {"magnets": "cn_magnet_exports_t", "dytb_oxide": "cn_dytb_oxide_exports_t"}
@@ -62,14 +63,6 @@ def monthly_quantiles(frames: list[pd.DataFrame]) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
-def event_labels(events: list[dict]) -> list[tuple[dt.date, str]]:
-    """(date, short label) for every dated event, and the day each suspension lapses by itself
-    (:func:`rareshock.figstyle.event_marks`)."""
-    from rareshock.figstyle import event_marks
-
-    return event_marks(events, detail=True)
-
-
 def fig_exports_vs_record(
     monthly: pd.DataFrame, record: pd.DataFrame, events: list[dict], n: int, caption: str | None = None
 ):
@@ -80,7 +73,7 @@ def fig_exports_vs_record(
     from rareshock import figstyle
 
     x = pd.PeriodIndex(monthly["month"], freq="M").to_timestamp() + pd.Timedelta(days=14)
-    labels = event_labels(events)
+    labels = event_marks(events, detail=True)
     lo = x.min() - pd.Timedelta(days=20)
     hi = max(x.max(), max((pd.Timestamp(d) for d, _ in labels), default=x.max())) + pd.Timedelta(days=20)
     labels = [(d, t) for d, t in labels if lo <= pd.Timestamp(d) <= hi]

@@ -29,7 +29,7 @@ def test_event_marks_sort_label_and_add_the_lapse_of_a_suspension():
     assert "seven heavy rare earths [cn_export_controls]" in labels
     assert labels[-1] == "No. 61 lapses (automatic)"
     assert figstyle.event_marks(events, start=dt.date(2025, 6, 1), end=dt.date(2025, 12, 31)) == [
-        (dt.date(2025, 11, 10), "cn_suspension")
+        (dt.date(2025, 11, 10), "China suspends measures")
     ]
 
 
@@ -76,3 +76,11 @@ def test_unknown_figure_format_is_refused():
     fig, _ = _fig()
     with pytest.raises(ValueError, match="png or svg"):
         figstyle.figure_bytes(fig, "jpg")
+
+
+def test_every_event_kind_has_a_readable_name_in_figure_keys():
+    from rareshock.resources import event_kinds
+
+    assert set(event_kinds()) - set(figstyle.KIND_NAMES) == {"marker"}  # a marker carries its own label
+    ev = {"kind": "cn_licensing_stance", "date": "2025-09-15", "p_incomplete": 0.45}
+    assert figstyle.event_label(ev, detail=True) == "MOFCOM: licensing stance (p_incomplete 0.45)"
